@@ -1,0 +1,1 @@
+"""Pure domain types: no I/O, and nothing else of drover imported here."""

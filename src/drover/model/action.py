@@ -1,0 +1,50 @@
+"""Actions: what people ask for, and what each host answered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class ActionKind(StrEnum):
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+
+
+class HostOutcome(StrEnum):
+    """The state of one action on one host."""
+
+    PENDING = "pending"  # recorded, not yet sent
+    DISPATCHED = "dispatched"  # on the bus, no answer yet
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"  # not started before its deadline: never runs
+    INTERRUPTED = "interrupted"  # the agent died while running it: never silently re-run
+    REJECTED = "rejected"  # the agent refused it (unknown service, bad request)
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (HostOutcome.PENDING, HostOutcome.DISPATCHED)
+
+    @property
+    def is_success(self) -> bool:
+        return self is HostOutcome.SUCCEEDED
+
+
+class ActionState(StrEnum):
+    """The state of an action as a whole, derived from its hosts."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def action_state(outcomes: Iterable[HostOutcome]) -> ActionState:
+    """Running until every host has a final outcome; then succeeded only if all succeeded."""
+    seen = list(outcomes)
+    if any(not o.is_final for o in seen):
+        return ActionState.RUNNING
+    if all(o.is_success for o in seen):
+        return ActionState.SUCCEEDED
+    return ActionState.FAILED
