@@ -1,0 +1,138 @@
+"""A NATS connection set up for networks that drop.
+
+- the first connect is retried (with jittered backoff) until it succeeds or the caller gives up;
+- reconnects go on forever, each after a jittered, growing delay, so ten thousand agents that
+  lost the same server do not come back in the same millisecond;
+- pings every `ping_interval` seconds (≤ 20 s) find a dead link quickly;
+- `generation` grows on every reconnect, so watch loops know to recreate their watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.aio.client import Client, Server
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from drover.bus.messages import Message, encode
+from drover.ops.counters import Counters
+from drover.ops.loops import Backoff
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    url: str = "nats://127.0.0.1:4222"
+    name: str = "drover"
+    connect_timeout: float = 5.0
+    ping_interval: int = 15
+    max_outstanding_pings: int = 2
+    request_timeout: float = 5.0
+    reconnect_base: float = 0.25
+    reconnect_cap: float = 8.0
+
+
+class Bus:
+    """The NATS client and JetStream context, plus the bookkeeping our loops need."""
+
+    def __init__(self, settings: BusSettings, counters: Counters) -> None:
+        self.settings = settings
+        self.counters = counters
+        self.generation = 0
+        self._rng = random.Random()
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._closing = False
+
+    @property
+    def nc(self) -> Client:
+        assert self._nc is not None, "Bus.connect() first"
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "Bus.connect() first"
+        return self._js
+
+    @property
+    def is_connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def connect(self) -> None:
+        """Connect, retrying the first connect with backoff until it succeeds."""
+        backoff = Backoff(self.settings.reconnect_base, self.settings.reconnect_cap, self._rng)
+        while True:
+            try:
+                self._nc = await nats.connect(**self._options())
+            except (OSError, TimeoutError, nats.errors.Error) as err:
+                self.counters.inc("bus.connect_failures")
+                delay = backoff.next_delay()
+                log.info("NATS at %s not reachable (%r); retrying", self.settings.url, err)
+                await asyncio.sleep(delay)
+                continue
+            self._js = self._nc.jetstream(timeout=self.settings.request_timeout)
+            log.info("connected to NATS at %s", self.settings.url)
+            return
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._nc is not None and not self._nc.is_closed:
+            try:
+                await asyncio.wait_for(self._nc.drain(), timeout=5)
+            except (TimeoutError, nats.errors.Error):
+                await self._nc.close()
+
+    async def kv(self, bucket: str) -> KeyValue:
+        return await self.js.key_value(bucket)
+
+    async def publish(self, subject: str, message: Message, msg_id: str | None = None) -> None:
+        """Publish to a stream and wait for the server to store it."""
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        await self.js.publish(
+            subject, encode(message), timeout=self.settings.request_timeout, headers=headers
+        )
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "servers": [self.settings.url],
+            "name": self.settings.name,
+            "connect_timeout": self.settings.connect_timeout,
+            "allow_reconnect": True,
+            "max_reconnect_attempts": -1,
+            "ping_interval": self.settings.ping_interval,
+            "max_outstanding_pings": self.settings.max_outstanding_pings,
+            "reconnect_to_server_handler": self._pick_server,
+            "error_cb": self._on_error,
+            "disconnected_cb": self._on_disconnected,
+            "reconnected_cb": self._on_reconnected,
+        }
+
+    def _pick_server(self, servers: list[Server], _info: dict[str, Any]) -> tuple[Server, float]:
+        server = self._rng.choice(servers)
+        ceiling = min(
+            self.settings.reconnect_cap,
+            self.settings.reconnect_base * 2 ** min(server.reconnects, 8),
+        )
+        return server, self._rng.uniform(ceiling / 2, ceiling)
+
+    async def _on_error(self, err: Exception) -> None:
+        self.counters.inc("bus.errors")
+        log.debug("NATS error: %r", err)
+
+    async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
+        self.counters.inc("bus.disconnects")
+        log.warning("disconnected from NATS; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        self.generation += 1
+        self.counters.inc("bus.reconnects")
+        log.info("reconnected to NATS")

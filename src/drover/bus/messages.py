@@ -1,0 +1,118 @@
+"""Every message on the wire: versioned pydantic models, encoded as JSON.
+
+Readers ignore fields they do not know, so a newer sender can add fields without breaking an
+older reader; a change that would break a reader bumps `v`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from drover.bus.errors import MalformedMessage
+from drover.model.action import ActionKind, HostOutcome
+from drover.model.names import HostId, Name
+from drover.model.status import ServiceStatus, TargetStatus
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class HostRecord(Message):
+    """The agent's own record: who it is and that it is alive."""
+
+    v: Literal[1] = 1
+    host: HostId
+    hostname: str
+    agent_version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_interval: float = Field(gt=0)
+    desired_revision: str | None = None
+
+
+class ServiceState(Message):
+    """What one service on one host is doing now."""
+
+    v: Literal[1] = 1
+    host: HostId
+    application: Name
+    service: Name
+    provider: str
+    status: ServiceStatus
+    since: datetime
+    pid: int | None = None
+    exit_code: int | None = None
+    restarts: int = 0
+    message: str = ""
+
+
+class DesiredService(Message):
+    application: Name
+    service: Name
+    provider: str
+    target: TargetStatus
+    command: list[str]
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    stop_timeout: float = 10.0
+
+
+class DesiredState(Message):
+    """Everything one host should run, at one config revision. Written by the server only."""
+
+    v: Literal[1] = 1
+    host: HostId
+    revision: str
+    services: list[DesiredService]
+
+
+class ActionRequest(Message):
+    v: Literal[1] = 1
+    action_id: str
+    host: HostId
+    kind: ActionKind
+    application: Name
+    services: list[Name] = Field(min_length=1)
+    requested_by: str
+    created_at: datetime
+    deadline: datetime
+
+
+class ActionResult(Message):
+    v: Literal[1] = 1
+    action_id: str
+    host: HostId
+    outcome: HostOutcome
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime
+    duration_s: float = 0.0
+    output: str = ""
+
+
+M = TypeVar("M", bound=Message)
+
+OUTPUT_TAIL = 4096
+
+
+def encode(message: Message) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def decode(kind: type[M], subject: str, data: bytes) -> M:
+    """Parse a payload, or raise MalformedMessage saying what was wrong with it."""
+    try:
+        return kind.model_validate_json(data)
+    except ValidationError as err:
+        reason = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()
+        )
+        raise MalformedMessage(subject, kind.__name__, reason[:500]) from err
+
+
+def tail(text: str, limit: int = OUTPUT_TAIL) -> str:
+    return text if len(text) <= limit else "…" + text[-limit:]

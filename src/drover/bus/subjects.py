@@ -1,0 +1,90 @@
+"""Every subject, stream, consumer and KV bucket name, in one place.
+
+The host id is always one whole token, so per-host NATS permissions can be written as
+patterns: an agent may publish `drover.result.<its id>` and write `svc.<its id>.>` keys, and
+nothing of another host's.
+
+    KV drover-state     host.<host>                    HostRecord    (agent writes, server reads)
+                        svc.<host>.<app>.<service>     ServiceState  (agent writes, server reads)
+    KV drover-desired   <host>                         DesiredState  (server writes, agent reads)
+    stream DROVER_EVENTS   drover.event.<host>.<app>.<service>   ServiceState on every change
+    stream DROVER_ACTIONS  drover.action.<host>          ActionRequest (server → one agent)
+    stream DROVER_RESULTS  drover.result.<host>          ActionResult  (agent → server)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATE_BUCKET = "drover-state"
+DESIRED_BUCKET = "drover-desired"
+
+EVENTS_STREAM = "DROVER_EVENTS"
+ACTIONS_STREAM = "DROVER_ACTIONS"
+RESULTS_STREAM = "DROVER_RESULTS"
+
+EVENTS_ALL = "drover.event.>"
+ACTIONS_ALL = "drover.action.*"
+RESULTS_ALL = "drover.result.*"
+
+SERVER_RESULTS_CONSUMER = "server-results"
+
+
+def host_key(host: str) -> str:
+    return f"host.{host}"
+
+
+def service_key(host: str, application: str, service: str) -> str:
+    return f"svc.{host}.{application}.{service}"
+
+
+def desired_key(host: str) -> str:
+    return host
+
+
+def event_subject(host: str, application: str, service: str) -> str:
+    return f"drover.event.{host}.{application}.{service}"
+
+
+def action_subject(host: str) -> str:
+    return f"drover.action.{host}"
+
+
+def result_subject(host: str) -> str:
+    return f"drover.result.{host}"
+
+
+def agent_actions_consumer(host: str) -> str:
+    return f"agent-{host}"
+
+
+def dispatch_msg_id(action_id: str, host: str) -> str:
+    """JetStream de-duplication id: one dispatch of an action to a host, however often sent."""
+    return f"{action_id}.{host}"
+
+
+def result_msg_id(action_id: str, host: str) -> str:
+    return f"{action_id}.{host}.result"
+
+
+@dataclass(frozen=True)
+class StateKey:
+    """A parsed key of the state bucket. `application`/`service` are empty for a host record."""
+
+    host: str
+    application: str = ""
+    service: str = ""
+
+    @property
+    def is_host(self) -> bool:
+        return not self.application
+
+
+def parse_state_key(key: str) -> StateKey | None:
+    """The parts of a state bucket key, or None for a key drover did not lay out."""
+    parts = key.split(".")
+    if len(parts) == 2 and parts[0] == "host" and parts[1]:
+        return StateKey(host=parts[1])
+    if len(parts) == 4 and parts[0] == "svc" and all(parts[1:]):
+        return StateKey(host=parts[1], application=parts[2], service=parts[3])
+    return None

@@ -1,0 +1,1 @@
+"""Cross-cutting operations support: logging, clock, resilient loops, counters, build info."""
