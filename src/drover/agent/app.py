@@ -1,0 +1,106 @@
+"""The agent's composition root: builds the parts, runs their loops, drains on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drover.agent.desired import DesiredStateFollower
+from drover.agent.errors import UnknownService
+from drover.agent.executor import Executor
+from drover.agent.ledger import Ledger
+from drover.agent.providers.process import ProcessProvider
+from drover.agent.reporter import Reporter
+from drover.bus.connection import Bus, BusSettings
+from drover.bus.messages import DesiredState
+from drover.model.action import ActionKind
+from drover.ops.clock import Clock, SystemClock
+from drover.ops.counters import Counters
+from drover.ops.loops import forever, unless_stopped
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    host_id: str
+    data_dir: Path
+    bus: BusSettings = field(default_factory=BusSettings)
+    heartbeat_interval: float = 10.0
+    drain_timeout: float = 30.0
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.counters = Counters()
+        self.bus = Bus(settings.bus, self.counters)
+        self.ledger = Ledger(settings.data_dir / "ledger.jsonl")
+        self.reporter = Reporter(
+            settings.host_id, self.bus, self.clock, settings.heartbeat_interval
+        )
+        self.executor = Executor(settings.host_id, self.bus, self.ledger, self._act, self.clock)
+        self.desired = DesiredStateFollower(
+            settings.host_id, self.bus, settings.data_dir / "desired.json", self._apply
+        )
+        self.provider: ProcessProvider | None = None
+        self.ready = asyncio.Event()
+        # Actions wait until the agent knows what it runs: an action that arrives before the
+        # first desired state would otherwise fail with "no such service".
+        self.desired_known = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tg:
+            self.provider = ProcessProvider(
+                self.settings.host_id, self.settings.data_dir / "logs", self.clock, tg
+            )
+            self.provider.subscribe(self.reporter.on_change)
+            await self.desired.load_cached()
+            connected, _ = await unless_stopped(self.bus.connect(), stop)
+            loops = []
+            if connected:
+                loops = [
+                    tg.create_task(forever(name, body, self.counters))
+                    for name, body in (
+                        ("agent.report", self.reporter.publish_changes),
+                        ("agent.heartbeat", self.reporter.heartbeat),
+                        ("agent.desired", self.desired.follow),
+                        ("agent.actions", self._consume_actions),
+                    )
+                ]
+                self.ready.set()
+                log.info("agent %s running", self.settings.host_id)
+                await stop.wait()
+            await self._drain(loops)
+
+    async def _drain(self, loops: list[asyncio.Task[None]]) -> None:
+        """Stop taking actions, let the one in flight finish (bounded), then stop the rest."""
+        self.executor.stopping = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.executor.idle.wait(), self.settings.drain_timeout)
+        for task in loops:
+            task.cancel()
+        if self.provider is not None:
+            await self.provider.close()
+        await self.bus.close()
+        log.info("agent %s stopped", self.settings.host_id)
+
+    async def _apply(self, desired: DesiredState) -> None:
+        assert self.provider is not None
+        await self.provider.apply(desired.services)
+        self.reporter.desired_revision = desired.revision
+        self.reporter.forget_all_but({(s.application, s.service) for s in desired.services})
+        self.desired_known.set()
+
+    async def _consume_actions(self) -> None:
+        await self.desired_known.wait()
+        await self.executor.consume()
+
+    async def _act(self, application: str, service: str, kind: ActionKind) -> str:
+        if self.provider is None:
+            raise UnknownService(application, service)
+        return await self.provider.act(application, service, kind)

@@ -1,0 +1,83 @@
+"""Follows this host's desired state in KV and hands it to the providers.
+
+The last desired state is also kept on disk, so an agent that starts while the bus is
+unreachable goes on enforcing what it last knew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from drover.bus import subjects
+from drover.bus.connection import Bus
+from drover.bus.errors import MalformedMessage
+from drover.bus.kvwatch import watch_kv
+from drover.bus.messages import DesiredState, decode, encode
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[DesiredState], Awaitable[None]]
+
+
+class DesiredStateFollower:
+    def __init__(self, host: str, bus: Bus, cache: Path, apply: Apply) -> None:
+        self.host = host
+        self._bus = bus
+        self._cache = cache
+        self._apply = apply
+        self.current: DesiredState | None = None
+
+    async def load_cached(self) -> None:
+        try:
+            data = self._cache.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            desired = decode(DesiredState, str(self._cache), data)
+        except MalformedMessage as err:
+            log.warning("ignoring cached desired state: %s", err)
+            return
+        log.info("enforcing cached desired state, revision %s", desired.revision)
+        await self._take(desired, save=False)
+
+    async def follow(self) -> None:
+        """One life of the watch (see bus.kvwatch)."""
+        await watch_kv(
+            self._bus, subjects.DESIRED_BUCKET, subjects.desired_key(self.host), self._receive
+        )
+
+    async def _receive(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            return  # deleted: keep enforcing what we last knew
+        try:
+            desired = decode(DesiredState, key, value)
+        except MalformedMessage as err:
+            self._bus.counters.inc("agent.malformed_messages")
+            log.warning("dropped: %s", err)
+            return
+        if desired.host != self.host:
+            self._bus.counters.inc("agent.foreign_desired")
+            return
+        await self._take(desired, save=True)
+
+    async def _take(self, desired: DesiredState, *, save: bool) -> None:
+        if self.current == desired:
+            return
+        self.current = desired
+        await self._apply(desired)
+        if save:
+            await asyncio.to_thread(_write_atomically, self._cache, encode(desired))
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(path)

@@ -1,0 +1,85 @@
+"""The agent's fsynced record of every action it has taken on.
+
+An action id is written here *before* the action runs, and its result after. So:
+- a redelivered action whose result is here is answered from here, not run again;
+- one that was begun but has no result was cut short by a crash: it is reported `interrupted`
+  and never silently re-run.
+
+The file is append-only JSON lines; a torn last line (power cut mid-write) is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from drover.agent.errors import LedgerError
+from drover.bus.messages import ActionResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    action_id: str
+    result: ActionResult | None  # None: begun, never finished
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, LedgerEntry] = {}
+        self._load()
+
+    def lookup(self, action_id: str) -> LedgerEntry | None:
+        return self._entries.get(action_id)
+
+    def unfinished(self) -> list[str]:
+        return [e.action_id for e in self._entries.values() if e.result is None]
+
+    def begin(self, action_id: str) -> None:
+        self._append({"id": action_id, "phase": "begin"})
+        self._entries[action_id] = LedgerEntry(action_id, None)
+
+    def finish(self, result: ActionResult) -> None:
+        self._append(
+            {"id": result.action_id, "phase": "end", "result": result.model_dump(mode="json")}
+        )
+        self._entries[result.action_id] = LedgerEntry(result.action_id, result)
+
+    def _append(self, record: dict[str, object]) -> None:
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise LedgerError(f"cannot write ledger {self.path}: {err}") from err
+
+    def _load(self) -> None:
+        try:
+            lines = self.path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise LedgerError(f"cannot read ledger {self.path}: {err}") from err
+        for number, raw in enumerate(lines, 1):
+            try:
+                record = json.loads(raw)
+                action_id = str(record["id"])
+                result = (
+                    ActionResult.model_validate(record["result"])
+                    if record.get("phase") == "end"
+                    else None
+                )
+            except (ValueError, KeyError, TypeError):
+                log.warning("ledger %s line %d unreadable; skipped", self.path, number)
+                continue
+            self._entries[action_id] = LedgerEntry(action_id, result)

@@ -1,0 +1,244 @@
+"""Supervised processes: services the agent runs itself, as children in their own session.
+
+Each service runs in its own process group (so a stop reaches everything it forked), with its
+output appended to `<log dir>/<app>.<service>.log`. A process that exits on its own while its
+target is `running` is restarted after a growing backoff; one stopped on purpose stays down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from drover.agent.errors import UnknownService
+from drover.agent.providers.base import OperationFailed, StateListener
+from drover.bus.messages import DesiredService, ServiceState
+from drover.model.action import ActionKind
+from drover.model.status import ServiceStatus, TargetStatus
+from drover.ops.clock import Clock
+from drover.ops.loops import Backoff
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:  # pragma: no cover - runs in the child before exec
+    # Without systemd there is nobody else to reap our services if the agent is SIGKILLed:
+    # take them down with it rather than leave orphans nobody supervises.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class SupervisedProcess:
+    def __init__(
+        self,
+        host: str,
+        spec: DesiredService,
+        log_dir: Path,
+        clock: Clock,
+        tg: asyncio.TaskGroup,
+        notify: StateListener,
+    ) -> None:
+        self.host = host
+        self.spec = spec
+        self.log_path = log_dir / f"{spec.application}.{spec.service}.log"
+        self._clock = clock
+        self._tg = tg
+        self._notify = notify
+        self._lock = asyncio.Lock()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._restart_task: asyncio.Task[None] | None = None
+        self._backoff = Backoff(base=0.5, cap=30.0)
+        self.state = ServiceState(
+            host=host,
+            application=spec.application,
+            service=spec.service,
+            provider="process",
+            status=ServiceStatus.STOPPED,
+            since=clock.now(),
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc and self._proc.returncode is None else None
+
+    async def start(self) -> str:
+        async with self._lock:
+            return await self._start()
+
+    async def stop(self) -> str:
+        async with self._lock:
+            return await self._stop()
+
+    async def restart(self) -> str:
+        async with self._lock:
+            before = self.pid
+            await self._stop()
+            await self._start()
+            return f"restarted (pid {before or '-'} → {self.pid})"
+
+    async def _start(self) -> str:
+        self._cancel_restart()
+        if self.pid is not None:
+            return f"already running (pid {self.pid})"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.spec.env}
+        try:
+            with self.log_path.open("ab") as out:
+                proc = await asyncio.create_subprocess_exec(
+                    *self.spec.command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=env,
+                    cwd=self.spec.cwd,
+                    start_new_session=True,
+                    preexec_fn=_child_setup,
+                )
+        except OSError as err:
+            self._set(ServiceStatus.FAILED, pid=None, message=f"cannot start: {err}")
+            raise OperationFailed(self.spec.application, self.spec.service, str(err)) from err
+        self._proc = proc
+        self._set(ServiceStatus.RUNNING, pid=proc.pid)
+        self._tg.create_task(self._watch(proc))
+        return f"started (pid {proc.pid})"
+
+    async def _stop(self) -> str:
+        self._cancel_restart()
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            self._set(ServiceStatus.STOPPED, pid=None, exit_code=self.state.exit_code)
+            return "already stopped"
+        self._proc = None  # from here on its exit is expected, not a crash
+        self._set(ServiceStatus.STOPPING, pid=proc.pid)
+        await _terminate(proc, self.spec.stop_timeout)
+        self._set(ServiceStatus.STOPPED, pid=None, exit_code=proc.returncode)
+        return f"stopped (pid {proc.pid}, exit {proc.returncode})"
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        if self._proc is not proc:
+            return  # stopped on purpose
+        self._proc = None
+        self._set(ServiceStatus.FAILED, pid=None, exit_code=code, message=f"exited with {code}")
+        log.warning("%s/%s exited with %s", self.spec.application, self.spec.service, code)
+        if self.spec.target is TargetStatus.RUNNING:
+            delay = self._backoff.next_delay()
+            self._restart_task = self._tg.create_task(self._restart_after(delay))
+
+    async def _restart_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with self._lock:
+            self._restart_task = None
+            if self._proc is None:
+                with contextlib.suppress(OperationFailed):
+                    await self._start()
+                    self.state = self.state.model_copy(update={"restarts": self.state.restarts + 1})
+                    self._notify(self.state)
+
+    def _cancel_restart(self) -> None:
+        if self._restart_task is not None and self._restart_task is not asyncio.current_task():
+            self._restart_task.cancel()
+        self._restart_task = None
+
+    def _set(
+        self,
+        status: ServiceStatus,
+        *,
+        pid: int | None,
+        exit_code: int | None = None,
+        message: str = "",
+    ) -> None:
+        since = self.state.since if status is self.state.status else self._clock.now()
+        self.state = self.state.model_copy(
+            update={
+                "status": status,
+                "since": since,
+                "pid": pid,
+                "exit_code": exit_code,
+                "message": message,
+            }
+        )
+        self._notify(self.state)
+
+
+async def _terminate(proc: asyncio.subprocess.Process, timeout: float) -> None:
+    """SIGTERM the whole process group, then SIGKILL it if it has not gone within `timeout`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+
+class ProcessProvider:
+    name = "process"
+
+    def __init__(self, host: str, log_dir: Path, clock: Clock, tg: asyncio.TaskGroup) -> None:
+        self._host = host
+        self._log_dir = log_dir
+        self._clock = clock
+        self._tg = tg
+        self._services: dict[tuple[str, str], SupervisedProcess] = {}
+        self._listeners: list[StateListener] = []
+
+    def subscribe(self, listener: StateListener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, state: ServiceState) -> None:
+        for listener in self._listeners:
+            listener(state)
+
+    async def apply(self, desired: Sequence[DesiredService]) -> None:
+        wanted = {(d.application, d.service): d for d in desired if d.provider == self.name}
+        for key in [k for k in self._services if k not in wanted]:
+            await self._services.pop(key).stop()
+        for key, spec in wanted.items():
+            current = self._services.get(key)
+            if current is not None and current.spec != spec:
+                await current.stop()  # the command or environment changed: start afresh
+                current = None
+            if current is None:
+                current = SupervisedProcess(
+                    self._host, spec, self._log_dir, self._clock, self._tg, self._notify
+                )
+                self._services[key] = current
+                self._notify(current.state)
+            await _to_target(current)
+
+    async def act(self, application: str, service: str, kind: ActionKind) -> str:
+        proc = self._services.get((application, service))
+        if proc is None:
+            raise UnknownService(application, service)
+        match kind:
+            case ActionKind.START:
+                return await proc.start()
+            case ActionKind.STOP:
+                return await proc.stop()
+            case ActionKind.RESTART:
+                return await proc.restart()
+
+    def states(self) -> list[ServiceState]:
+        return [p.state for p in self._services.values()]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.stop() for p in self._services.values()))
+
+
+async def _to_target(proc: SupervisedProcess) -> None:
+    try:
+        if proc.spec.target is TargetStatus.RUNNING:
+            await proc.start()
+        else:
+            await proc.stop()
+    except OperationFailed as err:
+        log.warning("%s", err)

@@ -1,0 +1,51 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+from drover.agent.ledger import Ledger
+from drover.bus.messages import ActionResult
+from drover.model.action import HostOutcome
+
+
+def _result(action_id: str) -> ActionResult:
+    return ActionResult(
+        action_id=action_id,
+        host="h1",
+        outcome=HostOutcome.SUCCEEDED,
+        exit_code=0,
+        finished_at=datetime(2026, 1, 1, tzinfo=UTC),
+        output="ok",
+    )
+
+
+def test_an_action_begun_and_finished_is_remembered_with_its_result(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.begin("a1")
+    ledger.finish(_result("a1"))
+    reopened = Ledger(tmp_path / "ledger.jsonl")
+    entry = reopened.lookup("a1")
+    assert entry is not None and entry.result == _result("a1")
+    assert reopened.unfinished() == []
+
+
+def test_an_action_begun_but_never_finished_is_unfinished_after_a_restart(tmp_path: Path) -> None:
+    Ledger(tmp_path / "ledger.jsonl").begin("a2")
+    reopened = Ledger(tmp_path / "ledger.jsonl")
+    assert reopened.unfinished() == ["a2"]
+    entry = reopened.lookup("a2")
+    assert entry is not None and entry.result is None
+
+
+def test_a_torn_last_line_is_skipped_and_the_rest_kept(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    ledger.begin("a1")
+    ledger.finish(_result("a1"))
+    with path.open("a") as f:
+        f.write('{"id": "a3", "pha')
+    reopened = Ledger(path)
+    assert reopened.lookup("a1") is not None
+    assert reopened.lookup("a3") is None
+
+
+def test_an_unknown_action_is_not_in_the_ledger(tmp_path: Path) -> None:
+    assert Ledger(tmp_path / "none.jsonl").lookup("zzz") is None
