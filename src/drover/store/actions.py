@@ -1,0 +1,189 @@
+"""Actions and their per-host results, in the system of record.
+
+An action is committed here — with one row per target host, `pending` — before anything is
+sent. The dispatcher marks a row `dispatched` once the bus has stored the request; a result
+moves it to a final outcome exactly once (a second result for the same host is ignored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
+from drover.store.tables import action_hosts, actions, metadata
+
+
+@dataclass(frozen=True)
+class HostResult:
+    host: str
+    outcome: HostOutcome
+    exit_code: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+    output: str
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    kind: ActionKind
+    application: str
+    services: list[str]
+    requested_by: str
+    created_at: datetime
+    deadline: datetime
+    hosts: list[HostResult]
+
+    @property
+    def state(self) -> ActionState:
+        return action_state(h.outcome for h in self.hosts)
+
+
+class ActionStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> ActionStore:
+        engine = create_async_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_durability)
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def create(self, action: Action) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(actions).values(
+                    id=action.id,
+                    kind=action.kind.value,
+                    application=action.application,
+                    services=action.services,
+                    requested_by=action.requested_by,
+                    created_at=action.created_at,
+                    deadline=action.deadline,
+                )
+            )
+            await conn.execute(
+                insert(action_hosts),
+                [
+                    {
+                        "action_id": action.id,
+                        "host": h.host,
+                        "outcome": h.outcome.value,
+                        "output": "",
+                        "updated_at": action.created_at,
+                    }
+                    for h in action.hosts
+                ],
+            )
+
+    async def undispatched(self, limit: int = 500) -> list[tuple[str, str]]:
+        """(action id, host) pairs committed but not yet handed to the bus."""
+        query = (
+            select(action_hosts.c.action_id, action_hosts.c.host)
+            .where(action_hosts.c.outcome == HostOutcome.PENDING.value)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [(row.action_id, row.host) for row in await conn.execute(query)]
+
+    async def mark_dispatched(self, action_id: str, host: str, now: datetime) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(action_hosts)
+                .where(action_hosts.c.action_id == action_id, action_hosts.c.host == host)
+                .where(action_hosts.c.outcome == HostOutcome.PENDING.value)
+                .values(outcome=HostOutcome.DISPATCHED.value, updated_at=now)
+            )
+
+    async def record_result(self, action_id: str, result: HostResult, now: datetime) -> bool:
+        """Store a host's result; False if the action/host is unknown or already final."""
+        open_outcomes = [HostOutcome.PENDING.value, HostOutcome.DISPATCHED.value]
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                update(action_hosts)
+                .where(
+                    action_hosts.c.action_id == action_id,
+                    action_hosts.c.host == result.host,
+                    action_hosts.c.outcome.in_(open_outcomes),
+                )
+                .values(
+                    outcome=result.outcome.value,
+                    exit_code=result.exit_code,
+                    started_at=result.started_at,
+                    finished_at=result.finished_at,
+                    duration_s=result.duration_s,
+                    output=result.output,
+                    updated_at=now,
+                )
+            )
+        return bool(done.rowcount)
+
+    async def get(self, action_id: str) -> Action | None:
+        found = await self._load(select(actions).where(actions.c.id == action_id))
+        return found[0] if found else None
+
+    async def recent(self, limit: int = 50) -> list[Action]:
+        return await self._load(
+            select(actions).order_by(actions.c.created_at.desc(), actions.c.id).limit(limit)
+        )
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(actions))).scalar_one())
+
+    async def _load(self, query: Any) -> list[Action]:
+        async with self._engine.connect() as conn:
+            rows = list(await conn.execute(query))
+            ids = [row.id for row in rows]
+            host_rows = await conn.execute(
+                select(action_hosts)
+                .where(action_hosts.c.action_id.in_(ids))
+                .order_by(action_hosts.c.host)
+            )
+            by_action: dict[str, list[HostResult]] = {i: [] for i in ids}
+            for h in host_rows:
+                by_action[h.action_id].append(
+                    HostResult(
+                        host=h.host,
+                        outcome=HostOutcome(h.outcome),
+                        exit_code=h.exit_code,
+                        started_at=h.started_at,
+                        finished_at=h.finished_at,
+                        duration_s=h.duration_s,
+                        output=h.output,
+                    )
+                )
+        return [
+            Action(
+                id=row.id,
+                kind=ActionKind(row.kind),
+                application=row.application,
+                services=list(row.services),
+                requested_by=row.requested_by,
+                created_at=row.created_at,
+                deadline=row.deadline,
+                hosts=by_action[row.id],
+            )
+            for row in rows
+        ]
+
+
+def _sqlite_durability(dbapi_conn: Any, _record: Any) -> None:
+    # WAL for concurrent readers; synchronous=FULL so a committed action survives power loss.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,71 @@
+"""The schema of the system of record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out — also on SQLite, which keeps no zone."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("application", String(64), nullable=False),
+    Column("services", JSON, nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("deadline", UTCDateTime, nullable=False),
+    Index("ix_actions_created_at", "created_at"),
+)
+
+action_hosts = Table(
+    "action_hosts",
+    metadata,
+    Column("action_id", String(64), ForeignKey("actions.id"), primary_key=True),
+    Column("host", String(64), primary_key=True),
+    Column("outcome", String(32), nullable=False),
+    Column("exit_code", Integer),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("duration_s", Float),
+    Column("output", Text, nullable=False, default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_action_hosts_outcome", "outcome"),
+)

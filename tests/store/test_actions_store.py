@@ -1,0 +1,67 @@
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from drover.model.action import ActionKind, ActionState, HostOutcome
+from drover.store.actions import Action, ActionStore, HostResult
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _pending(host: str) -> HostResult:
+    return HostResult(host, HostOutcome.PENDING, None, None, None, None, "")
+
+
+def _action(action_id: str = "a1", hosts: tuple[str, ...] = ("h1", "h2")) -> Action:
+    return Action(
+        id=action_id,
+        kind=ActionKind.RESTART,
+        application="shop",
+        services=["web"],
+        requested_by="alice",
+        created_at=T0,
+        deadline=T0 + timedelta(minutes=10),
+        hosts=[_pending(h) for h in hosts],
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> ActionStore:
+    return await ActionStore.open(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+
+
+async def test_an_action_is_stored_with_a_pending_row_per_host(store: ActionStore) -> None:
+    await store.create(_action())
+    assert await store.get("a1") == _action()
+    assert sorted(await store.undispatched()) == [("a1", "h1"), ("a1", "h2")]
+    await store.close()
+
+
+async def test_a_result_is_recorded_once_and_a_second_is_ignored(store: ActionStore) -> None:
+    await store.create(_action())
+    await store.mark_dispatched("a1", "h1", T0)
+    ok = HostResult("h1", HostOutcome.SUCCEEDED, 0, T0, T0, 0.5, "done")
+    late = HostResult("h1", HostOutcome.FAILED, 1, T0, T0, 0.5, "again")
+    assert await store.record_result("a1", ok, T0) is True
+    assert await store.record_result("a1", late, T0) is False
+    assert await store.record_result("zz", ok, T0) is False
+    found = await store.get("a1")
+    assert found is not None
+    assert found.hosts[0] == ok
+    assert found.state is ActionState.RUNNING  # h2 has not answered
+    assert await store.undispatched() == [("a1", "h2")]
+    await store.close()
+
+
+async def test_what_was_committed_survives_reopening(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    first = await ActionStore.open(url)
+    await first.create(_action("a1"))
+    await first.create(_action("a2", ("h3",)))
+    await first.close()
+    again = await ActionStore.open(url)
+    assert [a.id for a in await again.recent()] == ["a1", "a2"]
+    assert await again.count() == 2
+    assert (await again.get("a2")) == _action("a2", ("h3",))
+    await again.close()
