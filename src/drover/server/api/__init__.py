@@ -1,0 +1,1 @@
+"""The REST API (FastAPI): routes per concern, response schemas, and the app factory."""

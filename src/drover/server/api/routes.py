@@ -1,0 +1,159 @@
+"""The /api/v1 routes, /healthz and /info."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+from drover.ops.buildinfo import build_info
+from drover.server.api.schemas import (
+    ActionIn,
+    ActionOut,
+    ApplicationOut,
+    ConfigErrorOut,
+    ConfigOut,
+    ErrorOut,
+    HealthOut,
+    HostOut,
+    InfoOut,
+    ProblemOut,
+)
+from drover.server.api.views import action_view, application_view, host_view
+from drover.server.context import ServerContext
+from drover.server.errors import NotFound
+
+
+def context(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ServerContext, Depends(context)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+
+api = APIRouter(prefix="/api/v1")
+system = APIRouter()
+
+
+@api.get("/hosts", response_model=list[HostOut])
+async def list_hosts(ctx: Ctx) -> list[HostOut]:
+    now = ctx.clock.now()
+    views = (host_view(ctx.fleet, host, now) for host in sorted(ctx.fleet.hosts))
+    return [v for v in views if v is not None]
+
+
+@api.get("/hosts/{host}", response_model=HostOut, responses=NOT_FOUND)
+async def get_host(host: str, ctx: Ctx) -> HostOut:
+    view = host_view(ctx.fleet, host, ctx.clock.now())
+    if view is None:
+        raise NotFound(f"no host {host!r}")
+    return view
+
+
+@api.get("/applications", response_model=list[ApplicationOut])
+async def list_applications(ctx: Ctx) -> list[ApplicationOut]:
+    config = ctx.config.active
+    if config is None:
+        return []
+    now = ctx.clock.now()
+    return [
+        application_view(config, ctx.fleet, name, app, now)
+        for name, app in sorted(config.applications.items())
+    ]
+
+
+@api.get("/applications/{name}", response_model=ApplicationOut, responses=NOT_FOUND)
+async def get_application(name: str, ctx: Ctx) -> ApplicationOut:
+    config = ctx.config.active
+    if config is None or name not in config.applications:
+        raise NotFound(f"no application {name!r}")
+    return application_view(config, ctx.fleet, name, config.applications[name], ctx.clock.now())
+
+
+@api.post(
+    "/actions",
+    response_model=ActionOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**NOT_FOUND, 422: {"model": ErrorOut}},
+)
+async def create_action(
+    body: ActionIn,
+    ctx: Ctx,
+    x_drover_user: Annotated[str | None, Header(max_length=200)] = None,
+) -> ActionOut:
+    action = await ctx.orchestrator.submit(
+        kind=body.kind,
+        application=body.application,
+        service=body.service,
+        hosts=body.hosts,
+        requested_by=x_drover_user or "anonymous",
+        deadline=timedelta(seconds=body.deadline_s),
+    )
+    return action_view(action)
+
+
+@api.get("/actions", response_model=list[ActionOut])
+async def list_actions(
+    ctx: Ctx, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[ActionOut]:
+    return [action_view(a) for a in await ctx.store.recent(limit)]
+
+
+@api.get("/actions/{action_id}", response_model=ActionOut, responses=NOT_FOUND)
+async def get_action(action_id: str, ctx: Ctx) -> ActionOut:
+    action = await ctx.store.get(action_id)
+    if action is None:
+        raise NotFound(f"no action {action_id!r}")
+    return action_view(action)
+
+
+@api.get("/config", response_model=ConfigOut)
+async def get_config(ctx: Ctx) -> ConfigOut:
+    sync = ctx.config
+    error = sync.last_error
+    return ConfigOut(
+        source=sync.source.description,
+        active_revision=sync.active.revision if sync.active else None,
+        active_since=sync.active_since,
+        last_error=ConfigErrorOut(
+            revision=error.revision,
+            message=error.message,
+            at=error.at,
+            problems=[
+                ProblemOut(file=p.file, line=p.line, column=p.column, message=p.message)
+                for p in error.problems
+            ],
+        )
+        if error
+        else None,
+    )
+
+
+@system.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
+async def healthz(ctx: Ctx, response: Response) -> HealthOut:
+    health = HealthOut(
+        status="ok",
+        bus_connected=ctx.bus.is_connected,
+        config_active=ctx.config.active is not None,
+    )
+    if not (health.bus_connected and health.config_active):
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        health = health.model_copy(update={"status": "degraded"})
+    return health
+
+
+@system.get("/info", response_model=InfoOut)
+async def info(ctx: Ctx) -> InfoOut:
+    build = build_info()
+    now = ctx.clock.now()
+    return InfoOut(
+        version=build.version,
+        commit=build.commit,
+        build_time=build.build_time,
+        started_at=ctx.started_at,
+        now=now,
+        uptime_s=(now - ctx.started_at).total_seconds(),
+        counters=ctx.counters.snapshot(),
+    )

@@ -1,0 +1,132 @@
+"""Request and response bodies of the REST API (also what /docs shows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from drover.model.action import ActionKind, ActionState, HostOutcome
+from drover.model.names import HostId, Name
+from drover.model.status import ServiceStatus, TargetStatus
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServiceOnHost(Body):
+    name: Name
+    application: Name
+    status: ServiceStatus
+    since: datetime
+    pid: int | None
+    restarts: int
+
+
+class HostOut(Body):
+    host: HostId
+    online: bool
+    hostname: str
+    agent_version: str
+    started_at: datetime
+    last_heartbeat: datetime
+    desired_revision: str | None
+    services: list[ServiceOnHost]
+
+
+class Placement(Body):
+    host: HostId
+    status: ServiceStatus | None = Field(description="null: not reported by the host")
+    since: datetime | None
+    pid: int | None
+    drift: bool
+    host_online: bool
+
+
+class ServiceOut(Body):
+    name: Name
+    provider: str
+    target: TargetStatus
+    drift: bool
+    hosts: list[Placement]
+
+
+class ApplicationOut(Body):
+    name: Name
+    description: str
+    environment: Name
+    owners: list[str]
+    drift: bool
+    services: list[ServiceOut]
+
+
+class ActionIn(Body):
+    kind: ActionKind
+    application: Name
+    service: Name | None = None
+    hosts: list[HostId] | None = Field(default=None, description="default: every host it runs on")
+    deadline_s: float = Field(default=600, gt=0, le=7 * 24 * 3600)
+
+
+class HostResultOut(Body):
+    host: HostId
+    outcome: HostOutcome
+    exit_code: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+    output: str
+
+
+class ActionOut(Body):
+    id: str
+    kind: ActionKind
+    application: Name
+    services: list[Name]
+    state: ActionState
+    requested_by: str
+    created_at: datetime
+    deadline: datetime
+    hosts: list[HostResultOut]
+
+
+class ProblemOut(Body):
+    file: str
+    line: int
+    column: int
+    message: str
+
+
+class ConfigErrorOut(Body):
+    revision: str | None
+    message: str
+    at: datetime
+    problems: list[ProblemOut]
+
+
+class ConfigOut(Body):
+    source: str
+    active_revision: str | None
+    active_since: datetime | None
+    last_error: ConfigErrorOut | None
+
+
+class InfoOut(Body):
+    version: str
+    commit: str
+    build_time: str | None
+    started_at: datetime
+    now: datetime
+    uptime_s: float
+    counters: dict[str, int]
+
+
+class HealthOut(Body):
+    status: str
+    bus_connected: bool
+    config_active: bool
+
+
+class ErrorOut(Body):
+    detail: str

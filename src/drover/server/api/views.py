@@ -1,0 +1,112 @@
+"""Builds API views from the fleet picture and the active config."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from drover.config.placement import runs_on
+from drover.config.schema import Application, FleetConfig
+from drover.model.status import has_drift
+from drover.server.api.schemas import (
+    ActionOut,
+    ApplicationOut,
+    HostOut,
+    HostResultOut,
+    Placement,
+    ServiceOnHost,
+    ServiceOut,
+)
+from drover.server.fleet import FleetView
+from drover.store.actions import Action
+
+
+def host_view(fleet: FleetView, host: str, now: datetime) -> HostOut | None:
+    status = fleet.host_status(host, now)
+    if status is None:
+        return None
+    record = status.record
+    return HostOut(
+        host=host,
+        online=status.online,
+        hostname=record.hostname,
+        agent_version=record.agent_version,
+        started_at=record.started_at,
+        last_heartbeat=record.heartbeat_at,
+        desired_revision=record.desired_revision,
+        services=[
+            ServiceOnHost(
+                name=s.service,
+                application=s.application,
+                status=s.status,
+                since=s.since,
+                pid=s.pid,
+                restarts=s.restarts,
+            )
+            for s in fleet.services_of(host)
+        ],
+    )
+
+
+def application_view(
+    config: FleetConfig, fleet: FleetView, name: str, app: Application, now: datetime
+) -> ApplicationOut:
+    hosts = sorted(h for h in set(fleet.hosts) | set(config.hosts) if runs_on(config, app, h))
+    services = []
+    for svc_name, spec in sorted(app.services.items()):
+        placements = []
+        for host in hosts:
+            state = fleet.service(host, name, svc_name)
+            status = fleet.host_status(host, now)
+            current = state.status if state else None
+            placements.append(
+                Placement(
+                    host=host,
+                    status=current,
+                    since=state.since if state else None,
+                    pid=state.pid if state else None,
+                    drift=has_drift(current, spec.target),
+                    host_online=bool(status and status.online),
+                )
+            )
+        services.append(
+            ServiceOut(
+                name=svc_name,
+                provider=spec.provider,
+                target=spec.target,
+                drift=any(p.drift for p in placements),
+                hosts=placements,
+            )
+        )
+    return ApplicationOut(
+        name=name,
+        description=app.description,
+        environment=app.environment,
+        owners=list(app.owners),
+        drift=any(s.drift for s in services),
+        services=services,
+    )
+
+
+def action_view(action: Action) -> ActionOut:
+    return ActionOut(
+        id=action.id,
+        kind=action.kind,
+        application=action.application,
+        services=action.services,
+        state=action.state,
+        requested_by=action.requested_by,
+        created_at=action.created_at,
+        deadline=action.deadline,
+        hosts=[
+            HostResultOut(
+                host=h.host,
+                outcome=h.outcome,
+                exit_code=h.exit_code,
+                started_at=h.started_at,
+                finished_at=h.finished_at,
+                duration_s=h.duration_s,
+                output=h.output,
+            )
+            for h in action.hosts
+        ],
+    )

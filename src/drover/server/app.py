@@ -1,0 +1,110 @@
+"""The server's composition root: builds the parts, runs their loops, drains on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drover.bus import topology
+from drover.bus.connection import Bus, BusSettings
+from drover.config.source import open_source
+from drover.ops.clock import Clock, SystemClock
+from drover.ops.counters import Counters
+from drover.ops.loops import forever, unless_stopped, until_success
+from drover.server.api.app import create_app
+from drover.server.configsync import ConfigSync
+from drover.server.context import ServerContext
+from drover.server.desired import DesiredPublisher
+from drover.server.fleet import FleetView
+from drover.server.http import HttpServer
+from drover.server.orchestrator import Orchestrator
+from drover.store.actions import ActionStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    config_path: Path
+    database_url: str
+    config_ref: str | None = None
+    config_subdir: str = ""
+    config_poll_interval: float = 5.0
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    bus: BusSettings = field(default_factory=lambda: BusSettings(name="drover-server"))
+
+
+class Server:
+    def __init__(self, settings: ServerSettings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.counters = Counters()
+        self.bus = Bus(settings.bus, self.counters)
+        self.fleet = FleetView(self.bus)
+        self.desired = DesiredPublisher(self.bus, self.fleet)
+        source = open_source(settings.config_path, settings.config_ref, settings.config_subdir)
+        self.config = ConfigSync(
+            source, self.clock, settings.config_poll_interval, self.desired.config_changed
+        )
+        self.http: HttpServer | None = None
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        store = await ActionStore.open(self.settings.database_url)
+        try:
+            await self._run(store, stop)
+        finally:
+            await store.close()
+
+    async def _run(self, store: ActionStore, stop: asyncio.Event) -> None:
+        orchestrator = Orchestrator(
+            store, self.bus, self.fleet, lambda: self.config.active, self.clock
+        )
+        ctx = ServerContext(
+            self.bus,
+            self.fleet,
+            self.config,
+            orchestrator,
+            store,
+            self.clock,
+            self.counters,
+            self.clock.now(),
+        )
+        self.http = HttpServer(
+            create_app(ctx), self.settings.listen_host, self.settings.listen_port
+        )
+        async with asyncio.TaskGroup() as tg:
+            http = tg.create_task(self.http.serve())
+            started, _ = await unless_stopped(self._start(), stop)
+            loops = (
+                []
+                if not started
+                else [
+                    tg.create_task(forever(name, body, self.counters))
+                    for name, body in (
+                        ("server.fleet", self.fleet.watch),
+                        ("server.config", self.config.run),
+                        ("server.desired", self.desired.publish),
+                        ("server.results", orchestrator.consume_results),
+                        ("server.redispatch", orchestrator.redispatch),
+                    )
+                ]
+            )
+            if started:
+                self.ready.set()
+                log.info("server on http://%s:%d", self.settings.listen_host, self.http.port)
+                await stop.wait()
+            self.http.stop()
+            await http
+            for task in loops:
+                task.cancel()
+        await self.bus.close()
+        log.info("server stopped")
+
+    async def _start(self) -> None:
+        await self.bus.connect()
+        await until_success("server.topology", lambda: topology.ensure(self.bus.js), self.counters)
+        await self.config.poll_once()

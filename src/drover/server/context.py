@@ -1,0 +1,26 @@
+"""What the API needs from the running server, handed over in one typed object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from drover.bus.connection import Bus
+from drover.ops.clock import Clock
+from drover.ops.counters import Counters
+from drover.server.configsync import ConfigSync
+from drover.server.fleet import FleetView
+from drover.server.orchestrator import Orchestrator
+from drover.store.actions import ActionStore
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    bus: Bus
+    fleet: FleetView
+    config: ConfigSync
+    orchestrator: Orchestrator
+    store: ActionStore
+    clock: Clock
+    counters: Counters
+    started_at: datetime

@@ -1,0 +1,37 @@
+"""Serving the API with uvicorn inside our own event loop and TaskGroup."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Signals belong to our entry point, which drains everything in order.
+        yield
+
+
+class HttpServer:
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))  # bound now, so port 0 is resolved before anyone asks
+        self.sock.set_inheritable(True)
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self._server = _Uvicorn(config)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    async def serve(self) -> None:
+        await self._server.serve(sockets=[self.sock])
+
+    def stop(self) -> None:
+        self._server.should_exit = True
