@@ -1,0 +1,191 @@
+"""What each CLI command does, apart from its argument parsing (cli/main.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.live import Live
+
+from drover.cli import render
+from drover.cli.client import ApiClient, CliError
+from drover.cli.signals import run_until_signalled
+from drover.ops import logging as drover_logging
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CliError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080", 2)
+    return host.strip("[]"), int(port)
+
+
+def dev(
+    listen: str, data_dir: Path, config: Path, ref: str | None, host_id: str | None, level: str
+) -> None:
+    from drover.cli.dev import run_dev
+
+    host, port = parse_listen(listen)
+    _require_config(config)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    drover_logging.configure(level)
+    asyncio.run(
+        run_until_signalled(
+            lambda stop: run_dev(
+                stop,
+                listen_host=host,
+                listen_port=port,
+                data_dir=data_dir.resolve(),
+                config_path=config.resolve(),
+                config_ref=ref,
+                host_id=_host_id(host_id),
+            )
+        )
+    )
+
+
+def server(
+    nats: str, config: Path, ref: str | None, listen: str, database: str, poll: float, level: str
+) -> None:
+    from drover.bus.connection import BusSettings
+    from drover.server.app import Server, ServerSettings
+
+    host, port = parse_listen(listen)
+    _require_config(config)
+    drover_logging.configure(level)
+    settings = ServerSettings(
+        config_path=config.resolve(),
+        config_ref=ref,
+        database_url=database,
+        listen_host=host,
+        listen_port=port,
+        config_poll_interval=poll,
+        bus=BusSettings(url=nats, name="drover-server"),
+    )
+    asyncio.run(run_until_signalled(Server(settings).run))
+
+
+def agent(nats: str, host_id: str | None, data_dir: Path, level: str) -> None:
+    from drover.agent.app import Agent, AgentSettings
+    from drover.bus.connection import BusSettings
+    from drover.model.names import host_id_from_hostname
+
+    host = _host_id(host_id) or host_id_from_hostname()
+    drover_logging.configure(level)
+    settings = AgentSettings(
+        host_id=host, data_dir=data_dir, bus=BusSettings(url=nats, name=f"drover-agent-{host}")
+    )
+    asyncio.run(run_until_signalled(Agent(settings).run))
+
+
+def status(server_url: str, as_json: bool) -> None:
+    apps = ApiClient(server_url).get("/api/v1/applications")
+    _show(apps, as_json, lambda: render.status_table(apps))
+
+
+def hosts(server_url: str, as_json: bool) -> None:
+    found = ApiClient(server_url).get("/api/v1/hosts")
+    _show(found, as_json, lambda: render.hosts_table(found))
+
+
+def actions(server_url: str, as_json: bool, limit: int) -> None:
+    found = ApiClient(server_url).get("/api/v1/actions", limit=limit)
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    out = render.console()
+    for action in found:
+        out.print(render.action_table(action))
+
+
+def action(
+    kind: str, target: str, hosts: list[str], server_url: str, as_json: bool, timeout: float
+) -> None:
+    application, _, service = target.partition("/")
+    if not application:
+        raise CliError(f"{target!r}: expected APP or APP/SERVICE", 2)
+    client = ApiClient(server_url)
+    body: dict[str, Any] = {"kind": kind, "application": application}
+    if service:
+        body["service"] = service
+    if hosts:
+        body["hosts"] = hosts
+    created = client.post("/api/v1/actions", body)
+    final = _follow(client, created, timeout, live=not as_json)
+    if as_json:
+        print(json.dumps(final, indent=2))
+    if final["state"] == "running":
+        raise CliError(f"action {final['id']}: not every host answered within {timeout:.0f}s")
+    if final["state"] != "succeeded":
+        raise CliError(f"action {final['id']} failed on some hosts")
+
+
+def _follow(client: ApiClient, action: dict[str, Any], timeout: float, live: bool) -> Any:
+    """Poll the action until every host has answered (or the timeout), showing progress."""
+    deadline = time.monotonic() + timeout
+    console = render.console()
+    with (
+        Live(render.action_table(action), console=console, auto_refresh=False, transient=False)
+        if live
+        else _Quiet() as display
+    ):
+        while action["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            action = client.get(f"/api/v1/actions/{action['id']}")
+            display.update(render.action_table(action), refresh=True)
+    return action
+
+
+class _Quiet:
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def update(self, *_: object, **__: object) -> None:
+        return None
+
+
+def config_check(path: Path, ref: str | None) -> None:
+    from drover.config.errors import ConfigError, ConfigSourceError
+    from drover.config.loader import load_snapshot
+    from drover.config.source import FolderSource, GitSource
+
+    try:
+        source = GitSource(path, ref) if ref else FolderSource(path)
+        config = load_snapshot(source.read())
+    except ConfigSourceError as err:
+        raise CliError(str(err), 2) from err
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem)
+        raise CliError(f"{len(err.problems)} problem(s) in {path}", 1) from err
+    services = sum(len(a.services) for a in config.applications.values())
+    print(
+        f"{path}: ok — {len(config.applications)} applications, {services} services, "
+        f"{len(config.hosts)} hosts, {len(config.groups)} groups (revision {config.revision})"
+    )
+
+
+def _show(data: Any, as_json: bool, table: Any) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        render.console().print(table())
+
+
+def _require_config(path: Path) -> None:
+    if not path.exists():
+        raise CliError(f"--config {path}: no such file or directory", 2)
+
+
+def _host_id(value: str | None) -> str | None:
+    from drover.model.names import is_host_id
+
+    if value is not None and not is_host_id(value):
+        raise CliError(f"--host-id {value!r}: letters, digits, '-' and '_' only (max 63)", 2)
+    return value

@@ -1,0 +1,155 @@
+"""The `drover` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from drover.cli import commands
+from drover.cli.client import CliError
+
+app = typer.Typer(
+    name="drover",
+    help="Application management for fleets of Linux servers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Validate a config repository; print its JSON Schema.")
+action_app = typer.Typer(help="Act on an application's services.")
+app.add_typer(config_app, name="config")
+app.add_typer(action_app, name="action")
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+ServerOpt = Annotated[
+    str, typer.Option("--server", envvar="DROVER_SERVER", help="drover server URL")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+HostOpt = Annotated[list[str] | None, typer.Option("--host", help="only on this host (repeatable)")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="seconds to wait for every host")]
+
+
+@app.command()
+def dev(
+    listen: Annotated[str, typer.Option(help="HOST:PORT of the HTTP API")] = "127.0.0.1:8080",
+    data_dir: Annotated[Path, typer.Option(help="state: NATS store, database, agent")] = Path(
+        ".drover"
+    ),
+    config: Annotated[Path, typer.Option(help="config repository or folder")] = Path(
+        "examples/config"
+    ),
+    ref: Annotated[str | None, typer.Option(help="Git ref to follow")] = None,
+    host_id: Annotated[str | None, typer.Option(help="the local agent's host id")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run nats-server, the server and a local agent in one process (the embedded default)."""
+    commands.dev(listen, data_dir, config, ref, host_id, log_level)
+
+
+@app.command()
+def server(
+    nats: Annotated[str, typer.Option(help="NATS URL")] = "nats://127.0.0.1:4222",
+    config: Annotated[Path, typer.Option(help="config repository or folder")] = Path("config"),
+    ref: Annotated[str | None, typer.Option(help="Git ref to follow")] = None,
+    listen: Annotated[str, typer.Option(help="HOST:PORT of the HTTP API")] = "127.0.0.1:8080",
+    database: Annotated[str, typer.Option(help="SQLAlchemy URL of the system of record")] = (
+        "sqlite+aiosqlite:///drover.db"
+    ),
+    poll: Annotated[float, typer.Option(help="seconds between config polls")] = 10.0,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run the drover server."""
+    commands.server(nats, config, ref, listen, database, poll, log_level)
+
+
+@app.command()
+def agent(
+    nats: Annotated[str, typer.Option(help="NATS URL")] = "nats://127.0.0.1:4222",
+    host_id: Annotated[str | None, typer.Option(help="default: the short host name")] = None,
+    data_dir: Annotated[Path, typer.Option(help="ledger, cached desired state, logs")] = Path(
+        "/var/lib/drover"
+    ),
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run the drover agent of this host."""
+    commands.agent(nats, host_id, data_dir, log_level)
+
+
+@app.command()
+def status(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Applications × hosts: what runs, what should, and where they differ."""
+    commands.status(server, as_json)
+
+
+@app.command()
+def hosts(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """The hosts of the fleet and whether their agents are alive."""
+    commands.hosts(server, as_json)
+
+
+@app.command()
+def actions(
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+) -> None:
+    """Recent actions and their per-host results."""
+    commands.actions(server, as_json, limit)
+
+
+def _action(kind: str) -> Any:
+    def command(
+        target: Annotated[str, typer.Argument(metavar="APP[/SERVICE]")],
+        host: HostOpt = None,
+        server: ServerOpt = DEFAULT_SERVER,
+        as_json: JsonOpt = False,
+        timeout: TimeoutOpt = 120.0,
+    ) -> None:
+        commands.action(kind, target, host or [], server, as_json, timeout)
+
+    command.__doc__ = f"{kind.capitalize()} an application's services; wait for every host."
+    return command
+
+
+for _kind in ("restart", "start", "stop"):
+    action_app.command(_kind)(_action(_kind))
+
+
+@config_app.command("check")
+def config_check(
+    path: Annotated[Path, typer.Argument(help="config repository or folder")],
+    ref: Annotated[str | None, typer.Option(help="Git ref (default: the checkout's files)")] = None,
+) -> None:
+    """Validate a config checkout: every error with file:line:col; non-zero exit if any."""
+    commands.config_check(path, ref)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of config files (for editors)."""
+    from drover.config.loader import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def version() -> None:
+    """Version, commit and build time."""
+    from drover.ops.buildinfo import build_info
+
+    info = build_info()
+    typer.echo(f"drover {info.version} (commit {info.commit[:12]}, built {info.build_time})")
+
+
+def run() -> None:
+    try:
+        app()
+    except CliError as err:
+        typer.secho(f"error: {err.message}", err=True, fg="red")
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

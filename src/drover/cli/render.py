@@ -1,0 +1,105 @@
+"""Rendering API answers for people: Rich tables, drift in red."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {
+    "running": "green",
+    "stopped": "dim",
+    "failed": "bold red",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "unknown": "magenta",
+}
+OUTCOME_STYLE = {
+    "succeeded": "green",
+    "failed": "bold red",
+    "expired": "red",
+    "interrupted": "red",
+    "rejected": "red",
+    "pending": "dim",
+    "dispatched": "yellow",
+}
+
+
+def status_table(applications: list[dict[str, Any]]) -> Table:
+    table = Table(title="applications", title_justify="left")
+    for column in ("application", "service", "host", "status", "target", "pid", "since"):
+        table.add_column(column)
+    for app in applications:
+        for svc in app["services"]:
+            for place in svc["hosts"] or [None]:
+                table.add_row(*_status_row(app, svc, place))
+    return table
+
+
+def _status_row(
+    app: dict[str, Any], svc: dict[str, Any], place: dict[str, Any] | None
+) -> list[Any]:
+    if place is None:
+        return [app["name"], svc["name"], "-", Text("no host", style="dim"), svc["target"], "", ""]
+    status = place["status"] or "not reported"
+    shown = Text(status, style=STATUS_STYLE.get(status, "magenta"))
+    if place["drift"]:
+        shown = Text(f"{status} ≠ {svc['target']}", style="bold red")
+    host = place["host"] if place["host_online"] else f"{place['host']} (offline)"
+    return [
+        app["name"],
+        svc["name"],
+        host,
+        shown,
+        svc["target"],
+        str(place["pid"] or ""),
+        _short_time(place["since"]),
+    ]
+
+
+def hosts_table(hosts: list[dict[str, Any]]) -> Table:
+    table = Table(title="hosts", title_justify="left")
+    for column in ("host", "online", "services", "agent", "last heartbeat", "config revision"):
+        table.add_column(column)
+    for h in hosts:
+        running = sum(1 for s in h["services"] if s["status"] == "running")
+        table.add_row(
+            h["host"],
+            Text("yes", style="green") if h["online"] else Text("no", style="bold red"),
+            f"{running}/{len(h['services'])} running",
+            h["agent_version"],
+            _short_time(h["last_heartbeat"]),
+            (h["desired_revision"] or "-")[:12],
+        )
+    return table
+
+
+def action_table(action: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"action {action['id']}: {action['kind']} {action['application']} "
+        f"({', '.join(action['services'])}) — {action['state']}",
+        title_justify="left",
+    )
+    for column in ("host", "outcome", "exit", "duration", "output"):
+        table.add_column(column)
+    for h in action["hosts"]:
+        table.add_row(
+            h["host"],
+            Text(h["outcome"], style=OUTCOME_STYLE.get(h["outcome"], "")),
+            "" if h["exit_code"] is None else str(h["exit_code"]),
+            "" if h["duration_s"] is None else f"{h['duration_s']:.2f}s",
+            h["output"],
+        )
+    return table
+
+
+def _short_time(value: str | None) -> str:
+    if not value:
+        return ""
+    return value.replace("T", " ")[11:19] if len(value) >= 19 else value
+
+
+def console() -> Console:
+    return Console(highlight=False)

@@ -1,0 +1,214 @@
+"""`drover dev` as a user runs it: it comes up, the CLI drives it, and SIGTERM leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from drover.bus.embedded import free_port
+from tests.harness import write_tree
+
+DROVER = str(Path(sys.executable).parent / "drover")
+
+CONFIG = {
+    "groups.yaml": "groups:\n  all: {hosts: ['*']}\n",
+    "apps.yaml": (
+        "applications:\n"
+        "  shop:\n    groups: [all]\n    services:\n"
+        "      web: {command: [sleep, '3600']}\n"
+        "      worker: {command: [sleep, '3601']}\n"
+        "  billing:\n    groups: [all]\n    services:\n"
+        "      api: {command: [sleep, '3602'], target: stopped}\n"
+    ),
+}
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DROVER, *args, "--server", url], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"drover dev exited with {proc.returncode}")
+        try:
+            apps = httpx.get(f"{url}/api/v1/applications", timeout=2).json()
+            if apps and all(p["status"] for a in apps for s in a["services"] for p in s["hosts"]):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("drover dev did not come up")
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    write_tree(tmp_path / "config", CONFIG)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            DROVER,
+            "dev",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--config",
+            str(tmp_path / "config"),
+            "--host-id",
+            "devhost",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, proc)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.slow
+def test_drover_dev_comes_up_is_driven_by_the_cli_and_leaves_no_process(
+    dev: tuple[str, subprocess.Popen[str]],
+) -> None:
+    url, proc = dev
+    status = cli(url, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    rows = {
+        (a["name"], s["name"]): s["hosts"][0]["status"]
+        for a in json.loads(status.stdout)
+        for s in a["services"]
+    }
+    assert rows == {
+        ("billing", "api"): "stopped",
+        ("shop", "web"): "running",
+        ("shop", "worker"): "running",
+    }
+
+    restart = cli(url, "action", "restart", "shop/web")
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert "succeeded" in restart.stdout and "shop/web: restarted" in restart.stdout
+
+    hosts = cli(url, "hosts")
+    assert hosts.returncode == 0 and "devhost" in hosts.stdout
+
+    children = descendants(proc.pid)
+    assert len(children) >= 3  # nats-server and the two running services
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    output = proc.stdout.read() if proc.stdout else ""
+    assert "drover dev stopped" in output
+    assert [pid for pid in children if alive(pid)] == []
+
+
+@pytest.mark.slow
+def test_the_cli_says_clearly_what_is_wrong_and_exits_2(
+    dev: tuple[str, subprocess.Popen[str]],
+) -> None:
+    url, _ = dev
+    for args, message in [
+        (("action", "restart", "nope"), "no application 'nope'"),
+        (("action", "restart", "shop/db"), "application 'shop' has no service 'db'"),
+        (
+            ("action", "stop", "shop", "--host", "elsewhere"),
+            "application 'shop' does not run on host 'elsewhere'",
+        ),
+    ]:
+        result = cli(url, *args)
+        assert (result.returncode, result.stdout) == (2, ""), result
+        assert result.stderr.strip() == f"error: {message}"
+        assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_server_is_a_clear_error() -> None:
+    result = cli(f"http://127.0.0.1:{free_port()}", "status")
+    assert result.returncode == 1
+    assert "cannot reach the drover server" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_listen_address_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [DROVER, "dev", "--listen", "localhost", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "expected HOST:PORT" in result.stderr
+
+
+def test_drover_dev_ends_cleanly_on_sigint_too(tmp_path: Path) -> None:
+    write_tree(tmp_path / "config", CONFIG)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            DROVER,
+            "dev",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--config",
+            str(tmp_path / "config"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", proc)
+        children = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert [pid for pid in children if alive(pid)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,74 @@
+"""Shared fixtures: a real nats-server per test, config folders, and a running drover."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from drover.bus.embedded import EmbeddedNats
+
+# A service that proves each real start independently of drover: it appends a line to its
+# journal (fsynced) every time it starts, then idles until it is stopped.
+JOURNALED_SERVICE = textwrap.dedent(
+    """
+    import os, sys, time
+    with open(sys.argv[1], "a") as journal:
+        journal.write(f"start {os.getpid()}\\n")
+        journal.flush()
+        os.fsync(journal.fileno())
+    while True:
+        time.sleep(3600)
+    """
+)
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    server = EmbeddedNats(tmp_path / "nats")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def journaled_service(tmp_path: Path) -> Callable[[str], tuple[list[str], Path]]:
+    """Make a command for a service that journals its starts; returns (argv, journal path)."""
+    script = tmp_path / "journaled_service.py"
+    script.write_text(JOURNALED_SERVICE)
+
+    def make(name: str) -> tuple[list[str], Path]:
+        journal = tmp_path / f"{name}.journal"
+        return [sys.executable, str(script), str(journal)], journal
+
+    return make
+
+
+def starts(journal: Path) -> list[str]:
+    """The pids of every real start the journal recorded."""
+    if not journal.exists():
+        return []
+    return [line.split()[1] for line in journal.read_text().splitlines() if line]
+
+
+async def eventually(
+    check: Callable[[], object], timeout: float = 15.0, interval: float = 0.05
+) -> None:
+    """Wait until `check()` is truthy (sync or async), or fail with what it last returned."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    last: object = None
+    while loop.time() < end:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return
+        await asyncio.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s; last value: {last!r}")

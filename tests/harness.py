@@ -1,0 +1,107 @@
+"""A whole drover — server and agents, in this process — on a real nats-server, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from drover.agent.app import Agent, AgentSettings
+from drover.bus.connection import BusSettings
+from drover.bus.embedded import EmbeddedNats
+from drover.server.app import Server, ServerSettings
+
+
+@dataclass
+class Running:
+    """A component running in a background task until its stop event is set."""
+
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def halt(self, timeout: float = 20.0) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, timeout)
+
+
+@dataclass
+class Fleet:
+    nats: EmbeddedNats
+    tmp: Path
+    config_dir: Path
+    server: Server | None = None
+    agents: dict[str, Agent] = field(default_factory=dict)
+    running: list[Running] = field(default_factory=list)
+    http: httpx.AsyncClient | None = None
+
+    async def start_server(self, poll: float = 0.2) -> Server:
+        self.server = Server(
+            ServerSettings(
+                config_path=self.config_dir,
+                database_url=f"sqlite+aiosqlite:///{self.tmp / 'drover.db'}",
+                listen_port=0,
+                config_poll_interval=poll,
+                bus=BusSettings(url=self.nats.url, name="test-server"),
+            )
+        )
+        self.running.append(_launch(self.server.run))
+        await asyncio.wait_for(self.server.ready.wait(), 20)
+        assert self.server.http is not None
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.server.http.port}")
+        return self.server
+
+    async def start_agent(self, host: str) -> Agent:
+        agent = Agent(
+            AgentSettings(
+                host_id=host,
+                data_dir=self.tmp / "agents" / host,
+                bus=BusSettings(url=self.nats.url, name=f"test-agent-{host}"),
+                heartbeat_interval=1.0,
+                drain_timeout=5.0,
+            )
+        )
+        self.agents[host] = agent
+        self.running.append(_launch(agent.run))
+        await asyncio.wait_for(agent.ready.wait(), 20)
+        return agent
+
+    async def get(self, path: str) -> Any:
+        assert self.http is not None
+        response = await self.http.get(path)
+        response.raise_for_status()
+        return response.json()
+
+    async def close(self) -> None:
+        for component in reversed(self.running):
+            with contextlib.suppress(TimeoutError):
+                await component.halt()
+        if self.http is not None:
+            await self.http.aclose()
+
+
+def _launch(run: Any) -> Running:
+    stop = asyncio.Event()
+    return Running(stop, asyncio.create_task(run(stop)))
+
+
+@contextlib.asynccontextmanager
+async def fleet_of(nats: EmbeddedNats, tmp: Path, config: dict[str, str]) -> AsyncIterator[Fleet]:
+    config_dir = tmp / "config"
+    write_tree(config_dir, config)
+    fleet = Fleet(nats, tmp, config_dir)
+    try:
+        yield fleet
+    finally:
+        await fleet.close()
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
