@@ -92,7 +92,7 @@ class Agent:
     async def _apply(self, desired: DesiredState) -> None:
         assert self.provider is not None
         await self.provider.apply(desired.services)
-        self.reporter.desired_revision = desired.revision
+        self.reporter.desired_applied(desired.revision)
         self.reporter.forget_all_but({(s.application, s.service) for s in desired.services})
         self.desired_known.set()
 

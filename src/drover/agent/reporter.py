@@ -33,6 +33,7 @@ class Reporter:
         self.heartbeat_interval = heartbeat_interval
         self.started_at: datetime = clock.now()
         self.desired_revision: str | None = None
+        self._host_dirty = False
         self._latest: dict[ServiceKey, ServiceState] = {}
         self._dirty: set[ServiceKey] = set()
         self._gone: set[ServiceKey] = set()
@@ -44,6 +45,12 @@ class Reporter:
         self._latest[key] = state
         self._dirty.add(key)
         self._gone.discard(key)
+        self._wake.set()
+
+    def desired_applied(self, revision: str) -> None:
+        """Say at once which config revision this host now runs, not at the next heartbeat."""
+        self.desired_revision = revision
+        self._host_dirty = True
         self._wake.set()
 
     def forget_all_but(self, keep: set[ServiceKey]) -> None:
@@ -61,6 +68,9 @@ class Reporter:
         self._dirty |= set(self._latest)  # a new life starts with a full report
         await self._put_host_record()
         while self._bus.generation == generation:
+            if self._host_dirty:
+                self._host_dirty = False
+                await self._put_host_record()
             while self._gone:
                 key = self._gone.pop()
                 try:

@@ -52,6 +52,9 @@ class EmbeddedNats:
             *argv,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            # Its own session: Ctrl-C in a terminal reaches only drover, which stops the bus
+            # last, after the server and agent have drained.
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         try:
