@@ -66,7 +66,7 @@ class Executor:
             while not self.stopping and self._bus.generation == generation:
                 try:
                     messages = await psub.fetch(batch=8, timeout=2)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats.errors.TimeoutError, or asyncio.wait_for inside nats-py
                     continue
                 for msg in messages:
                     if self.stopping:

@@ -38,7 +38,7 @@ async def watch_kv(
         while bus.generation == generation:
             try:
                 entry = await watcher.updates(timeout=poll)  # type: ignore[no-untyped-call]
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats.errors.TimeoutError is one
                 continue
             if entry is None:  # the end of the replay
                 if replayed is not None and on_replayed is not None:

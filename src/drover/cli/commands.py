@@ -136,6 +136,8 @@ def _follow(client: ApiClient, action: dict[str, Any], timeout: float, live: boo
             time.sleep(0.2)
             action = client.get(f"/api/v1/actions/{action['id']}")
             display.update(render.action_table(action), refresh=True)
+    if live:
+        console.print()
     return action
 
 

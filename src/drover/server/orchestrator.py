@@ -132,7 +132,7 @@ class Orchestrator:
             while self._bus.generation == generation:
                 try:
                     messages = await psub.fetch(batch=256, timeout=2)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats.errors.TimeoutError, or asyncio.wait_for inside nats-py
                     continue
                 for msg in messages:
                     await self._take_result(msg)
