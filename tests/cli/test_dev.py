@@ -79,8 +79,8 @@ def wait_until_up(url: str, proc: subprocess.Popen[str], timeout: float = 60) ->
     pytest.fail("drover dev did not come up")
 
 
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def spawn_dev(tmp_path: Path) -> tuple[str, subprocess.Popen[str]]:
+    """`drover dev` on a config and data dir of its own; its URL and process."""
     write_tree(tmp_path / "config", CONFIG)
     port = free_port()
     proc = subprocess.Popen(
@@ -100,7 +100,12 @@ def dev(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}", proc
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    url, proc = spawn_dev(tmp_path)
     try:
         wait_until_up(url, proc)
         yield url, proc
@@ -185,25 +190,9 @@ def test_a_bad_listen_address_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_drover_dev_ends_cleanly_on_sigint_too(tmp_path: Path) -> None:
-    write_tree(tmp_path / "config", CONFIG)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            DROVER,
-            "dev",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--config",
-            str(tmp_path / "config"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    url, proc = spawn_dev(tmp_path)
     try:
-        wait_until_up(f"http://127.0.0.1:{port}", proc)
+        wait_until_up(url, proc)
         children = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 0
@@ -211,4 +200,6 @@ def test_drover_dev_ends_cleanly_on_sigint_too(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -22,6 +22,7 @@ from drover.agent.ledger import Ledger
 from drover.agent.providers.base import OperationFailed
 from drover.bus import subjects
 from drover.bus.connection import Bus
+from drover.bus.consume import consume
 from drover.bus.errors import MalformedMessage
 from drover.bus.messages import ActionRequest, ActionResult, decode, tail
 from drover.model.action import ActionKind, HostOutcome
@@ -50,31 +51,21 @@ class Executor:
     async def consume(self) -> None:
         """One life of the fetch loop; returns to be recreated after a reconnect."""
         await self._report_interrupted()
-        generation = self._bus.generation
-        psub = await self._bus.js.pull_subscribe(
-            subjects.action_subject(self.host),
-            durable=subjects.agent_actions_consumer(self.host),
+        await consume(
+            self._bus,
             stream=subjects.ACTIONS_STREAM,
+            subject=subjects.action_subject(self.host),
+            durable=subjects.agent_actions_consumer(self.host),
             config=ConsumerConfig(
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=ACK_WAIT,
                 deliver_policy=DeliverPolicy.ALL,
                 max_deliver=-1,
             ),
+            handle=self.handle,
+            batch=8,
+            stopping=lambda: self.stopping,
         )
-        try:
-            while not self.stopping and self._bus.generation == generation:
-                try:
-                    messages = await psub.fetch(batch=8, timeout=2)
-                except TimeoutError:  # nats.errors.TimeoutError, or asyncio.wait_for inside nats-py
-                    continue
-                for msg in messages:
-                    if self.stopping:
-                        return  # not acked: redelivered after restart, and the ledger knows
-                    await self.handle(msg)
-        finally:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await psub.unsubscribe()
 
     async def handle(self, msg: Msg) -> None:
         try:

@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from drover.bus import subjects
 from drover.bus.connection import Bus
+from drover.bus.consume import consume
 from drover.bus.errors import MalformedMessage
 from drover.bus.messages import ActionRequest, ActionResult, decode
 from drover.config.schema import FleetConfig
@@ -121,24 +122,15 @@ class Orchestrator:
 
     async def consume_results(self) -> None:
         """One life of the results loop; returns after a reconnect to be recreated."""
-        generation = self._bus.generation
-        psub = await self._bus.js.pull_subscribe(
-            subjects.RESULTS_ALL,
-            durable=subjects.SERVER_RESULTS_CONSUMER,
+        await consume(
+            self._bus,
             stream=subjects.RESULTS_STREAM,
+            subject=subjects.RESULTS_ALL,
+            durable=subjects.SERVER_RESULTS_CONSUMER,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0, max_deliver=-1),
+            handle=self._take_result,
+            batch=256,
         )
-        try:
-            while self._bus.generation == generation:
-                try:
-                    messages = await psub.fetch(batch=256, timeout=2)
-                except TimeoutError:  # nats.errors.TimeoutError, or asyncio.wait_for inside nats-py
-                    continue
-                for msg in messages:
-                    await self._take_result(msg)
-        finally:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await psub.unsubscribe()
 
     async def _take_result(self, msg: Msg) -> None:
         try:
@@ -173,11 +165,11 @@ def _pending(host: str) -> HostResult:
 
 def _host_result(result: ActionResult) -> HostResult:
     return HostResult(
-        host=result.host,
-        outcome=result.outcome,
-        exit_code=result.exit_code,
-        started_at=result.started_at,
-        finished_at=result.finished_at,
-        duration_s=result.duration_s,
-        output=result.output,
+        result.host,
+        result.outcome,
+        result.exit_code,
+        result.started_at,
+        result.finished_at,
+        result.duration_s,
+        result.output,
     )

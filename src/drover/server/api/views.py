@@ -11,7 +11,6 @@ from drover.server.api.schemas import (
     ActionOut,
     ApplicationOut,
     HostOut,
-    HostResultOut,
     Placement,
     ServiceOnHost,
     ServiceOut,
@@ -88,25 +87,5 @@ def application_view(
 
 
 def action_view(action: Action) -> ActionOut:
-    return ActionOut(
-        id=action.id,
-        kind=action.kind,
-        application=action.application,
-        services=action.services,
-        state=action.state,
-        requested_by=action.requested_by,
-        created_at=action.created_at,
-        deadline=action.deadline,
-        hosts=[
-            HostResultOut(
-                host=h.host,
-                outcome=h.outcome,
-                exit_code=h.exit_code,
-                started_at=h.started_at,
-                finished_at=h.finished_at,
-                duration_s=h.duration_s,
-                output=h.output,
-            )
-            for h in action.hosts
-        ],
-    )
+    # The store's dataclasses carry the same field names as the API's models.
+    return ActionOut.model_validate(action, from_attributes=True)
