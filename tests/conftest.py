@@ -45,7 +45,8 @@ def journaled_service(tmp_path: Path) -> Callable[[str], tuple[list[str], Path]]
 
     def make(name: str) -> tuple[list[str], Path]:
         journal = tmp_path / f"{name}.journal"
-        return [sys.executable, str(script), str(journal)], journal
+        # -S: no site-packages, so no coverage start-up hook inside the service under test.
+        return [sys.executable, "-S", str(script), str(journal)], journal
 
     return make
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from drover.bus.messages import ActionRequest, encode
 from drover.model.action import ActionKind
 from tests.conftest import eventually, starts
 from tests.harness import Fleet
+
+
+SETTLE = 1.0
 
 
 def journal(fleet: Fleet, name: str) -> Path:
@@ -65,6 +69,8 @@ async def test_a_restart_through_the_api_changes_the_pid_and_is_recorded(fleet: 
     assert action["state"] == "succeeded"
     [host] = action["hosts"]
     assert (host["host"], host["outcome"], host["exit_code"]) == ("h1", "succeeded", 0)
+    # The new process writes its journal line once it is up, a moment after the result.
+    await eventually(lambda: len(starts(journal(fleet, "web"))) == 2)
     after = int(starts(journal(fleet, "web"))[-1])
     assert after != before
     assert f"shop/web: restarted (pid {before} → {after})" in host["output"]
@@ -85,7 +91,7 @@ async def test_a_redelivered_action_is_answered_from_the_ledger_not_run_again(
     await eventually(lambda: service_pid(fleet, "shop", "web"))
     action = await run_action(fleet, {"kind": "restart", "application": "shop", "service": "web"})
     assert action["state"] == "succeeded"
-    assert len(starts(journal(fleet, "web"))) == 2
+    await eventually(lambda: len(starts(journal(fleet, "web"))) == 2)
 
     # The same action id again, as JetStream would redeliver it (no de-duplication id).
     now = datetime.now(UTC)
@@ -107,6 +113,7 @@ async def test_a_redelivered_action_is_answered_from_the_ledger_not_run_again(
         await eventually(lambda: _stream_empty(js))
     finally:
         await nc.close()
+    await asyncio.sleep(SETTLE)  # time for a (wrong) extra start to reach the journal
 
     assert len(starts(journal(fleet, "web"))) == 2  # really executed once
     assert agent.executor.executions == 1
@@ -127,6 +134,7 @@ async def test_an_action_past_its_deadline_expires_and_never_runs(fleet: Fleet) 
     )
     assert action["state"] == "failed"
     assert [h["outcome"] for h in action["hosts"]] == ["expired"]
+    await asyncio.sleep(SETTLE)
     assert len(starts(journal(fleet, "web"))) == 1
 
 
@@ -168,4 +176,5 @@ async def test_an_action_begun_before_a_crash_is_reported_interrupted(fleet: Fle
     await eventually(concluded)
     found = await fleet.get(f"/api/v1/actions/{action_id}")
     assert [h["outcome"] for h in found["hosts"]] == ["interrupted"]
+    await asyncio.sleep(SETTLE)
     assert len(starts(journal(fleet, "web"))) == 1  # started by the desired state, never restarted
