@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,16 @@ class Fleet:
     running: list[Running] = field(default_factory=list)
     http: httpx.AsyncClient | None = None
 
-    async def start_server(self, poll: float = 0.2) -> Server:
+    async def start_server(
+        self, poll: float = 0.2, answer_grace: timedelta = timedelta(minutes=5)
+    ) -> Server:
         self.server = Server(
             ServerSettings(
                 config_path=self.config_dir,
                 database_url=f"sqlite+aiosqlite:///{self.tmp / 'drover.db'}",
                 listen_port=0,
                 config_poll_interval=poll,
+                answer_grace=answer_grace,
                 bus=BusSettings(url=self.nats.url, name="test-server"),
             )
         )

@@ -49,3 +49,13 @@ def test_a_torn_last_line_is_skipped_and_the_rest_kept(tmp_path: Path) -> None:
 
 def test_an_unknown_action_is_not_in_the_ledger(tmp_path: Path) -> None:
     assert Ledger(tmp_path / "none.jsonl").lookup("zzz") is None
+
+
+def test_a_record_after_a_torn_line_is_still_readable(tmp_path: Path) -> None:
+    """Power cut mid-write, then the same action begun again and the agent dies once more:
+    the second begin must not be glued to the torn line, or the action would run twice."""
+    path = tmp_path / "ledger.jsonl"
+    with path.open("w") as f:
+        f.write('{"id": "a4", "pha')
+    Ledger(path).begin("a4")
+    assert Ledger(path).unfinished() == ["a4"]

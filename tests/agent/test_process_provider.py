@@ -155,3 +155,26 @@ async def test_output_goes_to_a_log_file_per_service(tmp_path: Path) -> None:
         log = tmp_path / "logs" / "shop.web.log"
         await eventually(lambda: log.exists() and "hello from web" in log.read_text())
         await provider.close()
+
+
+async def test_what_a_crashed_service_forked_does_not_outlive_it(tmp_path: Path) -> None:
+    pidfile = tmp_path / "forked.pid"
+    script = f"sleep 777 & echo $! > {pidfile}; exit 3"
+    async with asyncio.TaskGroup() as tg:
+        provider = ProcessProvider("h1", tmp_path / "logs", SystemClock(), tg)
+        await provider.apply([_spec(["sh", "-c", script], TargetStatus.STOPPED)])
+        await provider.act("shop", "web", ActionKind.START)
+        await eventually(lambda: pidfile.exists() and pidfile.read_text().strip())
+        forked = int(pidfile.read_text())
+        await eventually(lambda: not _alive(forked), timeout=5)
+        await provider.close()
+
+
+async def test_a_command_the_kernel_cannot_take_fails_that_service_only(tmp_path: Path) -> None:
+    ok = [sys.executable, "-c", "import time; time.sleep(3600)"]
+    async with asyncio.TaskGroup() as tg:
+        provider = ProcessProvider("h1", tmp_path / "logs", SystemClock(), tg)
+        await provider.apply([_spec(["bad\x00arg"], service="a"), _spec(ok, service="b")])
+        states = {s.service: s.status for s in provider.states()}
+        assert states == {"a": ServiceStatus.FAILED, "b": ServiceStatus.RUNNING}
+        await provider.close()

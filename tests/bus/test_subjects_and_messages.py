@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from drover.bus import subjects
 from drover.bus.errors import MalformedMessage
-from drover.bus.messages import ActionRequest, ServiceState, decode, encode, tail
+from drover.bus.messages import ActionRequest, HostRecord, ServiceState, decode, encode, tail
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus
 
@@ -90,3 +90,12 @@ def test_an_action_request_rejects_a_host_id_with_a_dot() -> None:
 def test_long_output_keeps_its_tail() -> None:
     text = "x" * 10_000 + "END"
     assert tail(text).endswith("END") and len(tail(text)) <= 4097
+
+
+def test_a_time_without_a_zone_is_malformed() -> None:
+    naive = (
+        b'{"v":1,"host":"h1","hostname":"h","agent_version":"1","started_at":"2024-01-01T00:00:00",'
+        b'"heartbeat_at":"2024-01-01T00:00:00","heartbeat_interval":5}'
+    )
+    with pytest.raises(MalformedMessage, match="timezone"):
+        decode(HostRecord, "host.h1", naive)

@@ -29,6 +29,7 @@ from tests.harness import Fleet
         ({"kind": "restart"}, 422, "application"),
         ({"kind": "restart", "application": "Bad.Name"}, 422, "application"),
         ({"kind": "restart", "application": "shop", "colour": "red"}, 422, "colour"),
+        ({"kind": "restart", "application": "shop", "hosts": []}, 422, "hosts"),
     ],
 )
 async def test_a_bad_action_request_gets_a_clear_4xx(

@@ -34,13 +34,16 @@ async def store(tmp_path: Path) -> ActionStore:
 async def test_an_action_is_stored_with_a_pending_row_per_host(store: ActionStore) -> None:
     await store.create(_action())
     assert await store.get("a1") == _action()
-    assert sorted(await store.undispatched()) == [("a1", "h1"), ("a1", "h2")]
+    assert [(d.action_id, d.host, d.kind, d.services) for d in await store.undispatched()] == [
+        ("a1", "h1", ActionKind.RESTART, ["web"]),
+        ("a1", "h2", ActionKind.RESTART, ["web"]),
+    ]
     await store.close()
 
 
 async def test_a_result_is_recorded_once_and_a_second_is_ignored(store: ActionStore) -> None:
     await store.create(_action())
-    await store.mark_dispatched("a1", "h1", T0)
+    await store.mark_dispatched([("a1", "h1")], T0)
     ok = HostResult("h1", HostOutcome.SUCCEEDED, 0, T0, T0, 0.5, "done")
     late = HostResult("h1", HostOutcome.FAILED, 1, T0, T0, 0.5, "again")
     assert await store.record_result("a1", ok, T0) is True
@@ -50,7 +53,7 @@ async def test_a_result_is_recorded_once_and_a_second_is_ignored(store: ActionSt
     assert found is not None
     assert found.hosts[0] == ok
     assert found.state is ActionState.RUNNING  # h2 has not answered
-    assert await store.undispatched() == [("a1", "h2")]
+    assert [(d.action_id, d.host) for d in await store.undispatched()] == [("a1", "h2")]
     await store.close()
 
 
@@ -65,3 +68,21 @@ async def test_what_was_committed_survives_reopening(tmp_path: Path) -> None:
     assert await again.count() == 2
     assert (await again.get("a2")) == _action("a2", ("h3",))
     await again.close()
+
+
+async def test_hosts_that_never_answered_expire_after_the_cutoff(store: ActionStore) -> None:
+    await store.create(_action())
+    await store.mark_dispatched([("a1", "h1")], T0)
+    answered = HostResult("h2", HostOutcome.SUCCEEDED, 0, T0, T0, 0.1, "ok")
+    await store.record_result("a1", answered, T0)
+    deadline = T0 + timedelta(minutes=10)
+    assert await store.expire_overdue(deadline, T0) == 0  # not past it yet
+    assert await store.expire_overdue(deadline + timedelta(seconds=1), deadline) == 1
+    found = await store.get("a1")
+    assert found is not None
+    assert [(h.host, h.outcome) for h in found.hosts] == [
+        ("h1", HostOutcome.EXPIRED),
+        ("h2", HostOutcome.SUCCEEDED),
+    ]
+    assert found.state is ActionState.FAILED
+    await store.close()

@@ -67,8 +67,8 @@ class DesiredStateFollower:
     async def _take(self, desired: DesiredState, *, save: bool) -> None:
         if self.current == desired:
             return
-        self.current = desired
         await self._apply(desired)
+        self.current = desired  # only now: a failed apply is tried again with the next update
         if save:
             await asyncio.to_thread(_write_atomically, self._cache, encode(desired))
 

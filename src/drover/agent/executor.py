@@ -123,6 +123,11 @@ class Executor:
                     line = await self._act(request.application, service, request.kind)
                 except (OperationFailed, AgentError) as err:
                     line, failed = f"error: {err}", True
+                except Exception as err:  # a provider bug fails this service, not the action
+                    log.exception(
+                        "action %s: %s/%s", request.action_id, request.application, service
+                    )
+                    line, failed = f"error: {err!r}", True
                 lines.append(f"{request.application}/{service}: {line}")
         finished = self._clock.now()
         result = ActionResult(

@@ -65,11 +65,29 @@ class Ledger:
 
     def _load(self) -> None:
         try:
-            lines = self.path.read_bytes().splitlines()
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return
         except OSError as err:
             raise LedgerError(f"cannot read ledger {self.path}: {err}") from err
+        if data and not data.endswith(b"\n"):
+            # A write torn by a crash: cut it off, or the next record would be appended to it
+            # and be unreadable too.
+            data = data[: data.rfind(b"\n") + 1]
+            log.warning("ledger %s: torn last record dropped", self.path)
+            self._truncate(len(data))
+        self._read(data.splitlines())
+
+    def _truncate(self, size: int) -> None:
+        try:
+            with self.path.open("r+b") as f:
+                f.truncate(size)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            raise LedgerError(f"cannot repair ledger {self.path}: {err}") from err
+
+    def _read(self, lines: list[bytes]) -> None:
         for number, raw in enumerate(lines, 1):
             try:
                 record = json.loads(raw)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -82,12 +83,15 @@ class Bus:
             return
 
     async def close(self) -> None:
+        """Drain (deliver what is buffered), bounded; an unreachable server is no error here."""
         self._closing = True
-        if self._nc is not None and not self._nc.is_closed:
-            try:
-                await asyncio.wait_for(self._nc.drain(), timeout=5)
-            except (TimeoutError, nats.errors.Error):
-                await self._nc.close()
+        if self._nc is None or self._nc.is_closed:
+            return
+        try:
+            await asyncio.wait_for(self._nc.drain(), timeout=5)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), timeout=5)
 
     async def kv(self, bucket: str) -> KeyValue:
         return await self.js.key_value(bucket)

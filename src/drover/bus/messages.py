@@ -6,10 +6,9 @@ older reader; a change that would break a reader bumps `v`.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from drover.bus.errors import MalformedMessage
 from drover.model.action import ActionKind, HostOutcome
@@ -28,8 +27,8 @@ class HostRecord(Message):
     host: HostId
     hostname: str
     agent_version: str
-    started_at: datetime
-    heartbeat_at: datetime
+    started_at: AwareDatetime
+    heartbeat_at: AwareDatetime
     heartbeat_interval: float = Field(gt=0)
     desired_revision: str | None = None
 
@@ -43,7 +42,7 @@ class ServiceState(Message):
     service: Name
     provider: str
     status: ServiceStatus
-    since: datetime
+    since: AwareDatetime
     pid: int | None = None
     exit_code: int | None = None
     restarts: int = 0
@@ -78,8 +77,8 @@ class ActionRequest(Message):
     application: Name
     services: list[Name] = Field(min_length=1)
     requested_by: str
-    created_at: datetime
-    deadline: datetime
+    created_at: AwareDatetime
+    deadline: AwareDatetime
 
 
 class ActionResult(Message):
@@ -88,8 +87,8 @@ class ActionResult(Message):
     host: HostId
     outcome: HostOutcome
     exit_code: int | None = None
-    started_at: datetime | None = None
-    finished_at: datetime
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime
     duration_s: float = 0.0
     output: str = ""
 

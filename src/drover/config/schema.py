@@ -22,12 +22,23 @@ name defined in two files is an error that points at both.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from drover.model.names import HostId, Name
 from drover.model.status import TargetStatus
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+# What the kernel can pass to exec: no NUL anywhere, no '=' in a variable's name.
+Arg = Annotated[str, AfterValidator(_no_nul)]
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
 class _Strict(BaseModel):
@@ -39,9 +50,9 @@ class ServiceSpec(_Strict):
 
     provider: Literal["process"] = "process"
     target: TargetStatus = TargetStatus.RUNNING
-    command: list[str] = Field(min_length=1, description="argv list; never a shell string")
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: str | None = None
+    command: list[Arg] = Field(min_length=1, description="argv list; never a shell string")
+    env: dict[EnvName, Arg] = Field(default_factory=dict)
+    cwd: Arg | None = None
     stop_timeout: float = Field(default=10.0, gt=0, le=600)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from drover.bus import topology
@@ -19,7 +20,7 @@ from drover.server.context import ServerContext
 from drover.server.desired import DesiredPublisher
 from drover.server.fleet import FleetView
 from drover.server.http import HttpServer
-from drover.server.orchestrator import Orchestrator
+from drover.server.orchestrator import DEFAULT_ANSWER_GRACE, Orchestrator
 from drover.store.actions import ActionStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class ServerSettings:
     config_ref: str | None = None
     config_subdir: str = ""
     config_poll_interval: float = 5.0
+    answer_grace: timedelta = DEFAULT_ANSWER_GRACE
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     bus: BusSettings = field(default_factory=lambda: BusSettings(name="drover-server"))
@@ -61,7 +63,12 @@ class Server:
 
     async def _run(self, store: ActionStore, stop: asyncio.Event) -> None:
         orchestrator = Orchestrator(
-            store, self.bus, self.fleet, lambda: self.config.active, self.clock
+            store,
+            self.bus,
+            self.fleet,
+            lambda: self.config.active,
+            self.clock,
+            self.settings.answer_grace,
         )
         ctx = ServerContext(
             self.bus,
@@ -89,7 +96,8 @@ class Server:
                         ("server.config", self.config.run),
                         ("server.desired", self.desired.publish),
                         ("server.results", orchestrator.consume_results),
-                        ("server.redispatch", orchestrator.redispatch),
+                        ("server.dispatch", orchestrator.dispatch),
+                        ("server.topology", self._keep_topology),
                     )
                 ]
             )
@@ -103,6 +111,18 @@ class Server:
                 task.cancel()
         await self.bus.close()
         log.info("server stopped")
+
+    async def _keep_topology(self) -> None:
+        """After every reconnect, make sure the streams and buckets exist again: the bus may
+        have come back empty (invariant 2), and every other loop would fail until they do."""
+        ensured = self.bus.generation
+        while True:
+            if self.bus.generation != ensured:
+                generation = self.bus.generation
+                await topology.ensure(self.bus.js)
+                ensured = generation
+                log.info("streams and buckets ensured after reconnect")
+            await asyncio.sleep(0.5)
 
     async def _start(self) -> None:
         await self.bus.connect()

@@ -50,7 +50,13 @@ class ConfigSync:
         except ConfigSourceError as err:
             self._fail(None, (), str(err))
             return
+        except Exception as err:  # a bug below us must not end config sync
+            log.exception("reading %s failed", self.source.description)
+            self._fail(None, (), f"cannot read {self.source.description}: {err!r}")
+            return
         if snapshot.revision == self._last_seen:
+            if self.last_error is not None and self.last_error.revision is None:
+                self.last_error = None  # the source is readable again
             return
         self._last_seen = snapshot.revision
         try:
@@ -58,11 +64,17 @@ class ConfigSync:
         except ConfigError as err:
             self._fail(snapshot.revision, err.problems, f"revision {snapshot.revision} is invalid")
             return
+        except Exception as err:  # same: the revision is reported, not the loop ended
+            log.exception("loading revision %s failed", snapshot.revision)
+            self._fail(snapshot.revision, (), f"revision {snapshot.revision}: {err!r}")
+            return
         self.active = config
         self.active_since = self._clock.now()
         self.last_error = None
         log.info(
-            "config revision %s active (%d applications)", config.revision, len(config.applications)
+            "config revision %s active (%d applications)",
+            config.revision,
+            len(config.applications),
         )
         await self._on_change(config)
 

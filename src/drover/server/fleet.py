@@ -30,10 +30,10 @@ class FleetView:
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
         self.hosts: dict[str, HostRecord] = {}
-        self.services: dict[ServiceId, ServiceState] = {}
-        self.changed = (
-            asyncio.Event()
-        )  # set whenever a host appears; the desired publisher waits on it
+        # Indexed by host first: per-host views must not scan the whole fleet.
+        self._services: dict[str, dict[tuple[str, str], ServiceState]] = {}
+        # Set whenever a host appears; the desired-state publisher waits on it.
+        self.changed = asyncio.Event()
 
     def host_status(self, host: str, now: datetime) -> HostStatus | None:
         record = self.hosts.get(host)
@@ -43,10 +43,13 @@ class FleetView:
         return HostStatus(record, online=now - record.heartbeat_at <= window)
 
     def services_of(self, host: str) -> list[ServiceState]:
-        return [s for (h, _, _), s in sorted(self.services.items()) if h == host]
+        return [state for _, state in sorted(self._services.get(host, {}).items())]
 
     def service(self, host: str, application: str, service: str) -> ServiceState | None:
-        return self.services.get((host, application, service))
+        return self._services.get(host, {}).get((application, service))
+
+    def service_count(self) -> int:
+        return sum(len(services) for services in self._services.values())
 
     def apply(self, key: str, value: bytes | None) -> None:
         """Take one KV entry (value None: deleted). Malformed entries are counted and dropped."""
@@ -77,8 +80,9 @@ class FleetView:
         self.hosts[host] = record
 
     def _apply_service(self, sid: ServiceId, key: str, value: bytes | None) -> None:
+        host, app_service = sid[0], (sid[1], sid[2])
         if value is None:
-            self.services.pop(sid, None)
+            self._services.get(host, {}).pop(app_service, None)
             return
         try:
             state = decode(ServiceState, key, value)
@@ -88,7 +92,7 @@ class FleetView:
         if (state.host, state.application, state.service) != sid:
             self._drop(key, "value does not match its key")
             return
-        self.services[sid] = state
+        self._services.setdefault(host, {})[app_service] = state
 
     def _drop(self, key: str, why: str) -> None:
         self._bus.counters.inc("server.malformed_messages")
@@ -104,5 +108,6 @@ class FleetView:
     def _prune(self, present: set[str]) -> None:
         for host in [h for h in self.hosts if subjects.host_key(h) not in present]:
             del self.hosts[host]
-        for sid in [s for s in self.services if subjects.service_key(*s) not in present]:
-            del self.services[sid]
+        for host, services in self._services.items():
+            for app, svc in [k for k in services if subjects.service_key(host, *k) not in present]:
+                del services[(app, svc)]

@@ -1,11 +1,13 @@
 """Actions, from request to recorded result.
 
 submit:     resolve targets → commit to the system of record (one row per host, `pending`) →
-            publish to each host's subject → mark `dispatched`.
-redispatch: rows still `pending` (the bus was down, or the server died between commit and
-            publish) are published again; JetStream de-duplicates by message id, and the
-            agent's ledger would answer a second copy without running it.
-results:    the results stream → the system of record; ack only after the commit.
+            wake the dispatcher, and answer at once: a slow bus never holds up the caller.
+dispatch:   publish every `pending` row to its host's subject, then mark it `dispatched`.
+            A row whose publish failed (the bus is down), or that was published just before
+            the server died, is published again; JetStream de-duplicates by message id, and
+            the agent's ledger would answer a second copy without running it.
+results:    the results stream → the system of record; ack only after the commit. A result
+            for a row already final (expired by the server) is logged and dropped.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
+from typing import TypeVar
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -32,11 +34,21 @@ from drover.ops.clock import Clock
 from drover.server.errors import Unprocessable
 from drover.server.fleet import FleetView
 from drover.server.targeting import resolve
-from drover.store.actions import Action, ActionStore, HostResult
+from drover.store.actions import Action, ActionStore, Dispatch, HostResult
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DEADLINE = timedelta(minutes=10)
+# How long past its deadline a host may still answer: it may have begun just before it.
+DEFAULT_ANSWER_GRACE = timedelta(minutes=5)
+DISPATCH_CONCURRENCY = 256
+
+T = TypeVar("T")
+
+
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def new_action_id() -> str:
@@ -51,12 +63,15 @@ class Orchestrator:
         fleet: FleetView,
         active_config: Callable[[], FleetConfig | None],
         clock: Clock,
+        answer_grace: timedelta = DEFAULT_ANSWER_GRACE,
     ) -> None:
         self._store = store
         self._bus = bus
         self._fleet = fleet
         self._active_config = active_config
         self._clock = clock
+        self._answer_grace = answer_grace
+        self._wake = asyncio.Event()
 
     async def submit(
         self,
@@ -91,34 +106,53 @@ class Orchestrator:
             len(target.hosts),
             requested_by,
         )
-        for host in target.hosts:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await self._dispatch(action, host)  # what fails here, redispatch retries
-        return await self._store.get(action.id) or action
+        self._wake.set()  # the dispatcher sends it; the caller does not wait on the bus
+        return action
 
-    async def _dispatch(self, action: Action, host: str) -> None:
+    async def dispatch(self) -> None:
+        """Send every committed, unsent request; then wait for new ones (or retry in 2 s).
+
+        Also expires what hosts never answered: a row still open `answer_grace` past its
+        action's deadline becomes `expired`, so no action stays `running` for ever.
+        """
+        while True:
+            self._wake.clear()
+            pending = await self._store.undispatched()
+            sent: list[tuple[str, str]] = []
+            for chunk in _chunks(pending, DISPATCH_CONCURRENCY):
+                outcomes = await asyncio.gather(
+                    *(self._send(d) for d in chunk), return_exceptions=True
+                )
+                for dispatch, outcome in zip(chunk, outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
+                        self._bus.counters.inc("server.dispatch_failures")
+                    else:
+                        sent.append((dispatch.action_id, dispatch.host))
+            now = self._clock.now()
+            await self._store.mark_dispatched(sent, now)
+            expired = await self._store.expire_overdue(now - self._answer_grace, now)
+            if expired:
+                log.warning("%d host(s) never answered by their action's deadline", expired)
+            if len(sent) < len(pending) or len(pending) == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=2.0)
+
+    async def _send(self, dispatch: Dispatch) -> None:
         request = ActionRequest(
-            action_id=action.id,
-            host=host,
-            kind=action.kind,
-            application=action.application,
-            services=action.services,
-            requested_by=action.requested_by,
-            created_at=action.created_at,
-            deadline=action.deadline,
+            action_id=dispatch.action_id,
+            host=dispatch.host,
+            kind=dispatch.kind,
+            application=dispatch.application,
+            services=dispatch.services,
+            requested_by=dispatch.requested_by,
+            created_at=dispatch.created_at,
+            deadline=dispatch.deadline,
         )
         await self._bus.publish(
-            subjects.action_subject(host), request, msg_id=subjects.dispatch_msg_id(action.id, host)
+            subjects.action_subject(dispatch.host),
+            request,
+            msg_id=subjects.dispatch_msg_id(dispatch.action_id, dispatch.host),
         )
-        await self._store.mark_dispatched(action.id, host, self._clock.now())
-
-    async def redispatch(self) -> None:
-        while True:
-            for action_id, host in await self._store.undispatched():
-                action = await self._store.get(action_id)
-                if action is not None:
-                    await self._dispatch(action, host)
-            await asyncio.sleep(2.0)
 
     async def consume_results(self) -> None:
         """One life of the results loop; returns after a reconnect to be recreated."""
@@ -146,10 +180,11 @@ class Orchestrator:
             result.action_id, _host_result(result), self._clock.now()
         )
         if not recorded:
-            log.info(
-                "result for %s on %s ignored (unknown or already final)",
+            log.warning(
+                "late or unknown result for %s on %s (%s) ignored: the row is already final",
                 result.action_id,
                 result.host,
+                result.outcome,
             )
         await msg.ack()
 

@@ -17,6 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
 from drover.store.tables import action_hosts, actions, metadata
 
+_OPEN = [HostOutcome.PENDING.value, HostOutcome.DISPATCHED.value]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One action request for one host, as the dispatcher sends it."""
+
+    action_id: str
+    host: str
+    kind: ActionKind
+    application: str
+    services: list[str]
+    requested_by: str
+    created_at: datetime
+    deadline: datetime
+
 
 @dataclass(frozen=True)
 class HostResult:
@@ -88,35 +104,71 @@ class ActionStore:
                 ],
             )
 
-    async def undispatched(self, limit: int = 500) -> list[tuple[str, str]]:
-        """(action id, host) pairs committed but not yet handed to the bus."""
+    async def undispatched(self, limit: int = 1000) -> list[Dispatch]:
+        """Requests committed but not yet handed to the bus, oldest first."""
         query = (
-            select(action_hosts.c.action_id, action_hosts.c.host)
+            select(actions, action_hosts.c.host)
+            .join(action_hosts, action_hosts.c.action_id == actions.c.id)
             .where(action_hosts.c.outcome == HostOutcome.PENDING.value)
+            .order_by(actions.c.created_at, actions.c.id, action_hosts.c.host)
             .limit(limit)
         )
         async with self._engine.connect() as conn:
-            return [(row.action_id, row.host) for row in await conn.execute(query)]
+            return [
+                Dispatch(
+                    action_id=row.id,
+                    host=row.host,
+                    kind=ActionKind(row.kind),
+                    application=row.application,
+                    services=list(row.services),
+                    requested_by=row.requested_by,
+                    created_at=row.created_at,
+                    deadline=row.deadline,
+                )
+                for row in await conn.execute(query)
+            ]
 
-    async def mark_dispatched(self, action_id: str, host: str, now: datetime) -> None:
+    async def mark_dispatched(self, sent: list[tuple[str, str]], now: datetime) -> None:
+        """(action id, host) pairs now on the bus; one transaction for all of them."""
+        if not sent:
+            return
         async with self._engine.begin() as conn:
-            await conn.execute(
+            for action_id, host in sent:
+                await conn.execute(
+                    update(action_hosts)
+                    .where(action_hosts.c.action_id == action_id, action_hosts.c.host == host)
+                    .where(action_hosts.c.outcome == HostOutcome.PENDING.value)
+                    .values(outcome=HostOutcome.DISPATCHED.value, updated_at=now)
+                )
+
+    async def expire_overdue(self, cutoff: datetime, now: datetime) -> int:
+        """Hosts that never answered an action whose deadline was before `cutoff` are expired."""
+        overdue = select(actions.c.id).where(actions.c.deadline < cutoff)
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
                 update(action_hosts)
-                .where(action_hosts.c.action_id == action_id, action_hosts.c.host == host)
-                .where(action_hosts.c.outcome == HostOutcome.PENDING.value)
-                .values(outcome=HostOutcome.DISPATCHED.value, updated_at=now)
+                .where(
+                    action_hosts.c.outcome.in_(_OPEN),
+                    action_hosts.c.action_id.in_(overdue.scalar_subquery()),
+                )
+                .values(
+                    outcome=HostOutcome.EXPIRED.value,
+                    output="no answer from the host by the deadline",
+                    finished_at=now,
+                    updated_at=now,
+                )
             )
+        return int(done.rowcount or 0)
 
     async def record_result(self, action_id: str, result: HostResult, now: datetime) -> bool:
         """Store a host's result; False if the action/host is unknown or already final."""
-        open_outcomes = [HostOutcome.PENDING.value, HostOutcome.DISPATCHED.value]
         async with self._engine.begin() as conn:
             done = await conn.execute(
                 update(action_hosts)
                 .where(
                     action_hosts.c.action_id == action_id,
                     action_hosts.c.host == result.host,
-                    action_hosts.c.outcome.in_(open_outcomes),
+                    action_hosts.c.outcome.in_(_OPEN),
                 )
                 .values(
                     outcome=result.outcome.value,

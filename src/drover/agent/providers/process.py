@@ -13,6 +13,7 @@ import ctypes
 import logging
 import os
 import signal
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from drover.ops.loops import Backoff
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+STABLE_AFTER = 60.0  # seconds a service must run before its restart backoff starts over
 
 
 def _child_setup() -> None:  # pragma: no cover - runs in the child before exec
@@ -55,6 +57,7 @@ class SupervisedProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._restart_task: asyncio.Task[None] | None = None
         self._backoff = Backoff(base=0.5, cap=30.0)
+        self._started_at = 0.0
         self.state = ServiceState(
             host=host,
             application=spec.application,
@@ -87,9 +90,9 @@ class SupervisedProcess:
         self._cancel_restart()
         if self.pid is not None:
             return f"already running (pid {self.pid})"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.spec.env}
         try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("ab") as out:
                 proc = await asyncio.create_subprocess_exec(
                     *self.spec.command,
@@ -101,10 +104,12 @@ class SupervisedProcess:
                     start_new_session=True,
                     preexec_fn=_child_setup,
                 )
-        except OSError as err:
+        except (OSError, ValueError, subprocess.SubprocessError) as err:
+            # OSError: no such file, no permission; ValueError: a NUL byte or '=' in a name.
             self._set(ServiceStatus.FAILED, pid=None, message=f"cannot start: {err}")
             raise OperationFailed(self.spec.application, self.spec.service, str(err)) from err
         self._proc = proc
+        self._started_at = self._clock.monotonic()
         self._set(ServiceStatus.RUNNING, pid=proc.pid)
         self._tg.create_task(self._watch(proc))
         return f"started (pid {proc.pid})"
@@ -126,8 +131,11 @@ class SupervisedProcess:
         if self._proc is not proc:
             return  # stopped on purpose
         self._proc = None
+        _kill_group(proc.pid)  # what it forked must not outlive it unsupervised
         self._set(ServiceStatus.FAILED, pid=None, exit_code=code, message=f"exited with {code}")
         log.warning("%s/%s exited with %s", self.spec.application, self.spec.service, code)
+        if self._clock.monotonic() - self._started_at > STABLE_AFTER:
+            self._backoff.reset()  # a crash after a long healthy run is not a crash loop
         if self.spec.target is TargetStatus.RUNNING:
             delay = self._backoff.next_delay()
             self._restart_task = self._tg.create_task(self._restart_after(delay))
@@ -175,9 +183,14 @@ async def _terminate(proc: asyncio.subprocess.Process, timeout: float) -> None:
     try:
         await asyncio.wait_for(proc.wait(), timeout)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc.pid)
         await proc.wait()
+    _kill_group(proc.pid)  # stragglers that ignored SIGTERM or were forked meanwhile
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 class ProcessProvider:

@@ -65,7 +65,9 @@ class ActionIn(Body):
     kind: ActionKind
     application: Name
     service: Name | None = None
-    hosts: list[HostId] | None = Field(default=None, description="default: every host it runs on")
+    hosts: list[HostId] | None = Field(
+        default=None, min_length=1, description="default: every host it runs on"
+    )
     deadline_s: float = Field(default=600, gt=0, le=7 * 24 * 3600)
 
 
