@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from drover.config import loader
 from drover.config.errors import ConfigError, ConfigProblem
 from drover.config.loader import json_schema, load_files, load_snapshot
 from drover.config.schema import Application, FleetConfig, GroupSpec, HostSpec, ServiceSpec
@@ -156,6 +157,39 @@ def test_the_error_message_has_one_problem_per_line() -> None:
         str(caught.value)
         == "a.yaml:1:8: hosts: must be a mapping\nb.yaml:1:9: groups: must be a mapping"
     )
+
+
+def test_a_file_nested_too_deep_to_parse_is_a_problem_of_that_file_alone() -> None:
+    files = {"deep.yaml": b"hosts:\n  h: {labels: " + b"{a: " * 1000 + b"}", "cart.yaml": CART}
+
+    with pytest.raises(ConfigError) as caught:
+        load_files(files, revision="r1")
+
+    assert caught.value.problems == (
+        ConfigProblem(
+            "deep.yaml",
+            1,
+            1,
+            "nesting too deep: lists and mappings nested more levels than can be read",
+        ),
+    )
+
+
+def test_a_file_nested_too_deep_to_validate_is_a_problem_at_its_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def too_deep(node: object) -> object:
+        raise RecursionError
+
+    # Parsing needs more stack per level than validating, so only this reaches validation.
+    monkeypatch.setattr(loader, "_plain", too_deep)
+
+    with pytest.raises(ConfigError) as caught:
+        load_files({"cart.yaml": b"# the cart\n" + CART}, revision="r1")
+
+    assert [str(problem) for problem in caught.value.problems] == [
+        "cart.yaml:2:1: nesting too deep: lists and mappings nested more levels than can be read"
+    ]
 
 
 def test_a_snapshot_loads_with_its_revision() -> None:

@@ -55,6 +55,7 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
         ("unknown_group.yaml:5:19: applications.shop.groups[1]: ", "unknown group 'db'")
     ],
     "not_utf8.yaml": [("not_utf8.yaml:3:21: ", "not valid UTF-8")],
+    "too_deep.yaml": [("too_deep.yaml:1:1: ", "nesting too deep")],
 }
 
 

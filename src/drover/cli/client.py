@@ -20,6 +20,7 @@ class CliError(Exception):
 
 class ApiClient:
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        _check_url(base_url)
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -41,23 +42,50 @@ class ApiClient:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as err:
             raise CliError(f"cannot reach the drover server at {self.base_url}: {err}") from err
+        except (httpx.HTTPError, httpx.InvalidURL) as err:
+            raise CliError(
+                f"request to the drover server at {self.base_url} failed: {err}"
+            ) from err
         if response.status_code in (400, 404, 409, 422):
             raise CliError(_detail(response), exit_code=2)
         if response.is_error:
             raise CliError(f"server answered {response.status_code}: {_detail(response)}")
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as err:
+            raise CliError(
+                f"the server at {self.base_url} answered something that is not JSON"
+            ) from err
+
+
+def _check_url(base_url: str) -> None:
+    problem = f"--server {base_url!r}: invalid URL; expected e.g. http://127.0.0.1:8080"
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as err:
+        raise CliError(f"{problem} ({err})", exit_code=2) from err
+    if url.scheme not in ("http", "https") or not url.host:
+        raise CliError(problem, exit_code=2)
 
 
 def _detail(response: httpx.Response) -> str:
     try:
-        detail = response.json().get("detail")
+        body = response.json()
     except ValueError:
-        return response.text[:500]
+        return _excerpt(response.text)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if detail is None:
+        return _excerpt(response.text)
     if isinstance(detail, list):  # FastAPI validation errors
         return "; ".join(
             f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail
         )
     return str(detail)
+
+
+def _excerpt(text: str) -> str:
+    """The start of a body that is not ours (an HTML error page, say) on one line."""
+    return " ".join(text.split())[:300] or "(empty body)"
 
 
 def _user() -> str:

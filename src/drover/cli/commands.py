@@ -1,4 +1,8 @@
-"""What each CLI command does, apart from its argument parsing (cli/main.py)."""
+"""What each CLI command does, apart from its argument parsing (cli/main.py).
+
+The long-running commands check every value (cli/options.py) before they import what they run,
+so that a mistake is reported at once, before the server's and the agent's imports.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +14,23 @@ from typing import Any
 
 from rich.live import Live
 
-from drover.cli import render
+from drover.cli import options, render
 from drover.cli.client import ApiClient, CliError
 from drover.cli.signals import run_until_signalled
 from drover.ops import logging as drover_logging
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise CliError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080", 2)
-    return host.strip("[]"), int(port)
-
-
 def dev(
     listen: str, data_dir: Path, config: Path, ref: str | None, host_id: str | None, level: str
 ) -> None:
+    level = options.log_level(level)
+    host, port = options.listen_address(listen)
+    options.config_source(config, ref)
+    agent_host = options.host_id(host_id)
+    options.ensure_listen_free(listen, host, port)
+    state = options.data_dir(data_dir)
     from drover.cli.dev import run_dev
 
-    host, port = parse_listen(listen)
-    _require_config(config)
-    data_dir.mkdir(parents=True, exist_ok=True)
     drover_logging.configure(level)
     asyncio.run(
         run_until_signalled(
@@ -38,10 +38,10 @@ def dev(
                 stop,
                 listen_host=host,
                 listen_port=port,
-                data_dir=data_dir.resolve(),
+                data_dir=state,
                 config_path=config.resolve(),
                 config_ref=ref,
-                host_id=_host_id(host_id),
+                host_id=agent_host,
             )
         )
     )
@@ -50,12 +50,15 @@ def dev(
 def server(
     nats: str, config: Path, ref: str | None, listen: str, database: str, poll: float, level: str
 ) -> None:
+    level = options.log_level(level)
+    host, port = options.listen_address(listen)
+    options.config_source(config, ref)
+    database = options.database_url(database)
+    nats = options.nats_url(nats)
+    options.ensure_listen_free(listen, host, port)
     from drover.bus.connection import BusSettings
     from drover.server.app import Server, ServerSettings
 
-    host, port = parse_listen(listen)
-    _require_config(config)
-    drover_logging.configure(level)
     settings = ServerSettings(
         config_path=config.resolve(),
         config_ref=ref,
@@ -65,20 +68,25 @@ def server(
         config_poll_interval=poll,
         bus=BusSettings(url=nats, name="drover-server"),
     )
+    drover_logging.configure(level)
     asyncio.run(run_until_signalled(Server(settings).run))
 
 
 def agent(nats: str, host_id: str | None, data_dir: Path, level: str) -> None:
-    from drover.agent.app import Agent, AgentSettings
-    from drover.bus.connection import BusSettings
     from drover.model.names import host_id_from_hostname
 
-    host = _host_id(host_id) or host_id_from_hostname()
+    level = options.log_level(level)
+    nats = options.nats_url(nats)
+    host = options.host_id(host_id) or host_id_from_hostname()
+    state = options.data_dir(data_dir)
+    from drover.agent.app import Agent, AgentSettings
+    from drover.bus.connection import BusSettings
+
+    bus = BusSettings(url=nats, name=f"drover-agent-{host}")
     drover_logging.configure(level)
-    settings = AgentSettings(
-        host_id=host, data_dir=data_dir, bus=BusSettings(url=nats, name=f"drover-agent-{host}")
+    asyncio.run(
+        run_until_signalled(Agent(AgentSettings(host_id=host, data_dir=state, bus=bus)).run)
     )
-    asyncio.run(run_until_signalled(Agent(settings).run))
 
 
 def status(server_url: str, as_json: bool) -> None:
@@ -104,9 +112,7 @@ def actions(server_url: str, as_json: bool, limit: int) -> None:
 def action(
     kind: str, target: str, hosts: list[str], server_url: str, as_json: bool, timeout: float
 ) -> None:
-    application, _, service = target.partition("/")
-    if not application:
-        raise CliError(f"{target!r}: expected APP or APP/SERVICE", 2)
+    application, service = options.action_target(target)
     client = ApiClient(server_url)
     body: dict[str, Any] = {"kind": kind, "application": application}
     if service:
@@ -178,16 +184,3 @@ def _show(data: Any, as_json: bool, table: Any) -> None:
         print(json.dumps(data, indent=2))
     else:
         render.console().print(table())
-
-
-def _require_config(path: Path) -> None:
-    if not path.exists():
-        raise CliError(f"--config {path}: no such file or directory", 2)
-
-
-def _host_id(value: str | None) -> str | None:
-    from drover.model.names import is_host_id
-
-    if value is not None and not is_host_id(value):
-        raise CliError(f"--host-id {value!r}: letters, digits, '-' and '_' only (max 63)", 2)
-    return value

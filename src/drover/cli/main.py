@@ -44,7 +44,7 @@ def dev(
     ),
     ref: Annotated[str | None, typer.Option(help="Git ref to follow")] = None,
     host_id: Annotated[str | None, typer.Option(help="the local agent's host id")] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
 ) -> None:
     """Run nats-server, the server and a local agent in one process (the embedded default)."""
     commands.dev(listen, data_dir, config, ref, host_id, log_level)
@@ -60,7 +60,7 @@ def server(
         "sqlite+aiosqlite:///drover.db"
     ),
     poll: Annotated[float, typer.Option(help="seconds between config polls")] = 10.0,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
 ) -> None:
     """Run the drover server."""
     commands.server(nats, config, ref, listen, database, poll, log_level)
@@ -73,7 +73,7 @@ def agent(
     data_dir: Annotated[Path, typer.Option(help="ledger, cached desired state, logs")] = Path(
         "/var/lib/drover"
     ),
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
 ) -> None:
     """Run the drover agent of this host."""
     commands.agent(nats, host_id, data_dir, log_level)

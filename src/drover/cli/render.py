@@ -1,4 +1,8 @@
-"""Rendering API answers for people: Rich tables, drift in red."""
+"""Rendering API answers for people: Rich tables, drift in red.
+
+Every value in a table comes from agents or users (names, output, versions), so each is a `Text`:
+Rich would otherwise read `[bold]` in a service's output as markup, or fail on `[/x]`.
+"""
 
 from __future__ import annotations
 
@@ -41,21 +45,22 @@ def status_table(applications: list[dict[str, Any]]) -> Table:
 def _status_row(
     app: dict[str, Any], svc: dict[str, Any], place: dict[str, Any] | None
 ) -> list[Any]:
+    name, service, target = _text(app["name"]), _text(svc["name"]), _text(svc["target"])
     if place is None:
-        return [app["name"], svc["name"], "-", Text("no host", style="dim"), svc["target"], "", ""]
+        return [name, service, _text("-"), Text("no host", style="dim"), target, "", ""]
     status = place["status"] or "not reported"
-    shown = Text(status, style=STATUS_STYLE.get(status, "magenta"))
+    shown = _text(status, STATUS_STYLE.get(status, "magenta"))
     if place["drift"]:
-        shown = Text(f"{status} ≠ {svc['target']}", style="bold red")
+        shown = _text(f"{status} ≠ {svc['target']}", "bold red")
     host = place["host"] if place["host_online"] else f"{place['host']} (offline)"
     return [
-        app["name"],
-        svc["name"],
-        host,
+        name,
+        service,
+        _text(host),
         shown,
-        svc["target"],
-        str(place["pid"] or ""),
-        _short_time(place["since"]),
+        target,
+        _text(place["pid"] or ""),
+        _text(_short_time(place["since"])),
     ]
 
 
@@ -66,33 +71,38 @@ def hosts_table(hosts: list[dict[str, Any]]) -> Table:
     for h in hosts:
         running = sum(1 for s in h["services"] if s["status"] == "running")
         table.add_row(
-            h["host"],
+            _text(h["host"]),
             Text("yes", style="green") if h["online"] else Text("no", style="bold red"),
             f"{running}/{len(h['services'])} running",
-            h["agent_version"],
-            _short_time(h["last_heartbeat"]),
-            (h["desired_revision"] or "-")[:12],
+            _text(h["agent_version"]),
+            _text(_short_time(h["last_heartbeat"])),
+            _text((h["desired_revision"] or "-")[:12]),
         )
     return table
 
 
 def action_table(action: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"action {action['id']}: {action['kind']} {action['application']} "
-        f"({', '.join(action['services'])}) — {action['state']}",
-        title_justify="left",
+    title = (
+        f"action {action['id']}: {action['kind']} {action['application']} "
+        f"({', '.join(action['services'])}) — {action['state']}"
     )
+    table = Table(title=_text(title, "table.title"), title_justify="left")
     for column in ("host", "outcome", "exit", "duration", "output"):
         table.add_column(column)
     for h in action["hosts"]:
         table.add_row(
-            h["host"],
-            Text(h["outcome"], style=OUTCOME_STYLE.get(h["outcome"], "")),
-            "" if h["exit_code"] is None else str(h["exit_code"]),
+            _text(h["host"]),
+            _text(h["outcome"], OUTCOME_STYLE.get(h["outcome"], "")),
+            _text("" if h["exit_code"] is None else h["exit_code"]),
             "" if h["duration_s"] is None else f"{h['duration_s']:.2f}s",
-            h["output"],
+            _text(h["output"]),
         )
     return table
+
+
+def _text(value: object, style: str = "") -> Text:
+    """A value shown exactly as it is, never read as Rich markup."""
+    return Text("" if value is None else str(value), style=style)
 
 
 def _short_time(value: str | None) -> str:

@@ -30,6 +30,9 @@ Position = tuple[int, int]  # 0-based line and column, as ruamel stores them
 LocItem = str | int
 
 _SECTIONS = ("applications", "hosts", "groups")
+# Parsing and validation recurse with every level; a file nested deeper than Python's stack
+# allows is a mistake in that file, not a crash of whoever reads it.
+_TOO_DEEP = "nesting too deep: lists and mappings nested more levels than can be read"
 _SIMPLE_MESSAGES = {
     "dict_type": "must be a mapping",
     "model_type": "must be a mapping",
@@ -87,10 +90,10 @@ def load_files(files: Mapping[str, bytes], revision: str) -> FleetConfig:
     check_groups = not problems
     models: list[ConfigFile] = []
     for file in parsed:
-        try:
-            models.append(ConfigFile.model_validate(_plain(file.root)))
-        except ValidationError as err:
-            problems.extend(_validation_problem(file, error) for error in err.errors())
+        model, wrong = _validate(file)
+        problems.extend(wrong)
+        if model is not None:
+            models.append(model)
     problems.extend(_duplicate_names(parsed))
     if check_groups:
         problems.extend(_unknown_groups(parsed))
@@ -124,11 +127,23 @@ def _parse(path: str, content: bytes) -> CommentedMap | None:
         raise _Found(_at(path, dup.position, f"duplicate key {dup.key!r}{first}")) from dup
     except YAMLError as err:
         raise _Found(_yaml_problem(path, text, err)) from err
+    except RecursionError as err:
+        raise _Found(_at(path, (0, 0), _TOO_DEEP)) from err
     if root is None or isinstance(root, CommentedMap):
         return root
     start = _start(root) if isinstance(root, CommentedSeq) else (0, 0)
     sections = ", ".join(_SECTIONS)
     raise _Found(_at(path, start, f"top level must be a mapping with keys {sections}"))
+
+
+def _validate(file: _File) -> tuple[ConfigFile | None, list[ConfigProblem]]:
+    """The file's model, or None and what is wrong with it."""
+    try:
+        return ConfigFile.model_validate(_plain(file.root)), []
+    except ValidationError as err:
+        return None, [_validation_problem(file, error) for error in err.errors()]
+    except RecursionError:
+        return None, [_at(file.path, _start(file.root), _TOO_DEEP)]
 
 
 def _yaml_problem(path: str, text: str, err: YAMLError) -> ConfigProblem:

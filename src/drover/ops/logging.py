@@ -5,6 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def parse_level(name: str) -> int:
+    """The level called `name`, in any case. Raises ValueError for anything but LEVELS."""
+    if name.upper() not in LEVELS:
+        raise ValueError(f"unknown log level {name!r}: expected one of {', '.join(LEVELS)}")
+    return logging.getLevelNamesMapping()[name.upper()]
+
 
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -13,7 +22,7 @@ def configure(level: str = "INFO") -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(parse_level(level))
     # The NATS client logs every reconnect attempt at ERROR; our callbacks say it once.
     logging.getLogger("nats").setLevel(logging.CRITICAL)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
