@@ -83,24 +83,35 @@ def spawn_dev(tmp_path: Path) -> tuple[str, subprocess.Popen[str]]:
     """`drover dev` on a config and data dir of its own; its URL and process."""
     write_tree(tmp_path / "config", CONFIG)
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            DROVER,
-            "dev",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--config",
-            str(tmp_path / "config"),
-            "--host-id",
-            "devhost",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with (tmp_path / "dev.log").open("w") as log:
+        proc = subprocess.Popen(
+            [
+                DROVER,
+                "dev",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--config",
+                str(tmp_path / "config"),
+                "--host-id",
+                "devhost",
+            ],
+            # A file, not a pipe: nobody reads a pipe while it runs, and a full pipe would block it.
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     return f"http://127.0.0.1:{port}", proc
+
+
+def stopped(proc: subprocess.Popen[str], tmp_path: Path, timeout: float = 90) -> int:
+    """The exit code once it has stopped; a failure showing its log if it does not."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log = (tmp_path / "dev.log").read_text()
+        pytest.fail(f"drover dev did not stop within {timeout}s; its log:\n{log[-5000:]}")
 
 
 @pytest.fixture
@@ -119,7 +130,7 @@ def dev(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
 
 @pytest.mark.slow
 def test_drover_dev_comes_up_is_driven_by_the_cli_and_leaves_no_process(
-    dev: tuple[str, subprocess.Popen[str]],
+    dev: tuple[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     url, proc = dev
     status = cli(url, "status", "--json")
@@ -145,8 +156,8 @@ def test_drover_dev_comes_up_is_driven_by_the_cli_and_leaves_no_process(
     children = descendants(proc.pid)
     assert len(children) >= 3  # nats-server and the two running services
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
-    output = proc.stdout.read() if proc.stdout else ""
+    assert stopped(proc, tmp_path) == 0
+    output = (tmp_path / "dev.log").read_text()
     assert "drover dev stopped" in output
     assert [pid for pid in children if alive(pid)] == []
 
@@ -195,7 +206,7 @@ def test_drover_dev_ends_cleanly_on_sigint_too(tmp_path: Path) -> None:
         wait_until_up(url, proc)
         children = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert stopped(proc, tmp_path) == 0
         assert [pid for pid in children if alive(pid)] == []
     finally:
         if proc.poll() is None:
