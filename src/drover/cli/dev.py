@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 from drover.agent.app import Agent, AgentSettings
@@ -14,6 +15,8 @@ from drover.ops.loops import unless_stopped
 from drover.server.app import Server, ServerSettings
 
 log = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 async def run_dev(
@@ -71,6 +74,13 @@ async def _announce(server: Server, agent: Agent, stop: asyncio.Event) -> None:
         return
     assert server.http is not None
     url = f"http://{server.settings.listen_host}:{server.http.port}"
-    log.info(
-        "drover is up: API %s  (docs %s/docs)  —  try: drover status --server %s", url, url, url
-    )
+    server_opt = "" if url == DEFAULT_URL else f" --server {url}"
+    log.info("drover is up: API %s, docs %s/docs", url, url)
+    log.info("try: %s status%s   (Ctrl-C stops everything)", _this_command(), server_opt)
+
+
+def _this_command() -> str:
+    """How the user can run this same `drover` again: relative to here if it lies below."""
+    here = Path.cwd()
+    exe = Path(sys.argv[0]).resolve()
+    return str(exe.relative_to(here)) if exe.is_relative_to(here) else exe.name
