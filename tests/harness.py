@@ -67,6 +67,7 @@ class Fleet:
                 bus=BusSettings(url=self.nats.url, name=f"test-agent-{host}"),
                 heartbeat_interval=1.0,
                 drain_timeout=5.0,
+                systemd="off",
             )
         )
         self.agents[host] = agent

@@ -7,12 +7,16 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from drover.agent.desired import DesiredStateFollower
 from drover.agent.errors import UnknownService
 from drover.agent.executor import Executor
 from drover.agent.ledger import Ledger
+from drover.agent.providers.base import Provider
 from drover.agent.providers.process import ProcessProvider
+from drover.agent.providers.registry import Providers
+from drover.agent.providers.script import ScriptProvider
 from drover.agent.reporter import Reporter
 from drover.bus.connection import Bus, BusSettings
 from drover.bus.messages import DesiredState
@@ -24,6 +28,9 @@ from drover.ops.loops import forever, unless_stopped
 log = logging.getLogger(__name__)
 
 
+SYSTEMD_CONNECT_TIMEOUT = 10.0
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     host_id: str
@@ -31,6 +38,9 @@ class AgentSettings:
     bus: BusSettings = field(default_factory=BusSettings)
     heartbeat_interval: float = 10.0
     drain_timeout: float = 30.0
+    # "auto": use systemd when its D-Bus API answers; "on": refuse to start without it.
+    systemd: Literal["auto", "on", "off"] = "auto"
+    systemd_bus_address: str | None = None  # default: $DBUS_SYSTEM_BUS_ADDRESS or the standard
 
 
 class Agent:
@@ -47,7 +57,7 @@ class Agent:
         self.desired = DesiredStateFollower(
             settings.host_id, self.bus, settings.data_dir / "desired.json", self._apply
         )
-        self.provider: ProcessProvider | None = None
+        self.providers: Providers | None = None
         self.ready = asyncio.Event()
         # Actions wait until the agent knows what it runs: an action that arrives before the
         # first desired state would otherwise fail with "no such service".
@@ -55,10 +65,10 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
-            self.provider = ProcessProvider(
-                self.settings.host_id, self.settings.data_dir / "logs", self.clock, tg
+            self.providers = Providers(
+                self.settings.host_id, await self._open_providers(tg), self.clock
             )
-            self.provider.subscribe(self.reporter.on_change)
+            self.providers.subscribe(self.reporter.on_change)
             await self.desired.load_cached()
             connected, _ = await unless_stopped(self.bus.connect(), stop)
             loops = []
@@ -84,14 +94,36 @@ class Agent:
             await asyncio.wait_for(self.executor.idle.wait(), self.settings.drain_timeout)
         for task in loops:
             task.cancel()
-        if self.provider is not None:
-            await self.provider.close()
+        if self.providers is not None:
+            await self.providers.close()
         await self.bus.close()
         log.info("agent %s stopped", self.settings.host_id)
 
+    async def _open_providers(self, tg: asyncio.TaskGroup) -> list[Provider]:
+        host, clock = self.settings.host_id, self.clock
+        providers: list[Provider] = [
+            ProcessProvider(host, self.settings.data_dir / "logs", clock, tg),
+            ScriptProvider(host, clock, tg),
+        ]
+        if self.settings.systemd == "off":
+            return providers
+        from drover.agent.providers.systemd.manager import SystemdError
+        from drover.agent.providers.systemd.provider import SystemdProvider
+
+        systemd = SystemdProvider(host, clock, tg, self.settings.systemd_bus_address)
+        try:
+            await asyncio.wait_for(systemd.connect(), SYSTEMD_CONNECT_TIMEOUT)
+        except (SystemdError, TimeoutError) as err:
+            if self.settings.systemd == "on":
+                raise
+            log.info("systemd not reachable (%s): systemd services will show as unknown", err)
+            return providers
+        log.info("systemd provider connected")
+        return [*providers, systemd]
+
     async def _apply(self, desired: DesiredState) -> None:
-        assert self.provider is not None
-        await self.provider.apply(desired.services)
+        assert self.providers is not None
+        await self.providers.apply(desired.services)
         self.reporter.desired_applied(desired.revision)
         self.reporter.forget_all_but({(s.application, s.service) for s in desired.services})
         self.desired_known.set()
@@ -101,6 +133,6 @@ class Agent:
         await self.executor.consume()
 
     async def _act(self, application: str, service: str, kind: ActionKind) -> str:
-        if self.provider is None:
+        if self.providers is None:
             raise UnknownService(application, service)
-        return await self.provider.act(application, service, kind)
+        return await self.providers.act(application, service, kind)

@@ -54,9 +54,15 @@ class DesiredService(Message):
     service: Name
     provider: str
     target: TargetStatus
-    command: list[str]
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: str | None = None
+    command: list[str] = Field(default_factory=list)  # provider process
+    env: dict[str, str] = Field(default_factory=dict)  # provider process
+    cwd: str | None = None  # provider process
+    unit: str | None = None  # provider systemd
+    status_command: list[str] = Field(default_factory=list)  # provider script
+    start_command: list[str] = Field(default_factory=list)  # provider script
+    stop_command: list[str] = Field(default_factory=list)  # provider script
+    timeout: float = 30.0  # provider script: bound on each run
+    check_interval: float = 10.0  # provider script
     stop_timeout: float = 10.0
 
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.live import Live
 
@@ -72,7 +72,13 @@ def server(
     asyncio.run(run_until_signalled(Server(settings).run))
 
 
-def agent(nats: str, host_id: str | None, data_dir: Path, level: str) -> None:
+def agent(
+    nats: str,
+    host_id: str | None,
+    data_dir: Path,
+    level: str,
+    systemd: Literal["auto", "on", "off"],
+) -> None:
     from drover.model.names import host_id_from_hostname
 
     level = options.log_level(level)
@@ -85,7 +91,9 @@ def agent(nats: str, host_id: str | None, data_dir: Path, level: str) -> None:
     bus = BusSettings(url=nats, name=f"drover-agent-{host}")
     drover_logging.configure(level)
     asyncio.run(
-        run_until_signalled(Agent(AgentSettings(host_id=host, data_dir=state, bus=bus)).run)
+        run_until_signalled(
+            Agent(AgentSettings(host_id=host, data_dir=state, bus=bus, systemd=systemd)).run
+        )
     )
 
 

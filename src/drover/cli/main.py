@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,14 @@ app.add_typer(config_app, name="config")
 app.add_typer(action_app, name="action")
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+class SystemdMode(StrEnum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
 ServerOpt = Annotated[
     str, typer.Option("--server", envvar="DROVER_SERVER", help="drover server URL")
 ]
@@ -74,9 +83,12 @@ def agent(
         "/var/lib/drover"
     ),
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    systemd: Annotated[
+        SystemdMode, typer.Option(help="manage systemd units: auto (if reachable), on, off")
+    ] = SystemdMode.AUTO,
 ) -> None:
     """Run the drover agent of this host."""
-    commands.agent(nats, host_id, data_dir, log_level)
+    commands.agent(nats, host_id, data_dir, log_level, systemd.value)
 
 
 @app.command()

@@ -206,6 +206,8 @@ def _describe(error: ErrorDetails) -> str:
     if kind in ("enum", "literal_error"):
         # pydantic says "'a', 'b' or 'c'"
         return "must be one of " + ", ".join(str(ctx["expected"]).rsplit(" or ", 1))
+    if kind == "value_error":  # our own validators: their message is the whole story
+        return str(ctx.get("error", error["msg"]))
     if kind == "string_pattern_mismatch":
         return f"invalid name {error['input']!r} (must match {ctx['pattern']})"
     return _SIMPLE_MESSAGES.get(kind, error["msg"])

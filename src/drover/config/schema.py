@@ -24,7 +24,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from drover.model.names import HostId, Name
 from drover.model.status import TargetStatus
@@ -39,6 +46,14 @@ def _no_nul(value: str) -> str:
 # What the kernel can pass to exec: no NUL anywhere, no '=' in a variable's name.
 Arg = Annotated[str, AfterValidator(_no_nul)]
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+# systemd's unit name characters, and one of the unit types an application service can be.
+UnitName = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|timer|target|mount|path|scope)$",
+        max_length=255,
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -46,14 +61,52 @@ class _Strict(BaseModel):
 
 
 class ServiceSpec(_Strict):
-    """One service of an application, as the agent should run it."""
+    """One service of an application, as the agent should run it.
 
-    provider: Literal["process"] = "process"
+    `provider: process` (the default) runs `command` as a supervised process;
+    `provider: systemd` manages an existing systemd `unit` through the manager's D-Bus API;
+    `provider: script` runs `status` every `check_interval` seconds (exit 0: running, 3: stopped,
+    anything else: failed) and `start` / `stop` when asked, each within `timeout`.
+    """
+
+    provider: Literal["process", "systemd", "script"] = "process"
     target: TargetStatus = TargetStatus.RUNNING
-    command: list[Arg] = Field(min_length=1, description="argv list; never a shell string")
+    command: list[Arg] = Field(default_factory=list, description="argv list; process only")
     env: dict[EnvName, Arg] = Field(default_factory=dict)
     cwd: Arg | None = None
+    unit: UnitName | None = Field(default=None, description="systemd unit name; systemd only")
+    status: list[Arg] = Field(default_factory=list, description="argv; script only")
+    start: list[Arg] = Field(default_factory=list, description="argv; script only")
+    stop: list[Arg] = Field(default_factory=list, description="argv; script only")
+    timeout: float = Field(default=30.0, gt=0, le=3600, description="per script run")
+    check_interval: float = Field(default=10.0, ge=1, le=3600, description="script only")
     stop_timeout: float = Field(default=10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _fits_its_provider(self) -> ServiceSpec:
+        given = {
+            name
+            for name in ("command", "env", "cwd", "unit", "status", "start", "stop")
+            if getattr(self, name)
+        }
+        allowed, required = _PROVIDER_FIELDS[self.provider]
+        if missing := [name for name in required if name not in given]:
+            raise ValueError(f"a {self.provider} service needs {_names(missing)}")
+        if stray := sorted(given - allowed):
+            raise ValueError(f"{_names(stray)} not used by provider {self.provider}")
+        return self
+
+
+# provider → (fields it may have, fields it must have)
+_PROVIDER_FIELDS: dict[str, tuple[set[str], list[str]]] = {
+    "process": ({"command", "env", "cwd"}, ["command"]),
+    "systemd": ({"unit"}, ["unit"]),
+    "script": ({"status", "start", "stop", "env", "cwd"}, ["status", "start", "stop"]),
+}
+
+
+def _names(fields: list[str]) -> str:
+    return ", ".join(f"'{name}'" for name in fields)
 
 
 class Application(_Strict):

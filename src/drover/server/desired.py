@@ -27,6 +27,12 @@ def desired_for_host(config: FleetConfig, host: str) -> DesiredState:
             command=list(svc.command),
             env=dict(svc.env),
             cwd=svc.cwd,
+            unit=svc.unit,
+            status_command=list(svc.status),
+            start_command=list(svc.start),
+            stop_command=list(svc.stop),
+            timeout=svc.timeout,
+            check_interval=svc.check_interval,
             stop_timeout=svc.stop_timeout,
         )
         for app_name, app in applications_on(config, host).items()

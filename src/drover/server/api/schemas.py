@@ -22,6 +22,7 @@ class ServiceOnHost(Body):
     since: datetime
     pid: int | None
     restarts: int
+    message: str
 
 
 class HostOut(Body):
@@ -40,6 +41,7 @@ class Placement(Body):
     status: ServiceStatus | None = Field(description="null: not reported by the host")
     since: datetime | None
     pid: int | None
+    message: str = Field(description="why, for a status that needs explaining")
     drift: bool
     host_online: bool
 

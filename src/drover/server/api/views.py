@@ -40,6 +40,7 @@ def host_view(fleet: FleetView, host: str, now: datetime) -> HostOut | None:
                 since=s.since,
                 pid=s.pid,
                 restarts=s.restarts,
+                message=s.message,
             )
             for s in fleet.services_of(host)
         ],
@@ -63,6 +64,7 @@ def application_view(
                     status=current,
                     since=state.since if state else None,
                     pid=state.pid if state else None,
+                    message=state.message if state else "",
                     drift=has_drift(current, spec.target),
                     host_online=bool(status and status.online),
                 )
