@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test lint types check fmt clean
+.PHONY: help install debs run test lint types check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,10 +22,13 @@ $(STAMP): pyproject.toml hatch_build.py
 
 install: $(STAMP) ## create .venv and install drover with its dev tools
 
+debs: ## install the Debian packages the tests use (systemd, dbus), if missing
+	@scripts/debian-packages
+
 run: install ## start drover on its embedded default: nats-server, server, a local agent
 	$(BIN)/drover dev
 
-test: install ## run the test suite (real nats-server per test)
+test: install debs ## run the test suite (real nats-server, real systemd in a namespace)
 	$(BIN)/pytest
 
 lint: install ## ruff format check and lint

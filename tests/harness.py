@@ -59,7 +59,8 @@ class Fleet:
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.server.http.port}")
         return self.server
 
-    async def start_agent(self, host: str) -> Agent:
+    async def start_agent(self, host: str, systemd_bus: str | None = None) -> Agent:
+        """An agent; with `systemd_bus` it manages units of that systemd, else none at all."""
         agent = Agent(
             AgentSettings(
                 host_id=host,
@@ -67,7 +68,8 @@ class Fleet:
                 bus=BusSettings(url=self.nats.url, name=f"test-agent-{host}"),
                 heartbeat_interval=1.0,
                 drain_timeout=5.0,
-                systemd="off",
+                systemd="on" if systemd_bus else "off",
+                systemd_bus_address=systemd_bus,
             )
         )
         self.agents[host] = agent
