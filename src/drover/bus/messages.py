@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from drover.bus.errors import MalformedMessage
 from drover.model.action import ActionKind, HostOutcome
 from drover.model.names import HostId, Name
-from drover.model.status import ServiceStatus, TargetStatus
+from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus
 
 
 class Message(BaseModel):
@@ -47,6 +47,7 @@ class ServiceState(Message):
     exit_code: int | None = None
     restarts: int = 0
     message: str = ""
+    convergence: Convergence | None = None  # set by the reconciler; None: not judged yet
 
 
 class DesiredService(Message):
@@ -64,6 +65,8 @@ class DesiredService(Message):
     timeout: float = 30.0  # provider script: bound on each run
     check_interval: float = 10.0  # provider script
     stop_timeout: float = 10.0
+    policy: Policy = Policy.ENFORCE
+    max_attempts: int = 5
 
 
 class DesiredState(Message):

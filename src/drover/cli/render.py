@@ -20,6 +20,12 @@ STATUS_STYLE = {
     "stopping": "yellow",
     "unknown": "magenta",
 }
+# What the agent is doing about a drift, shown after it.
+CONVERGENCE_NOTE = {
+    "converging": " (restoring)",
+    "failed-to-converge": " (gave up)",
+    "observed": " (observe only)",
+}
 OUTCOME_STYLE = {
     "succeeded": "green",
     "failed": "bold red",
@@ -51,7 +57,8 @@ def _status_row(
     status = place["status"] or "not reported"
     shown = _text(status, STATUS_STYLE.get(status, "magenta"))
     if place["drift"]:
-        shown = _text(f"{status} ≠ {svc['target']}", "bold red")
+        why = CONVERGENCE_NOTE.get(place.get("convergence") or "", "")
+        shown = _text(f"{status} ≠ {svc['target']}{why}", "bold red")
     host = place["host"] if place["host_online"] else f"{place['host']} (offline)"
     return [
         name,

@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from drover.model.names import HostId, Name
-from drover.model.status import TargetStatus
+from drover.model.status import Policy, TargetStatus
 
 
 def _no_nul(value: str) -> str:
@@ -81,6 +81,8 @@ class ServiceSpec(_Strict):
     timeout: float = Field(default=30.0, gt=0, le=3600, description="per script run")
     check_interval: float = Field(default=10.0, ge=1, le=3600, description="script only")
     stop_timeout: float = Field(default=10.0, gt=0, le=600)
+    policy: Policy = Field(default=Policy.ENFORCE, description="observe: report drift only")
+    max_attempts: int = Field(default=5, ge=1, le=100, description="enforce: then give up")
 
     @model_validator(mode="after")
     def _fits_its_provider(self) -> ServiceSpec:

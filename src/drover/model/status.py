@@ -34,3 +34,19 @@ def has_drift(current: ServiceStatus | None, target: TargetStatus) -> bool:
     if target is TargetStatus.RUNNING:
         return current not in (ServiceStatus.RUNNING, ServiceStatus.STARTING)
     return current not in (ServiceStatus.STOPPED, ServiceStatus.STOPPING, ServiceStatus.FAILED)
+
+
+class Policy(StrEnum):
+    """What the agent does about drift."""
+
+    OBSERVE = "observe"  # report it, nothing more
+    ENFORCE = "enforce"  # bring the service back to target, with backoff, up to a limit
+
+
+class Convergence(StrEnum):
+    """Where an enforced service stands against its target."""
+
+    OK = "ok"  # at its target (or on its way there by itself)
+    CONVERGING = "converging"  # drifted; the agent is bringing it back
+    FAILED = "failed-to-converge"  # the attempts ran out; it stays as it is until told again
+    OBSERVED = "observed"  # drifted under the observe policy: reported, not corrected

@@ -34,6 +34,8 @@ def desired_for_host(config: FleetConfig, host: str) -> DesiredState:
             timeout=svc.timeout,
             check_interval=svc.check_interval,
             stop_timeout=svc.stop_timeout,
+            policy=svc.policy,
+            max_attempts=svc.max_attempts,
         )
         for app_name, app in applications_on(config, host).items()
         for svc_name, svc in sorted(app.services.items())

@@ -55,6 +55,7 @@ async def test_a_running_units_real_state_is_read_and_mapped(
             "exit_code": None,
             "restarts": 0,
             "message": "",
+            "convergence": None,  # judged later, by the reconciler
         }
         # since is systemd's StateChangeTimestamp: when the unit started, not when drover looked
         assert datetime.now(UTC) - timedelta(seconds=30) < state.since <= datetime.now(UTC)

@@ -1,8 +1,9 @@
 """Supervised processes: services the agent runs itself, as children in their own session.
 
 Each service runs in its own process group (so a stop reaches everything it forked), with its
-output appended to `<log dir>/<app>.<service>.log`. A process that exits on its own while its
-target is `running` is restarted after a growing backoff; one stopped on purpose stays down.
+output appended to `<log dir>/<app>.<service>.log`. A process that exits on its own is reported
+`failed` with its exit code; bringing it back is the reconciler's job (agent/reconciler.py),
+which does so with backoff and a limit, for every provider alike.
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
 from drover.ops.clock import Clock
-from drover.ops.loops import Backoff
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
-STABLE_AFTER = 60.0  # seconds a service must run before its restart backoff starts over
 
 
 def _child_setup() -> None:  # pragma: no cover - runs in the child before exec
@@ -55,9 +54,7 @@ class SupervisedProcess:
         self._notify = notify
         self._lock = asyncio.Lock()
         self._proc: asyncio.subprocess.Process | None = None
-        self._restart_task: asyncio.Task[None] | None = None
-        self._backoff = Backoff(base=0.5, cap=30.0)
-        self._started_at = 0.0
+        self._started_once = False
         self.state = ServiceState(
             host=host,
             application=spec.application,
@@ -87,7 +84,6 @@ class SupervisedProcess:
             return f"restarted (pid {before or '-'} → {self.pid})"
 
     async def _start(self) -> str:
-        self._cancel_restart()
         if self.pid is not None:
             return f"already running (pid {self.pid})"
         env = {**os.environ, **self.spec.env}
@@ -109,13 +105,14 @@ class SupervisedProcess:
             self._set(ServiceStatus.FAILED, pid=None, message=f"cannot start: {err}")
             raise OperationFailed(self.spec.application, self.spec.service, str(err)) from err
         self._proc = proc
-        self._started_at = self._clock.monotonic()
+        if self._started_once:
+            self.state = self.state.model_copy(update={"restarts": self.state.restarts + 1})
+        self._started_once = True
         self._set(ServiceStatus.RUNNING, pid=proc.pid)
         self._tg.create_task(self._watch(proc))
         return f"started (pid {proc.pid})"
 
     async def _stop(self) -> str:
-        self._cancel_restart()
         proc = self._proc
         if proc is None or proc.returncode is not None:
             self._set(ServiceStatus.STOPPED, pid=None, exit_code=self.state.exit_code)
@@ -134,26 +131,6 @@ class SupervisedProcess:
         _kill_group(proc.pid)  # what it forked must not outlive it unsupervised
         self._set(ServiceStatus.FAILED, pid=None, exit_code=code, message=f"exited with {code}")
         log.warning("%s/%s exited with %s", self.spec.application, self.spec.service, code)
-        if self._clock.monotonic() - self._started_at > STABLE_AFTER:
-            self._backoff.reset()  # a crash after a long healthy run is not a crash loop
-        if self.spec.target is TargetStatus.RUNNING:
-            delay = self._backoff.next_delay()
-            self._restart_task = self._tg.create_task(self._restart_after(delay))
-
-    async def _restart_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        async with self._lock:
-            self._restart_task = None
-            if self._proc is None:
-                with contextlib.suppress(OperationFailed):
-                    await self._start()
-                    self.state = self.state.model_copy(update={"restarts": self.state.restarts + 1})
-                    self._notify(self.state)
-
-    def _cancel_restart(self) -> None:
-        if self._restart_task is not None and self._restart_task is not asyncio.current_task():
-            self._restart_task.cancel()
-        self._restart_task = None
 
     def _set(
         self,

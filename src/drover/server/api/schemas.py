@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drover.model.action import ActionKind, ActionState, HostOutcome
 from drover.model.names import HostId, Name
-from drover.model.status import ServiceStatus, TargetStatus
+from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus
 
 
 class Body(BaseModel):
@@ -23,6 +23,7 @@ class ServiceOnHost(Body):
     pid: int | None
     restarts: int
     message: str
+    convergence: Convergence | None
 
 
 class HostOut(Body):
@@ -42,6 +43,9 @@ class Placement(Body):
     since: datetime | None
     pid: int | None
     message: str = Field(description="why, for a status that needs explaining")
+    convergence: Convergence | None = Field(
+        description="ok, converging, failed-to-converge, observed; null: not judged yet"
+    )
     drift: bool
     host_online: bool
 
@@ -50,6 +54,7 @@ class ServiceOut(Body):
     name: Name
     provider: str
     target: TargetStatus
+    policy: Policy
     drift: bool
     hosts: list[Placement]
 

@@ -41,6 +41,7 @@ def host_view(fleet: FleetView, host: str, now: datetime) -> HostOut | None:
                 pid=s.pid,
                 restarts=s.restarts,
                 message=s.message,
+                convergence=s.convergence,
             )
             for s in fleet.services_of(host)
         ],
@@ -65,6 +66,7 @@ def application_view(
                     since=state.since if state else None,
                     pid=state.pid if state else None,
                     message=state.message if state else "",
+                    convergence=state.convergence if state else None,
                     drift=has_drift(current, spec.target),
                     host_online=bool(status and status.online),
                 )
@@ -74,6 +76,7 @@ def application_view(
                 name=svc_name,
                 provider=spec.provider,
                 target=spec.target,
+                policy=spec.policy,
                 drift=any(p.drift for p in placements),
                 hosts=placements,
             )

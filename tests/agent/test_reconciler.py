@@ -1,0 +1,140 @@
+"""The reconciler keeps enforced services at target, with backoff and a limit; real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from drover.agent.providers.process import ProcessProvider
+from drover.agent.reconciler import Reconciler
+from drover.bus.messages import DesiredService, ServiceState
+from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus
+from drover.ops.clock import SystemClock
+from tests.conftest import eventually, starts
+
+Journaled = Callable[[str], tuple[list[str], Path]]
+
+
+@dataclass
+class Rig:
+    provider: ProcessProvider
+    reconciler: Reconciler
+    reported: list[ServiceState]
+
+    async def apply(self, *desired: DesiredService) -> None:
+        self.reconciler.desired_changed(desired)
+        await self.provider.apply(desired)
+
+    def last(self) -> ServiceState:
+        return self.reported[-1]
+
+
+@asynccontextmanager
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with asyncio.TaskGroup() as tg:
+        clock = SystemClock()
+        provider = ProcessProvider("h1", tmp_path / "logs", clock, tg)
+        reported: list[ServiceState] = []
+        reconciler = Reconciler(provider.act, clock, tg, reported.append, backoff_base=0.05)
+        provider.subscribe(reconciler.on_state)
+        yield Rig(provider, reconciler, reported)
+        reconciler.close()
+        await provider.close()
+
+
+def spec(command: list[str], policy: Policy = Policy.ENFORCE, attempts: int = 5) -> DesiredService:
+    return DesiredService(
+        application="shop",
+        service="web",
+        provider="process",
+        target=TargetStatus.RUNNING,
+        command=command,
+        stop_timeout=2.0,
+        policy=policy,
+        max_attempts=attempts,
+    )
+
+
+async def test_a_crashed_enforced_service_is_brought_back(
+    tmp_path: Path, journaled_service: Journaled
+) -> None:
+    command, journal = journaled_service("web")
+    async with rig(tmp_path) as r:
+        await r.apply(spec(command))
+        await eventually(lambda: len(starts(journal)) == 1)
+        os.kill(int(starts(journal)[0]), 9)
+        await eventually(lambda: len(starts(journal)) == 2)
+        await eventually(lambda: r.last().status is ServiceStatus.RUNNING)
+        assert r.last().convergence is Convergence.OK
+        assert r.last().restarts == 1
+        seen = [(s.status, s.convergence) for s in r.reported]
+        assert (ServiceStatus.FAILED, Convergence.CONVERGING) in seen
+
+
+async def test_a_crash_loop_ends_as_failed_to_converge(tmp_path: Path) -> None:
+    journal = tmp_path / "crashes"
+    dies_at_once = [
+        sys.executable,
+        "-S",
+        "-c",
+        f"open({str(journal)!r}, 'a').write('x'); raise SystemExit(3)",
+    ]
+    async with rig(tmp_path) as r:
+        await r.apply(spec(dies_at_once, attempts=3))
+        await eventually(lambda: r.last().convergence is Convergence.FAILED, timeout=20)
+        await asyncio.sleep(0.5)  # no more attempts after giving up
+        assert journal.read_text() == "xxxx"  # the first start, then 3 attempts
+        assert (r.last().status, r.last().exit_code) == (ServiceStatus.FAILED, 3)
+
+
+async def test_an_observed_service_is_reported_never_corrected(
+    tmp_path: Path, journaled_service: Journaled
+) -> None:
+    command, journal = journaled_service("web")
+    async with rig(tmp_path) as r:
+        await r.apply(spec(command, policy=Policy.OBSERVE))
+        await eventually(lambda: len(starts(journal)) == 1)
+        os.kill(int(starts(journal)[0]), 9)
+        await eventually(lambda: r.last().convergence is Convergence.OBSERVED)
+        await asyncio.sleep(0.5)
+        assert len(starts(journal)) == 1
+        assert r.last().status is ServiceStatus.FAILED
+
+
+async def test_a_new_desired_state_gives_a_given_up_service_new_attempts(tmp_path: Path) -> None:
+    journal = tmp_path / "crashes"
+    dies_at_once = [
+        sys.executable,
+        "-S",
+        "-c",
+        f"open({str(journal)!r}, 'a').write('x'); raise SystemExit(3)",
+    ]
+    async with rig(tmp_path) as r:
+        await r.apply(spec(dies_at_once, attempts=1))
+        await eventually(lambda: r.last().convergence is Convergence.FAILED, timeout=20)
+        before = len(journal.read_text())
+        await r.apply(spec(dies_at_once, attempts=2))
+        await eventually(
+            lambda: (
+                r.last().convergence is Convergence.FAILED
+                and len(journal.read_text()) >= before + 2
+            ),
+            timeout=20,
+        )
+
+
+async def test_shutting_down_does_not_bring_anything_back(
+    tmp_path: Path, journaled_service: Journaled
+) -> None:
+    command, journal = journaled_service("web")
+    async with rig(tmp_path) as r:
+        await r.apply(spec(command))
+        await eventually(lambda: len(starts(journal)) == 1)
+    # rig closed the reconciler, then stopped the process: it must stay stopped
+    await asyncio.sleep(0.5)
+    assert len(starts(journal)) == 1
