@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from drover.bus import topology
 from drover.bus.connection import Bus, BusSettings
 from drover.config.source import open_source
@@ -21,7 +23,10 @@ from drover.server.desired import DesiredPublisher
 from drover.server.fleet import FleetView
 from drover.server.http import HttpServer
 from drover.server.orchestrator import DEFAULT_ANSWER_GRACE, Orchestrator
+from drover.server.overrides import Overrides
 from drover.store.actions import ActionStore
+from drover.store.database import open_database
+from drover.store.overrides import OverrideStore
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,7 @@ class Server:
         self.counters = Counters()
         self.bus = Bus(settings.bus, self.counters)
         self.fleet = FleetView(self.bus)
-        self.desired = DesiredPublisher(self.bus, self.fleet)
+        self.desired = DesiredPublisher(self.bus, self.fleet, self.clock)
         source = open_source(settings.config_path, settings.config_ref, settings.config_subdir)
         self.config = ConfigSync(
             source, self.clock, settings.config_poll_interval, self.desired.config_changed
@@ -55,13 +60,21 @@ class Server:
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        store = await ActionStore.open(self.settings.database_url)
+        engine = await open_database(self.settings.database_url)
         try:
-            await self._run(store, stop)
+            await self._run(engine, stop)
         finally:
-            await store.close()
+            await engine.dispose()
 
-    async def _run(self, store: ActionStore, stop: asyncio.Event) -> None:
+    async def _run(self, engine: AsyncEngine, stop: asyncio.Event) -> None:
+        store = ActionStore(engine)
+        overrides = Overrides(
+            OverrideStore(engine),
+            self.clock,
+            lambda: self.config.active,
+            self.desired.overrides_changed,
+        )
+        self.desired.use_overrides(overrides.active)
         orchestrator = Orchestrator(
             store,
             self.bus,
@@ -76,6 +89,7 @@ class Server:
             self.config,
             orchestrator,
             store,
+            overrides,
             self.clock,
             self.counters,
             self.clock.now(),

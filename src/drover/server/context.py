@@ -11,6 +11,7 @@ from drover.ops.counters import Counters
 from drover.server.configsync import ConfigSync
 from drover.server.fleet import FleetView
 from drover.server.orchestrator import Orchestrator
+from drover.server.overrides import Overrides
 from drover.store.actions import ActionStore
 
 
@@ -21,6 +22,7 @@ class ServerContext:
     config: ConfigSync
     orchestrator: Orchestrator
     store: ActionStore
+    overrides: Overrides
     clock: Clock
     counters: Counters
     started_at: datetime

@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.messages import DesiredService, DesiredState, encode
 from drover.config.placement import applications_on
 from drover.config.schema import FleetConfig
+from drover.model.override import Override, effective_target
+from drover.ops.clock import Clock
 from drover.server.fleet import FleetView
 
 
-def desired_for_host(config: FleetConfig, host: str) -> DesiredState:
+def desired_for_host(
+    config: FleetConfig, host: str, overrides: Sequence[Override] = (), now: datetime | None = None
+) -> DesiredState:
+    """What `host` should run: the config, with the overrides in force at `now` applied."""
+    at = now or datetime.now(UTC)
     services = [
         DesiredService(
             application=app_name,
             service=svc_name,
             provider=svc.provider,
-            target=svc.target,
+            target=effective_target(svc.target, overrides, app_name, svc_name, host, at)[0],
             command=list(svc.command),
             env=dict(svc.env),
             cwd=svc.cwd,
@@ -43,16 +51,34 @@ def desired_for_host(config: FleetConfig, host: str) -> DesiredState:
     return DesiredState(host=host, revision=config.revision, services=services)
 
 
+RECHECK_EVERY = 5.0
+
+
 class DesiredPublisher:
-    def __init__(self, bus: Bus, fleet: FleetView) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        fleet: FleetView,
+        clock: Clock,
+        overrides: Callable[[], Awaitable[list[Override]]] | None = None,
+    ) -> None:
         self._bus = bus
         self._fleet = fleet
+        self._clock = clock
+        self._overrides = overrides
         self._config: FleetConfig | None = None
         self._written: dict[str, DesiredState] = {}
         self._wake = asyncio.Event()
 
     async def config_changed(self, config: FleetConfig) -> None:
         self._config = config
+        self._wake.set()
+
+    def use_overrides(self, source: Callable[[], Awaitable[list[Override]]]) -> None:
+        """Where the overrides in force come from (the system of record, once it is open)."""
+        self._overrides = source
+
+    async def overrides_changed(self) -> None:
         self._wake.set()
 
     def hosts(self) -> set[str]:
@@ -67,13 +93,18 @@ class DesiredPublisher:
         while self._bus.generation == generation:
             self._wake.clear()
             self._fleet.changed.clear()
+            overrides = await self._overrides() if self._overrides else []
+            now = self._clock.now()
             if self._config is not None:
                 for host in sorted(self.hosts()):
-                    desired = desired_for_host(self._config, host)
+                    desired = desired_for_host(self._config, host, overrides, now)
                     if self._written.get(host) != desired:
                         await kv.put(subjects.desired_key(host), encode(desired))
                         self._written[host] = desired
-            await _either(self._wake, self._fleet.changed, timeout=5.0)
+            # Look again when the next override runs out, at the latest.
+            expiries = [(o.expires_at - now).total_seconds() for o in overrides]
+            timeout = max(0.05, min([RECHECK_EVERY, *expiries]))
+            await _either(self._wake, self._fleet.changed, timeout=timeout)
 
 
 async def _either(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:

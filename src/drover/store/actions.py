@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
-from drover.store.tables import action_hosts, actions, metadata
+from drover.store.database import open_database
+from drover.store.tables import action_hosts, actions
 
 _OPEN = [HostOutcome.PENDING.value, HostOutcome.DISPATCHED.value]
 
@@ -67,12 +68,8 @@ class ActionStore:
 
     @classmethod
     async def open(cls, url: str) -> ActionStore:
-        engine = create_async_engine(url)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_durability)
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        return cls(engine)
+        """An ActionStore with an engine of its own (closed by `close`)."""
+        return cls(await open_database(url))
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -230,12 +227,3 @@ class ActionStore:
             )
             for row in rows
         ]
-
-
-def _sqlite_durability(dbapi_conn: Any, _record: Any) -> None:
-    # WAL for concurrent readers; synchronous=FULL so a committed action survives power loss.
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

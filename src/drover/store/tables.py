@@ -69,3 +69,20 @@ action_hosts = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_action_hosts_outcome", "outcome"),
 )
+
+overrides = Table(
+    "overrides",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("application", String(64), nullable=False),
+    Column("service", String(64)),
+    Column("host", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("cleared_at", UTCDateTime),
+    Column("cleared_by", String(200)),
+    Index("ix_overrides_expires_at", "expires_at"),
+)

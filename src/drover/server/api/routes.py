@@ -18,9 +18,11 @@ from drover.server.api.schemas import (
     HealthOut,
     HostOut,
     InfoOut,
+    OverrideIn,
+    OverrideOut,
     ProblemOut,
 )
-from drover.server.api.views import action_view, application_view, host_view
+from drover.server.api.views import action_view, application_view, host_view, override_view
 from drover.server.context import ServerContext
 from drover.server.errors import NotFound
 
@@ -31,6 +33,8 @@ def context(request: Request) -> ServerContext:
 
 
 Ctx = Annotated[ServerContext, Depends(context)]
+# Who asks. Until authentication exists (the operator-workflows issue), a name the client gives.
+User = Annotated[str | None, Header(alias="X-Drover-User", max_length=200)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
 
 api = APIRouter(prefix="/api/v1")
@@ -58,8 +62,9 @@ async def list_applications(ctx: Ctx) -> list[ApplicationOut]:
     if config is None:
         return []
     now = ctx.clock.now()
+    overrides = await ctx.overrides.active()
     return [
-        application_view(config, ctx.fleet, name, app, now)
+        application_view(config, ctx.fleet, name, app, now, overrides)
         for name, app in sorted(config.applications.items())
     ]
 
@@ -69,7 +74,9 @@ async def get_application(name: str, ctx: Ctx) -> ApplicationOut:
     config = ctx.config.active
     if config is None or name not in config.applications:
         raise NotFound(f"no application {name!r}")
-    return application_view(config, ctx.fleet, name, config.applications[name], ctx.clock.now())
+    overrides = await ctx.overrides.active()
+    app = config.applications[name]
+    return application_view(config, ctx.fleet, name, app, ctx.clock.now(), overrides)
 
 
 @api.post(
@@ -78,17 +85,13 @@ async def get_application(name: str, ctx: Ctx) -> ApplicationOut:
     status_code=status.HTTP_202_ACCEPTED,
     responses={**NOT_FOUND, 422: {"model": ErrorOut}},
 )
-async def create_action(
-    body: ActionIn,
-    ctx: Ctx,
-    x_drover_user: Annotated[str | None, Header(max_length=200)] = None,
-) -> ActionOut:
+async def create_action(body: ActionIn, ctx: Ctx, user: User = None) -> ActionOut:
     action = await ctx.orchestrator.submit(
         kind=body.kind,
         application=body.application,
         service=body.service,
         hosts=body.hosts,
-        requested_by=x_drover_user or "anonymous",
+        requested_by=user or "anonymous",
         deadline=timedelta(seconds=body.deadline_s),
     )
     return action_view(action)
@@ -107,6 +110,36 @@ async def get_action(action_id: str, ctx: Ctx) -> ActionOut:
     if action is None:
         raise NotFound(f"no action {action_id!r}")
     return action_view(action)
+
+
+@api.post(
+    "/overrides",
+    response_model=OverrideOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={**NOT_FOUND, 422: {"model": ErrorOut}},
+)
+async def set_override(body: OverrideIn, ctx: Ctx, user: User = None) -> OverrideOut:
+    override = await ctx.overrides.set(
+        application=body.application,
+        service=body.service,
+        host=body.host,
+        status=body.status,
+        reason=body.reason,
+        duration=timedelta(seconds=body.duration_s),
+        by=user or "anonymous",
+    )
+    return override_view(override)
+
+
+@api.get("/overrides", response_model=list[OverrideOut])
+async def list_overrides(ctx: Ctx) -> list[OverrideOut]:
+    return [override_view(o) for o in await ctx.overrides.active()]
+
+
+@api.delete("/overrides/{override_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+async def clear_override(override_id: str, ctx: Ctx, user: User = None) -> Response:
+    await ctx.overrides.clear(override_id, by=user or "anonymous")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @api.get("/config", response_model=ConfigOut)

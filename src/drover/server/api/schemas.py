@@ -37,8 +37,31 @@ class HostOut(Body):
     services: list[ServiceOnHost]
 
 
+class OverrideOut(Body):
+    id: str
+    application: Name
+    service: Name | None = Field(description="null: every service of the application")
+    host: HostId | None = Field(description="null: every host it runs on")
+    status: TargetStatus
+    reason: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class OverrideIn(Body):
+    application: Name
+    service: Name | None = None
+    host: HostId | None = None
+    status: TargetStatus
+    reason: str = Field(min_length=1, max_length=500, description="why: shown to everyone")
+    duration_s: float = Field(default=4 * 3600, gt=0, le=30 * 24 * 3600)
+
+
 class Placement(Body):
     host: HostId
+    target: TargetStatus = Field(description="in force here: the config's, or an override's")
+    override: OverrideOut | None
     status: ServiceStatus | None = Field(description="null: not reported by the host")
     since: datetime | None
     pid: int | None
@@ -53,7 +76,7 @@ class Placement(Body):
 class ServiceOut(Body):
     name: Name
     provider: str
-    target: TargetStatus
+    target: TargetStatus = Field(description="as configured; a host's may be overridden")
     policy: Policy
     drift: bool
     hosts: list[Placement]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from drover.config.placement import runs_on
 from drover.config.schema import Application, FleetConfig
+from drover.model.override import Override, effective_target
 from drover.model.status import has_drift
 from drover.server.api.schemas import (
     ActionOut,
     ApplicationOut,
     HostOut,
+    OverrideOut,
     Placement,
     ServiceOnHost,
     ServiceOut,
@@ -49,7 +52,12 @@ def host_view(fleet: FleetView, host: str, now: datetime) -> HostOut | None:
 
 
 def application_view(
-    config: FleetConfig, fleet: FleetView, name: str, app: Application, now: datetime
+    config: FleetConfig,
+    fleet: FleetView,
+    name: str,
+    app: Application,
+    now: datetime,
+    overrides: Sequence[Override] = (),
 ) -> ApplicationOut:
     hosts = sorted(h for h in set(fleet.hosts) | set(config.hosts) if runs_on(config, app, h))
     services = []
@@ -59,15 +67,18 @@ def application_view(
             state = fleet.service(host, name, svc_name)
             status = fleet.host_status(host, now)
             current = state.status if state else None
+            target, override = effective_target(spec.target, overrides, name, svc_name, host, now)
             placements.append(
                 Placement(
                     host=host,
+                    target=target,
+                    override=override_view(override) if override else None,
                     status=current,
                     since=state.since if state else None,
                     pid=state.pid if state else None,
                     message=state.message if state else "",
                     convergence=state.convergence if state else None,
-                    drift=has_drift(current, spec.target),
+                    drift=has_drift(current, target),
                     host_online=bool(status and status.online),
                 )
             )
@@ -94,3 +105,7 @@ def application_view(
 def action_view(action: Action) -> ActionOut:
     # The store's dataclasses carry the same field names as the API's models.
     return ActionOut.model_validate(action, from_attributes=True)
+
+
+def override_view(override: Override) -> OverrideOut:
+    return OverrideOut.model_validate(override, from_attributes=True)

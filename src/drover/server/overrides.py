@@ -1,0 +1,89 @@
+"""Overrides: set, listed and cleared through the API; in force until they expire.
+
+The active set is read from the system of record on every desired-state pass, so several
+server processes agree, and an expired override simply stops being returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from drover.config.schema import FleetConfig
+from drover.model.override import Override
+from drover.model.status import TargetStatus
+from drover.ops.clock import Clock
+from drover.server.errors import NotFound, Unprocessable
+from drover.store.overrides import OverrideStore
+
+log = logging.getLogger(__name__)
+
+
+class Overrides:
+    def __init__(
+        self,
+        store: OverrideStore,
+        clock: Clock,
+        active_config: Callable[[], FleetConfig | None],
+        changed: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._active_config = active_config
+        self._changed = changed
+
+    async def active(self) -> list[Override]:
+        return await self._store.active(self._clock.now())
+
+    async def set(
+        self,
+        application: str,
+        service: str | None,
+        host: str | None,
+        status: TargetStatus,
+        reason: str,
+        duration: timedelta,
+        by: str,
+    ) -> Override:
+        config = self._active_config()
+        if config is None:
+            raise Unprocessable("no valid configuration is active yet")
+        app = config.applications.get(application)
+        if app is None:
+            raise NotFound(f"no application {application!r}")
+        if service is not None and service not in app.services:
+            raise NotFound(f"application {application!r} has no service {service!r}")
+        now = self._clock.now()
+        override = Override(
+            id=uuid.uuid4().hex[:12],
+            application=application,
+            service=service,
+            host=host,
+            status=status,
+            reason=reason,
+            created_by=by,
+            created_at=now,
+            expires_at=now + duration,
+        )
+        await self._store.create(override)
+        log.info(
+            "override %s: %s/%s on %s → %s until %s by %s: %s",
+            override.id,
+            application,
+            service or "*",
+            host or "*",
+            status,
+            override.expires_at.isoformat(timespec="seconds"),
+            by,
+            reason,
+        )
+        await self._changed()
+        return override
+
+    async def clear(self, override_id: str, by: str) -> None:
+        if not await self._store.clear(override_id, by, self._clock.now()):
+            raise NotFound(f"no override {override_id!r} in force")
+        log.info("override %s cleared by %s", override_id, by)
+        await self._changed()
