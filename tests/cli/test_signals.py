@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +12,9 @@ import textwrap
 import time
 
 import pytest
+
+from drover.cli.signals import run_until_signalled
+from tests.conftest import eventually
 
 STUCK = textwrap.dedent(
     """
@@ -56,3 +62,29 @@ def test_a_stuck_drain_ends_with_the_pending_tasks_named(
     assert "draining" in out
     assert why in err
     assert "stuck_forever" in err or "tasks still pending" in err
+
+
+async def test_sighup_reloads_a_failed_reload_is_logged_and_none_once_draining(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reloads: list[int] = []
+
+    def reload() -> None:
+        reloads.append(len(reloads) + 1)
+        if len(reloads) == 1:
+            raise RuntimeError("bad settings")
+
+    async def main(stop: asyncio.Event) -> None:
+        os.kill(os.getpid(), signal.SIGHUP)
+        await eventually(lambda: reloads == [1], timeout=5)
+        os.kill(os.getpid(), signal.SIGHUP)
+        await eventually(lambda: reloads == [1, 2], timeout=5)
+        stop.set()
+        os.kill(os.getpid(), signal.SIGHUP)
+        await eventually(lambda: "SIGHUP while draining: not reloading" in caplog.text, 5)
+
+    with caplog.at_level(logging.INFO):
+        await asyncio.wait_for(run_until_signalled(main, on_reload=reload), 10)
+    assert reloads == [1, 2]
+    assert "reload failed; going on as before" in caplog.text
+    assert "bad settings" in caplog.text

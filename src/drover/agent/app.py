@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +17,7 @@ from drover.agent.providers.base import Provider
 from drover.agent.providers.process import ProcessProvider
 from drover.agent.providers.registry import Providers
 from drover.agent.providers.script import ScriptProvider
+from drover.agent.reconciler import Reconciler
 from drover.agent.reporter import Reporter
 from drover.bus.connection import Bus, BusSettings
 from drover.bus.messages import DesiredState
@@ -24,6 +25,7 @@ from drover.model.action import ActionKind
 from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever, unless_stopped
+from drover.ops.sdnotify import Notifier, keep_watchdog
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +60,31 @@ class Agent:
             settings.host_id, self.bus, settings.data_dir / "desired.json", self._apply
         )
         self.providers: Providers | None = None
+        self.reconciler: Reconciler | None = None
         self.ready = asyncio.Event()
         # Actions wait until the agent knows what it runs: an action that arrives before the
         # first desired state would otherwise fail with "no such service".
         self.desired_known = asyncio.Event()
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, notifier: Notifier | None = None) -> None:
+        """Run until `stop`, then drain; `notifier` tells systemd (ops/sdnotify.py)."""
+        notifier = notifier or Notifier()
+        watched: list[asyncio.Task[None]] = []
         async with asyncio.TaskGroup() as tg:
+            watchdog = tg.create_task(keep_watchdog(notifier, watched), name="agent.watchdog")
             self.providers = Providers(
                 self.settings.host_id, await self._open_providers(tg), self.clock
             )
-            self.providers.subscribe(self.reporter.on_change)
+            # provider → reconciler (judges drift, corrects it) → reporter
+            self.reconciler = Reconciler(self._act, self.clock, tg, self.reporter.on_change)
+            self.providers.subscribe(self.reconciler.on_state)
             await self.desired.load_cached()
+            notifier.status("connecting to NATS")
             connected, _ = await unless_stopped(self.bus.connect(), stop)
             loops = []
             if connected:
                 loops = [
-                    tg.create_task(forever(name, body, self.counters))
+                    tg.create_task(forever(name, body, self.counters), name=name)
                     for name, body in (
                         ("agent.report", self.reporter.publish_changes),
                         ("agent.heartbeat", self.reporter.heartbeat),
@@ -84,8 +94,22 @@ class Agent:
                 ]
                 self.ready.set()
                 log.info("agent %s running", self.settings.host_id)
+                watched.extend(loops)
+                notifier.ready(f"agent {self.settings.host_id} running")
                 await stop.wait()
+            notifier.stopping("draining")
             await self._drain(loops)
+            watchdog.cancel()
+
+    def reload(self, settings: AgentSettings) -> None:
+        """Take the settings that can change while running: the heartbeat interval (from the
+        next heartbeat on) and the drain timeout. The rest is read once, at start."""
+        self.settings = replace(
+            self.settings,
+            heartbeat_interval=settings.heartbeat_interval,
+            drain_timeout=settings.drain_timeout,
+        )
+        self.reporter.heartbeat_interval = settings.heartbeat_interval
 
     async def _drain(self, loops: list[asyncio.Task[None]]) -> None:
         """Stop taking actions, let the one in flight finish (bounded), then stop the rest."""
@@ -94,6 +118,8 @@ class Agent:
             await asyncio.wait_for(self.executor.idle.wait(), self.settings.drain_timeout)
         for task in loops:
             task.cancel()
+        if self.reconciler is not None:
+            self.reconciler.close()
         if self.providers is not None:
             await self.providers.close()
         await self.bus.close()
@@ -122,7 +148,8 @@ class Agent:
         return [*providers, systemd]
 
     async def _apply(self, desired: DesiredState) -> None:
-        assert self.providers is not None
+        assert self.providers is not None and self.reconciler is not None
+        self.reconciler.desired_changed(desired.services)
         await self.providers.apply(desired.services)
         self.reporter.desired_applied(desired.revision)
         self.reporter.forget_all_but({(s.application, s.service) for s in desired.services})

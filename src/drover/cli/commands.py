@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from rich.live import Live
 
@@ -18,6 +22,13 @@ from drover.cli import options, render
 from drover.cli.client import ApiClient, CliError
 from drover.cli.signals import run_until_signalled
 from drover.ops import logging as drover_logging
+
+if TYPE_CHECKING:
+    from drover.agent.app import Agent
+    from drover.agent.settings import AgentConfig
+    from drover.ops.sdnotify import Notifier
+
+log = logging.getLogger(__name__)
 
 
 def dev(
@@ -72,29 +83,94 @@ def server(
     asyncio.run(run_until_signalled(Server(settings).run))
 
 
-def agent(
-    nats: str,
-    host_id: str | None,
-    data_dir: Path,
-    level: str,
-    systemd: Literal["auto", "on", "off"],
-) -> None:
+def agent(flags: dict[str, object], config_file: Path | None) -> None:
+    """`flags`: only those given on the command line; see agent/settings.py for the rest."""
+    from drover.agent import settings as agent_settings
     from drover.model.names import host_id_from_hostname
 
-    level = options.log_level(level)
-    nats = options.nats_url(nats)
-    host = options.host_id(host_id) or host_id_from_hostname()
-    state = options.data_dir(data_dir)
+    def read() -> AgentConfig:
+        return agent_settings.load(flags, os.environ, config_file)
+
+    try:
+        config = read()
+    except agent_settings.SettingsError as err:
+        raise CliError(str(err), 2) from err
+    state = options.data_dir(config.data_dir, "--data-dir" if "data_dir" in flags else "data_dir")
+    host = config.host_id or host_id_from_hostname()
     from drover.agent.app import Agent, AgentSettings
     from drover.bus.connection import BusSettings
+    from drover.ops.sdnotify import Notifier
 
-    bus = BusSettings(url=nats, name=f"drover-agent-{host}")
-    drover_logging.configure(level)
-    asyncio.run(
-        run_until_signalled(
-            Agent(AgentSettings(host_id=host, data_dir=state, bus=bus, systemd=systemd)).run
-        )
+    notifier = Notifier.from_environ(os.environ)
+    settings = AgentSettings(
+        host_id=host,
+        data_dir=state,
+        bus=BusSettings(url=config.nats, name=f"drover-agent-{host}"),
+        heartbeat_interval=config.heartbeat_interval,
+        drain_timeout=config.drain_timeout,
+        systemd=config.systemd,
+        systemd_bus_address=config.systemd_bus_address,
     )
+    drover_logging.configure(config.log_level)
+    running = Agent(settings)
+    reload = AgentReload(running, config, read, notifier)
+    asyncio.run(run_until_signalled(lambda stop: running.run(stop, notifier), on_reload=reload))
+
+
+class AgentReload:
+    """SIGHUP for the agent: read the settings file and environment again (the flags stay),
+    apply what can change while running, log what needs a restart. A bad file changes nothing.
+    systemd hears RELOADING=1, then READY=1 — once the agent has been ready."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        config: AgentConfig,
+        read: Callable[[], AgentConfig],
+        notifier: Notifier,
+    ) -> None:
+        self.config = config  # in force: runtime keys as last reloaded, the rest as started
+        self._agent = agent
+        self._read = read
+        self._notifier = notifier
+
+    def __call__(self) -> None:
+        from drover.agent.settings import SettingsError
+
+        tell = self._agent.ready.is_set()
+        if tell:
+            self._notifier.reloading()
+        status = f"agent {self._agent.settings.host_id} running"
+        try:
+            status += self._apply(self._read())
+        except SettingsError as err:
+            log.error("reload: %s; keeping the current settings", err)
+            status += "; the last reload failed, see the log"
+        finally:
+            if tell:
+                self._notifier.ready(status)
+
+    def _apply(self, new: AgentConfig) -> str:
+        """Apply `new`; return what to add to the status."""
+        from drover.agent.settings import changes, runtime_part
+
+        found = changes(self.config, new)
+        now = [str(change) for change in found if change.at_runtime]
+        later = [change.key for change in found if not change.at_runtime]
+        self.config = runtime_part(self.config, new)
+        logging.getLogger().setLevel(drover_logging.parse_level(self.config.log_level))
+        self._agent.reload(
+            replace(
+                self._agent.settings,
+                heartbeat_interval=self.config.heartbeat_interval,
+                drain_timeout=self.config.drain_timeout,
+            )
+        )
+        log.info("reload: %s", f"applied {', '.join(now)}" if now else "nothing to apply")
+        if later:
+            log.warning("reload: %s changed; takes effect on restart", ", ".join(later))
+            return f"; restart to apply {', '.join(later)}"
+        return ""
 
 
 def status(server_url: str, as_json: bool) -> None:

@@ -75,20 +75,45 @@ def server(
     commands.server(nats, config, ref, listen, database, poll, log_level)
 
 
-@app.command()
+AGENT_HELP = (
+    "Run the drover agent of this host. Settings come from a TOML file, then the environment "
+    "(DROVER_NATS, DROVER_HOST_ID, ...: DROVER_ and the key in upper case), then these flags, "
+    "each overriding the one before. SIGHUP reads the file again."
+)
+
+
+@app.command(help=AGENT_HELP)
 def agent(
-    nats: Annotated[str, typer.Option(help="NATS URL")] = "nats://127.0.0.1:4222",
+    nats: Annotated[
+        str | None, typer.Option(help="NATS URL (default: nats://127.0.0.1:4222)")
+    ] = None,
     host_id: Annotated[str | None, typer.Option(help="default: the short host name")] = None,
-    data_dir: Annotated[Path, typer.Option(help="ledger, cached desired state, logs")] = Path(
-        "/var/lib/drover"
-    ),
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="ledger, cached desired state, logs (default: /var/lib/drover)"),
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR (default: INFO)")
+    ] = None,
     systemd: Annotated[
-        SystemdMode, typer.Option(help="manage systemd units: auto (if reachable), on, off")
-    ] = SystemdMode.AUTO,
+        SystemdMode | None,
+        typer.Option(help="manage systemd units: auto (if reachable), on, off (default: auto)"),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML settings file (or $DROVER_AGENT_CONFIG; default: /etc/drover/agent.toml)"
+        ),
+    ] = None,
 ) -> None:
-    """Run the drover agent of this host."""
-    commands.agent(nats, host_id, data_dir, log_level, systemd.value)
+    given = {
+        "nats": nats,
+        "host_id": host_id,
+        "data_dir": data_dir,
+        "log_level": log_level,
+        "systemd": systemd.value if systemd else None,
+    }
+    commands.agent({key: value for key, value in given.items() if value is not None}, config_file)
 
 
 @app.command()

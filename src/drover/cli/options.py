@@ -11,13 +11,11 @@ from __future__ import annotations
 import importlib.util
 import socket
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from drover.cli.client import CliError
 from drover.ops import logging as drover_logging
 
 ASYNC_DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
-NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
 
 def log_level(value: str) -> str:
@@ -69,16 +67,11 @@ def database_url(value: str) -> str:
 
 
 def nats_url(value: str) -> str:
-    *first, last = (f"{scheme}://" for scheme in NATS_SCHEMES)
-    schemes = f"{', '.join(first)} or {last}"
-    problem = f"--nats {value!r}: expected a {schemes} URL with a host, e.g. nats://127.0.0.1:4222"
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # a port that is not a number raises here
-    except ValueError as err:
-        raise CliError(problem, 2) from err
-    if parts.scheme not in NATS_SCHEMES or not parts.hostname:
-        raise CliError(problem, 2)
+    from drover.agent.settings import nats_url_problem  # the one rule, shared with the agent
+
+    problem = nats_url_problem(value)
+    if problem:
+        raise CliError(f"--nats {value!r}: {problem}", 2)
     return value
 
 
@@ -96,11 +89,11 @@ def config_source(path: Path, ref: str | None) -> None:
         raise CliError(str(err), 2) from err
 
 
-def data_dir(path: Path) -> Path:
+def data_dir(path: Path, name: str = "--data-dir") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CliError(f"--data-dir {path}: {err.strerror or err}", 1) from err
+        raise CliError(f"{name} {path}: {err.strerror or err}", 1) from err
     return path.resolve()
 
 
