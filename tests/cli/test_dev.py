@@ -60,7 +60,12 @@ def alive(pid: int) -> bool:
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [DROVER, *args, "--server", url], capture_output=True, text=True, timeout=60, check=False
+        [DROVER, *args, "--server", url],
+        env={**os.environ, "COLUMNS": "160"},  # as wide as a terminal, not a pipe's 80
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -214,3 +219,55 @@ def test_drover_dev_ends_cleanly_on_sigint_too(tmp_path: Path) -> None:
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.mark.slow
+def test_an_override_is_set_listed_and_cleared_from_the_cli(
+    dev: tuple[str, subprocess.Popen[str]],
+) -> None:
+    url, _ = dev
+    set_ = cli(
+        url,
+        "override",
+        "set",
+        "shop/web",
+        "--status",
+        "stopped",
+        "--reason",
+        "disk swap",
+        "--for",
+        "30m",
+        "--json",
+    )
+    assert set_.returncode == 0, set_.stderr
+    [created] = json.loads(set_.stdout)
+    assert (created["service"], created["status"], created["reason"]) == (
+        "web",
+        "stopped",
+        "disk swap",
+    )
+
+    def web_status() -> str:
+        apps = json.loads(cli(url, "status", "--json").stdout)
+        shop = next(a for a in apps if a["name"] == "shop")
+        web = next(s for s in shop["services"] if s["name"] == "web")
+        return str(web["hosts"][0]["status"])
+
+    end = time.monotonic() + 30
+    while web_status() != "stopped" and time.monotonic() < end:
+        time.sleep(0.2)
+    assert web_status() == "stopped"
+
+    listed = cli(url, "override", "list")
+    assert (
+        listed.returncode == 0 and created["id"] in listed.stdout and "disk swap" in listed.stdout
+    )
+    cleared = cli(url, "override", "clear", created["id"])
+    assert (cleared.returncode, cleared.stdout.strip()) == (0, f"override {created['id']} cleared")
+    again = cli(url, "override", "clear", created["id"])
+    assert again.returncode == 2 and "no override" in again.stderr
+
+    bad = cli(
+        url, "override", "set", "shop", "--status", "stopped", "--reason", "x", "--for", "soon"
+    )
+    assert bad.returncode == 2 and "expected a duration" in bad.stderr

@@ -34,6 +34,9 @@ class ApiClient:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self._call("POST", path, json=body)
 
+    def delete(self, path: str) -> Any:
+        return self._call("DELETE", path)
+
     def close(self) -> None:
         self._http.close()
 
@@ -50,6 +53,8 @@ class ApiClient:
             raise CliError(_detail(response), exit_code=2)
         if response.is_error:
             raise CliError(f"server answered {response.status_code}: {_detail(response)}")
+        if response.status_code == 204:
+            return None
         try:
             return response.json()
         except ValueError as err:

@@ -193,6 +193,40 @@ def actions(server_url: str, as_json: bool, limit: int) -> None:
         out.print(render.action_table(action))
 
 
+def override_set(
+    target: str,
+    status: str,
+    reason: str,
+    host: str | None,
+    duration: str,
+    server_url: str,
+    as_json: bool,
+) -> None:
+    application, service = options.action_target(target)
+    if status not in ("running", "stopped"):
+        raise CliError(f"--status {status!r}: expected running or stopped", 2)
+    body: dict[str, Any] = {
+        "application": application,
+        "service": service,
+        "host": host,
+        "status": status,
+        "reason": reason,
+        "duration_s": options.duration(duration),
+    }
+    created = ApiClient(server_url).post("/api/v1/overrides", body)
+    _show([created], as_json, lambda: render.overrides_table([created]))
+
+
+def override_list(server_url: str, as_json: bool) -> None:
+    found = ApiClient(server_url).get("/api/v1/overrides")
+    _show(found, as_json, lambda: render.overrides_table(found))
+
+
+def override_clear(override_id: str, server_url: str) -> None:
+    ApiClient(server_url).delete(f"/api/v1/overrides/{override_id}")
+    print(f"override {override_id} cleared")
+
+
 def action(
     kind: str, target: str, hosts: list[str], server_url: str, as_json: bool, timeout: float
 ) -> None:

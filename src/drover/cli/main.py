@@ -24,6 +24,8 @@ config_app = typer.Typer(help="Validate a config repository; print its JSON Sche
 action_app = typer.Typer(help="Act on an application's services.")
 app.add_typer(config_app, name="config")
 app.add_typer(action_app, name="action")
+override_app = typer.Typer(help="Temporary targets for maintenance: set, list, clear.")
+app.add_typer(override_app, name="override")
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
@@ -154,6 +156,34 @@ def _action(kind: str) -> Any:
 
 for _kind in ("restart", "start", "stop"):
     action_app.command(_kind)(_action(_kind))
+
+
+@override_app.command("set")
+def override_set(
+    target: Annotated[str, typer.Argument(metavar="APP[/SERVICE]")],
+    status: Annotated[str, typer.Option("--status", help="running or stopped")],
+    reason: Annotated[str, typer.Option("--reason", help="why: everyone sees it")],
+    host: Annotated[str | None, typer.Option("--host", help="only on this host")] = None,
+    duration: Annotated[str, typer.Option("--for", help="how long: 90s, 30m, 4h, 2d")] = "4h",
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hold services at a target until the override expires or is cleared."""
+    commands.override_set(target, status, reason, host, duration, server, as_json)
+
+
+@override_app.command("list")
+def override_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """The overrides in force."""
+    commands.override_list(server, as_json)
+
+
+@override_app.command("clear")
+def override_clear(
+    override_id: Annotated[str, typer.Argument(metavar="ID")], server: ServerOpt = DEFAULT_SERVER
+) -> None:
+    """End an override now."""
+    commands.override_clear(override_id, server)
 
 
 @config_app.command("check")

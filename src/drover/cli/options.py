@@ -111,3 +111,14 @@ def action_target(value: str) -> tuple[str, str | None]:
     if not application or (slash and (not service or "/" in service)):
         raise CliError(f"{value!r}: expected APP or APP/SERVICE", 2)
     return application, service or None
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: str, option: str = "--for") -> float:
+    """Seconds in `90s`, `30m`, `4h` or `2d`."""
+    number, unit = value[:-1], value[-1:]
+    if unit not in _UNITS or not number.replace(".", "", 1).isdigit() or float(number) <= 0:
+        raise CliError(f"{option} {value!r}: expected a duration like 90s, 30m, 4h or 2d", 2)
+    return float(number) * _UNITS[unit]

@@ -112,6 +112,24 @@ def _text(value: object, style: str = "") -> Text:
     return Text("" if value is None else str(value), style=style)
 
 
+def overrides_table(overrides: list[dict[str, Any]]) -> Table:
+    table = Table(title="overrides in force", title_justify="left")
+    for column in ("id", "service", "host", "target", "until", "by"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", min_width=12)
+    for o in overrides:
+        table.add_row(
+            _text(o["id"]),
+            _text(f"{o['application']}/{o['service'] or '*'}"),
+            _text(o["host"] or "*"),
+            _text(o["status"], STATUS_STYLE.get(o["status"], "")),
+            _text(o["expires_at"].replace("T", " ")[5:16]),
+            _text(o["created_by"]),
+            _text(o["reason"]),
+        )
+    return table
+
+
 def _short_time(value: str | None) -> str:
     if not value:
         return ""
