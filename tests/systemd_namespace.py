@@ -24,9 +24,24 @@ import pytest
 SYSTEMD = Path("/lib/systemd/systemd")
 TARGET = "drover-test.target"
 UNSHARE = ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--propagation", "private"]
+# A checkout under /tmp (CI clones land there) must stay visible inside, or units that run the
+# venv's `drover` cannot start: it is held on a bind mount while /tmp is replaced.
+_CHECKOUT = Path(__file__).resolve().parents[1]
+KEEP = str(_CHECKOUT) if _CHECKOUT.is_relative_to("/tmp") else ""
 BOOT = f"""
 set -e
+keep="{KEEP}"
+if [ -n "$keep" ]; then
+    hold=$(mktemp -d /var/tmp/drover-keep-XXXXXX)
+    mount --bind "$keep" "$hold"
+fi
 mount -t tmpfs tmpfs /tmp   # systemd-tmpfiles would otherwise empty the host's /tmp
+if [ -n "$keep" ]; then
+    mkdir -p "$keep"
+    mount --bind "$hold" "$keep"
+    umount "$hold"
+    rmdir "$hold"
+fi
 mount -t tmpfs tmpfs /run
 mkdir -p /run/systemd/system
 printf '[Unit]\\nDescription=drover test\\nWants=dbus.socket dbus.service\\n' \\
