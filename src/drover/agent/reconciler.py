@@ -47,6 +47,7 @@ class _Tracked:
     ok_since: float | None = None
     backoff: Backoff = field(default_factory=Backoff)
     pending: asyncio.Task[None] | None = None
+    acting: bool = False  # the pending attempt is inside the provider: let it finish
 
 
 STABLE_AFTER = 30.0
@@ -132,23 +133,31 @@ class Reconciler:
                 tracked.pending = self._tg.create_task(self._attempt(key, tracked, delay))
 
     async def _attempt(self, key: Key, tracked: _Tracked, delay: float) -> None:
-        await asyncio.sleep(delay)
-        tracked.pending = None
-        if self._tracked.get(key) is not tracked or tracked.state is None:
-            return
-        if not has_drift(tracked.state.status, tracked.desired.target):
-            return
-        tracked.attempts += 1
-        kind = (
-            ActionKind.START if tracked.desired.target is TargetStatus.RUNNING else ActionKind.STOP
-        )
-        app, service = key
+        # `pending` stays set until the attempt is over, so close() can cancel it mid-act.
         try:
-            line = await self._act(app, service, kind)
-            log.info("%s/%s: brought towards %s: %s", app, service, tracked.desired.target, line)
-        except Exception as err:  # any failure is one failed attempt, never the end of us
-            log.warning("%s/%s: attempt %d failed: %s", app, service, tracked.attempts, err)
-        self._judge(key)
+            await asyncio.sleep(delay)
+            if self._closed or self._tracked.get(key) is not tracked or tracked.state is None:
+                return
+            if not has_drift(tracked.state.status, tracked.desired.target):
+                return
+            tracked.attempts += 1
+            running = tracked.desired.target is TargetStatus.RUNNING
+            kind = ActionKind.START if running else ActionKind.STOP
+            app, service = key
+            tracked.acting = True
+            try:
+                line = await self._act(app, service, kind)
+                log.info(
+                    "%s/%s: brought towards %s: %s", app, service, tracked.desired.target, line
+                )
+            except Exception as err:  # any failure is one failed attempt, never the end of us
+                log.warning("%s/%s: attempt %d failed: %s", app, service, tracked.attempts, err)
+        finally:
+            tracked.acting = False
+            if tracked.pending is asyncio.current_task():
+                tracked.pending = None
+        if not self._closed and self._tracked.get(key) is tracked:
+            self._judge(key)
 
     def _emit(self, tracked: _Tracked, convergence: Convergence) -> None:
         assert tracked.state is not None
@@ -158,6 +167,10 @@ class Reconciler:
 
     @staticmethod
     def _cancel(tracked: _Tracked) -> None:
+        """Call off a scheduled attempt. One already inside the provider is let finish: cut
+        short there, it could leave a process started and unrecorded."""
+        if tracked.acting:
+            return
         if tracked.pending is not None and tracked.pending is not asyncio.current_task():
             tracked.pending.cancel()
         tracked.pending = None
