@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install debs run test lint types check fmt clean
+.PHONY: help install debs run test bench lint types check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ run: install ## start drover on its embedded default: nats-server, server, a loc
 
 test: install debs ## run the test suite (real nats-server, real systemd in a namespace)
 	$(BIN)/pytest
+
+bench: install debs ## run the benchmarks (real systemd, nats-server, agent); ~2 min, needs root
+	$(BIN)/python -m bench.agent_systemd
 
 lint: install ## ruff format check and lint
 	$(BIN)/ruff format --check src tests
