@@ -51,6 +51,9 @@ async def run_dev(
             data_dir=data_dir / "agent",
             bus=BusSettings(url=nats.url, name=f"drover-agent-{host}"),
             heartbeat_interval=5.0,
+            # Self-contained: the example's processes are children of this process and end
+            # with it, never units left behind in the machine's own systemd.
+            systemd="off",
         )
     )
     try:
