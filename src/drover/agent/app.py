@@ -126,26 +126,44 @@ class Agent:
         log.info("agent %s stopped", self.settings.host_id)
 
     async def _open_providers(self, tg: asyncio.TaskGroup) -> list[Provider]:
-        host, clock = self.settings.host_id, self.clock
-        providers: list[Provider] = [
-            ProcessProvider(host, self.settings.data_dir / "logs", clock, tg),
-            ScriptProvider(host, clock, tg),
-        ]
+        """`process` and `script` always, `systemd` when reachable. With systemd (and root),
+        supervised processes are transient units, which outlive the agent; else its children."""
+        host, clock, address = self.settings.host_id, self.clock, self.settings.systemd_bus_address
+        script = ScriptProvider(host, clock, tg)
+
+        def children() -> Provider:
+            return ProcessProvider(host, self.settings.data_dir / "logs", clock, tg)
+
         if self.settings.systemd == "off":
-            return providers
+            return [children(), script]
+        import os
+
         from drover.agent.providers.systemd.manager import SystemdError
         from drover.agent.providers.systemd.provider import SystemdProvider
+        from drover.agent.providers.systemd.transient import TransientProcessProvider
 
-        systemd = SystemdProvider(host, clock, tg, self.settings.systemd_bus_address)
-        try:
-            await asyncio.wait_for(systemd.connect(), SYSTEMD_CONNECT_TIMEOUT)
-        except (SystemdError, TimeoutError) as err:
-            if self.settings.systemd == "on":
-                raise
-            log.info("systemd not reachable (%s): systemd services will show as unknown", err)
-            return providers
+        async def connected(provider: SystemdProvider, otherwise: str) -> bool:
+            try:
+                await asyncio.wait_for(provider.connect(), SYSTEMD_CONNECT_TIMEOUT)
+            except (SystemdError, TimeoutError) as err:
+                if self.settings.systemd == "on":
+                    raise
+                log.info("systemd not reachable (%s): %s", err, otherwise)
+                return False
+            return True
+
+        systemd = SystemdProvider(host, clock, tg, address)
+        if not await connected(systemd, "systemd services will show as unknown"):
+            return [children(), script]
         log.info("systemd provider connected")
-        return [*providers, systemd]
+        if os.geteuid() != 0:  # creating units takes root (or a polkit rule for this user)
+            log.info("not root: supervised processes run as the agent's children")
+            return [children(), script, systemd]
+        transient = TransientProcessProvider(host, clock, tg, address)
+        if not await connected(transient, "supervised processes run as the agent's children"):
+            return [children(), script, systemd]
+        log.info("supervised processes run as transient systemd units")
+        return [transient, script, systemd]
 
     async def _apply(self, desired: DesiredState) -> None:
         assert self.providers is not None and self.reconciler is not None

@@ -47,6 +47,10 @@ OWNER_CHANGED_RULE = (
     f"member='NameOwnerChanged',arg0='{SYSTEMD}'"
 )
 
+# D-Bus error names systemd answers with
+NO_SUCH_UNIT = "org.freedesktop.systemd1.NoSuchUnit"
+UNIT_EXISTS = "org.freedesktop.systemd1.UnitExists"
+
 # (interface, changed properties as plain values) for one watched unit
 PropertiesListener = Callable[[str, Mapping[str, Any]], None]
 
@@ -152,8 +156,20 @@ class SystemdManager:
         )
         return UnitSnapshot.from_properties(name, unit, service)
 
+    async def properties(self, name: str, path: str, interface: str) -> dict[str, Any]:
+        """Every property of one of the unit's interfaces, as plain values."""
+        return await self._get_all(name, path, interface)
+
     async def start_unit(self, name: str, mode: str = "replace") -> str:
         return await self._job("StartUnit", name, mode)
+
+    async def start_transient_unit(
+        self, name: str, properties: Sequence[tuple[str, Variant]], mode: str = "replace"
+    ) -> str:
+        """Create the unit from `properties` and start it; raises SystemdError
+        `org.freedesktop.systemd1.UnitExists` when a unit of that name is loaded already."""
+        body = [name, mode, list(properties), []]
+        return await self._run_job("StartTransientUnit", name, "ssa(sv)a(sa(sv))", body)
 
     async def stop_unit(self, name: str, mode: str = "replace") -> str:
         return await self._job("StopUnit", name, mode)
@@ -178,13 +194,14 @@ class SystemdManager:
             await self._call(DBUS_PATH, DBUS, "RemoveMatch", "s", [properties_rule(path)])
 
     async def _job(self, method: str, name: str, mode: str) -> str:
+        return await self._run_job(method, name, "ss", [name, mode])
+
+    async def _run_job(self, method: str, name: str, signature: str, body: Sequence[Any]) -> str:
         """Queue a job and wait for its result: done, failed, timeout, canceled, dependency,
         skipped (or invalid)."""
         self._jobs_in_flight += 1
         try:
-            [job] = await self._call(
-                MANAGER_PATH, MANAGER_INTERFACE, method, "ss", [name, mode], name
-            )
+            [job] = await self._call(MANAGER_PATH, MANAGER_INTERFACE, method, signature, body, name)
             if (result := self._finished_early.pop(job, None)) is not None:
                 return result
             waiter = asyncio.get_running_loop().create_future()

@@ -1,0 +1,350 @@
+"""Supervised processes on a host with systemd: each one a transient service unit.
+
+Each `process` service runs as `drover-<application>-<service>.service`, created through the
+manager's `StartTransientUnit` (the call `systemd-run` makes). The unit has its own cgroup, so
+restarting or upgrading the agent leaves the applications running. A new agent adopts the units
+it finds running with the command, environment and directory it would have given them, and
+recreates the others.
+
+The units are followed exactly as `systemd` services are (SystemdProvider): PropertiesChanged
+signals, and full reads only when taking a unit on, after a job, and after a reconnect. What
+differs:
+
+- drover owns these units. A service no longer desired has its unit stopped. `close()` still
+  leaves every unit running: that is the point.
+- `CollectMode=inactive-or-failed`: a unit that stops or fails is garbage-collected at once, so it
+  can be created anew with the current command. Gone, it is `stopped`; or `failed`, with the
+  result and exit code that systemd signalled as it ended.
+- no `Restart=`: a crash shows as `failed`, and the reconciler decides on the restart.
+- a unit of that name that drover did not create (one with a unit file) is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dbus_fast import Variant
+
+from drover.agent.providers.base import OperationFailed
+from drover.agent.providers.systemd.errors import SystemdError
+from drover.agent.providers.systemd.manager import NO_SUCH_UNIT, UNIT_EXISTS
+from drover.agent.providers.systemd.mapping import (
+    SERVICE_INTERFACE,
+    Mapped,
+    UnitSnapshot,
+    map_status,
+)
+from drover.agent.providers.systemd.provider import SystemdProvider, _Unit
+from drover.bus.messages import DesiredService, ServiceState
+from drover.model.action import ActionKind
+from drover.model.status import ServiceStatus, TargetStatus
+from drover.ops.clock import Clock
+
+log = logging.getLogger(__name__)
+
+_UP = ("active", "activating", "reloading")
+_ENDED = (ServiceStatus.STOPPED, ServiceStatus.FAILED)
+# ExecMainCode: how the main process ended (siginfo's si_code)
+_CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3
+
+
+def transient_unit_name(spec: DesiredService) -> str:
+    return f"drover-{spec.application}-{spec.service}.service"
+
+
+def transient_properties(spec: DesiredService) -> list[tuple[str, Variant]]:
+    """What StartTransientUnit is given for a service."""
+    if not spec.command:
+        raise SystemdError(transient_unit_name(spec), "drover.NoCommand", "no command to run")
+    properties = [
+        ("Description", Variant("s", f"drover: {spec.application}/{spec.service}")),
+        # exec: the start job fails when the command cannot be executed
+        ("Type", Variant("s", "exec")),
+        ("ExecStart", Variant("a(sasb)", [(spec.command[0], list(spec.command), False)])),
+        ("Environment", Variant("as", [f"{k}={v}" for k, v in spec.env.items()])),
+        ("KillMode", Variant("s", "control-group")),
+        ("TimeoutStopUSec", Variant("t", max(1, round(spec.stop_timeout * 1_000_000)))),
+        ("CollectMode", Variant("s", "inactive-or-failed")),
+    ]
+    if spec.cwd:
+        properties.append(("WorkingDirectory", Variant("s", spec.cwd)))
+    return properties
+
+
+@dataclasses.dataclass(frozen=True)
+class Definition:
+    """What a unit runs: a running unit whose definition differs from the desired is recreated.
+    (A changed stop timeout alone takes effect at the next start.)"""
+
+    exec_start: tuple[tuple[str, tuple[str, ...]], ...]
+    environment: tuple[str, ...]
+    working_directory: str
+
+    @classmethod
+    def desired(cls, spec: DesiredService) -> Definition:
+        return cls(
+            ((spec.command[0], tuple(spec.command)),) if spec.command else (),
+            tuple(sorted(f"{k}={v}" for k, v in spec.env.items())),
+            spec.cwd or "",
+        )
+
+    @classmethod
+    def of_unit(cls, service: Mapping[str, Any]) -> Definition:
+        """From the plain values of GetAll on the unit's Service interface."""
+        return cls(
+            tuple((str(e[0]), tuple(e[1])) for e in service.get("ExecStart", [])),
+            tuple(sorted(service.get("Environment", []))),
+            str(service.get("WorkingDirectory", "")),
+        )
+
+
+class TransientProcessProvider(SystemdProvider):
+    """The `process` provider when systemd is there: the Provider contract over transient
+    units, with SystemdProvider's connection, signal and state handling."""
+
+    name = "process"
+
+    def __init__(
+        self, host: str, clock: Clock, tg: asyncio.TaskGroup, bus_address: str | None = None
+    ) -> None:
+        super().__init__(host, clock, tg, bus_address)
+        self._exits: dict[str, tuple[int, int]] = {}  # unit → (ExecMainCode, ExecMainStatus)
+        self._leaving: set[str] = set()  # units of services no longer desired, not stopped yet
+        self._clashes: dict[tuple[str, str], ServiceState] = {}
+
+    def states(self) -> list[ServiceState]:
+        return [*super().states(), *self._clashes.values()]
+
+    async def apply(self, desired: Sequence[DesiredService]) -> None:
+        wanted, clashes = self._claim([d for d in desired if d.provider == self.name])
+        async with self._apply_lock:
+            for key in [k for k in self._units if k not in wanted]:
+                unit = self._units.pop(key)
+                self._leaving.add(unit.name)
+                await self._forget(unit)
+            for key, spec in wanted.items():
+                if key in self._units:
+                    self._units[key].spec = spec
+                else:
+                    self._units[key] = self._new_unit(spec)
+                self._leaving.discard(self._units[key].name)
+            self._announce_clashes(clashes)
+            if not await self._ensure_connected():
+                return
+            for name in sorted(self._leaving):
+                await self._retire(name)
+            for unit in list(self._units.values()):
+                async with unit.lock:
+                    await self._bring_to_target(unit)
+
+    async def act(self, application: str, service: str, kind: ActionKind) -> str:
+        if (clash := self._clashes.get((application, service))) is not None:
+            raise OperationFailed(application, service, clash.message)
+        return await super().act(application, service, kind)
+
+    # -- what differs from systemd units ------------------------------------------------------
+
+    def _new_unit(self, spec: DesiredService) -> _Unit:
+        unit = super()._new_unit(spec)
+        unit.name = transient_unit_name(spec)
+        return unit
+
+    async def _start_or_stop(self, unit: _Unit) -> str | None:
+        """Adopt a running unit that runs what is desired; recreate one that runs something
+        else; start or stop the rest. The job result, or None when nothing was done."""
+        _check_ours(unit)
+        up = unit.snapshot is not None and unit.snapshot.active_state in _UP
+        if unit.spec.target is TargetStatus.RUNNING:
+            if up and await self._runs_as_desired(unit):
+                return None
+            if up:
+                log.info("%s runs another command than desired: recreating it", unit.name)
+                if (result := await self._stop(unit)) != "done":
+                    return result
+            result = await self._start(unit)
+        elif up:
+            result = await self._stop(unit)
+        else:
+            return None
+        await self._refresh(unit)
+        return result
+
+    async def _job(self, kind: ActionKind, name: str) -> str:
+        [unit] = [u for u in self._units.values() if u.name == name]
+        _check_ours(unit)
+        match kind:
+            case ActionKind.START:
+                return await self._start(unit)
+            case ActionKind.STOP:
+                return await self._stop(unit)
+            case ActionKind.RESTART:
+                # stop, then create afresh: the stopped unit is gone (CollectMode)
+                result = await self._stop(unit)
+                return await self._start(unit) if result == "done" else result
+
+    async def _start(self, unit: _Unit) -> str:
+        if _exists(unit.snapshot):
+            try:
+                return await self.manager.start_unit(unit.name)
+            except SystemdError as err:
+                if err.name != NO_SUCH_UNIT:
+                    raise  # otherwise collected since it was read: create it
+        try:
+            return await self.manager.start_transient_unit(
+                unit.name, transient_properties(unit.spec)
+            )
+        except SystemdError as err:
+            if err.name != UNIT_EXISTS:
+                raise
+        return await self.manager.start_unit(unit.name)  # ended, but not yet collected
+
+    async def _stop(self, unit: _Unit) -> str:
+        try:
+            result = await self.manager.stop_unit(unit.name)
+        except SystemdError as err:
+            if err.name != NO_SUCH_UNIT:
+                raise
+            result = "done"  # gone already
+        if result == "done":
+            unit.snapshot = None  # stopped on purpose: how it last ended is no longer news
+        return result
+
+    async def _retire(self, name: str) -> None:
+        """Stop the unit of a service no longer desired; on failure, try at the next apply."""
+        try:
+            snapshot = await self.manager.unit_properties(name, await self.manager.load_unit(name))
+            if _foreign(snapshot):
+                log.warning("%s is no longer desired, but not drover's: left alone", name)
+            elif snapshot.load_state != "not-found":
+                if (result := await self.manager.stop_unit(name)) != "done":
+                    log.warning("stopping %s (no longer desired) ended '%s'", name, result)
+                    return
+                log.info("stopped %s: no longer desired", name)
+        except SystemdError as err:
+            if err.name != NO_SUCH_UNIT:
+                log.warning("could not stop %s (no longer desired): %s", name, err)
+                return
+        self._leaving.discard(name)
+        self._exits.pop(name, None)
+
+    async def _runs_as_desired(self, unit: _Unit) -> bool:
+        assert unit.path is not None
+        service = await self.manager.properties(unit.name, unit.path, SERVICE_INTERFACE)
+        return Definition.of_unit(service) == Definition.desired(unit.spec)
+
+    # -- states -------------------------------------------------------------------------------
+
+    def _on_properties(self, path: str, interface: str, changed: Mapping[str, Any]) -> None:
+        if interface == SERVICE_INTERFACE and {"ExecMainCode", "ExecMainStatus"} <= set(changed):
+            for unit in self._units.values():
+                if unit.path == path:
+                    self._exits[unit.name] = (changed["ExecMainCode"], changed["ExecMainStatus"])
+        super()._on_properties(path, interface, changed)
+
+    def _update(self, unit: _Unit, snapshot: UnitSnapshot) -> None:
+        previous = unit.snapshot
+        if _read_absent(snapshot) and previous is not None and previous.active_state == "failed":
+            # collected after it failed: that failure is still what there is to tell
+            snapshot = dataclasses.replace(previous, load_state="not-found", main_pid=0)
+        unit.snapshot = snapshot
+        self._set(unit, _describe(snapshot), snapshot)
+
+    def _set(self, unit: _Unit, mapped: Mapped, snapshot: UnitSnapshot | None = None) -> None:
+        """SystemdProvider's, plus the exit code of a unit that ended."""
+        before = unit.state
+        exit_code = self._exit_code(unit.name) if mapped.status in _ENDED else None
+        unit.state = noted = before.model_copy(update={"exit_code": exit_code})
+        super()._set(unit, mapped, snapshot)
+        if unit.state is noted and noted != before:  # only the exit code changed
+            for listener in self._listeners:
+                listener(noted)
+
+    def _exit_code(self, name: str) -> int | None:
+        """As subprocess has it: the exit status, or minus the signal that ended the process."""
+        code, status = self._exits.get(name, (0, 0))
+        if code == _CLD_EXITED:
+            return status
+        if code in (_CLD_KILLED, _CLD_DUMPED):
+            return -status
+        return None
+
+    # -- services whose unit names clash ------------------------------------------------------
+
+    def _claim(
+        self, desired: Sequence[DesiredService]
+    ) -> tuple[dict[tuple[str, str], DesiredService], dict[tuple[str, str], str]]:
+        """The services to run, and why others cannot: `a-b/c` and `a/b-c` would share a unit."""
+        wanted: dict[tuple[str, str], DesiredService] = {}
+        clashes: dict[tuple[str, str], str] = {}
+        owners: dict[str, DesiredService] = {}
+        for spec in desired:
+            name = transient_unit_name(spec)
+            owner = owners.setdefault(name, spec)
+            if owner is spec:
+                wanted[(spec.application, spec.service)] = spec
+            else:
+                clashes[(spec.application, spec.service)] = (
+                    f"unit name {name} is already that of {owner.application}/{owner.service}"
+                )
+        return wanted, clashes
+
+    def _announce_clashes(self, clashes: Mapping[tuple[str, str], str]) -> None:
+        known, self._clashes = self._clashes, {}
+        for (application, service), message in clashes.items():
+            state = known.get((application, service))
+            if state is None or state.message != message:
+                state = ServiceState(
+                    host=self._host,
+                    application=application,
+                    service=service,
+                    provider=self.name,
+                    status=ServiceStatus.UNKNOWN,
+                    since=self._clock.now(),
+                    message=message,
+                )
+                log.warning("%s/%s: %s", application, service, message)
+                for listener in self._listeners:
+                    listener(state)
+            self._clashes[(application, service)] = state
+
+
+def _exists(snapshot: UnitSnapshot | None) -> bool:
+    """Whether the unit is there, as far as is known (signals do not carry LoadState)."""
+    if snapshot is None:
+        return False
+    return snapshot.load_state != "not-found" or snapshot.active_state not in ("inactive", "failed")
+
+
+def _read_absent(snapshot: UnitSnapshot) -> bool:
+    """A full read of a unit that is not there (never was, or collected)."""
+    return snapshot.load_state == "not-found" and snapshot.state_change_usec == 0
+
+
+def _foreign(snapshot: UnitSnapshot | None) -> bool:
+    """A unit of that name that drover did not create: it has a unit file."""
+    return (
+        snapshot is not None
+        and snapshot.load_state != "not-found"
+        and snapshot.unit_file_state != "transient"
+    )
+
+
+def _check_ours(unit: _Unit) -> None:
+    if _foreign(unit.snapshot):
+        raise SystemdError(unit.name, "drover.NotTransient", _not_ours(unit.name))
+
+
+def _not_ours(name: str) -> str:
+    return f"{name} exists and is not a transient unit drover created: left alone"
+
+
+def _describe(snapshot: UnitSnapshot) -> Mapped:
+    if _foreign(snapshot):
+        return Mapped(ServiceStatus.UNKNOWN, _not_ours(snapshot.name))
+    if snapshot.load_state == "not-found":  # not there: stopped, or how it ended
+        return map_status(snapshot.active_state, snapshot.sub_state, result=snapshot.result)
+    return snapshot.describe()
