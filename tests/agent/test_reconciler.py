@@ -138,3 +138,44 @@ async def test_shutting_down_does_not_bring_anything_back(
     # rig closed the reconciler, then stopped the process: it must stay stopped
     await asyncio.sleep(0.5)
     assert len(starts(journal)) == 1
+
+
+async def test_a_slow_start_is_not_run_twice_by_apply_and_the_reconciler(tmp_path: Path) -> None:
+    from drover.agent.providers.script import ScriptProvider
+
+    state, log = tmp_path / "state", tmp_path / "runs"
+    ctl = tmp_path / "ctl.py"
+    ctl.write_text(
+        "import sys, time, pathlib\n"
+        f"state, log = pathlib.Path({str(state)!r}), pathlib.Path({str(log)!r})\n"
+        "cmd = sys.argv[1]\n"
+        "if cmd == 'status':\n"
+        "    sys.exit(0 if state.exists() and state.read_text() == 'up' else 3)\n"
+        "with log.open('a') as f: f.write(cmd + '\\n')\n"
+        "time.sleep(1.5)\n"
+        "state.write_text('up' if cmd == 'start' else 'down')\n"
+    )
+    argv = [sys.executable, "-S", str(ctl)]
+    desired = DesiredService(
+        application="shop",
+        service="web",
+        provider="script",
+        target=TargetStatus.RUNNING,
+        status_command=[*argv, "status"],
+        start_command=[*argv, "start"],
+        stop_command=[*argv, "stop"],
+        check_interval=60.0,
+    )
+    reported: list[ServiceState] = []
+    async with asyncio.TaskGroup() as tg:
+        clock = SystemClock()
+        provider = ScriptProvider("h1", clock, tg)
+        reconciler = Reconciler(provider.act, clock, tg, reported.append, backoff_base=0.05)
+        provider.subscribe(reconciler.on_state)
+        reconciler.desired_changed([desired])
+        await provider.apply([desired])
+        await eventually(lambda: reported and reported[-1].status is ServiceStatus.RUNNING)
+        await asyncio.sleep(1.0)  # time for a second, wrong, start to show
+        assert log.read_text().split() == ["start"]
+        reconciler.close()
+        await provider.close()

@@ -236,7 +236,7 @@ async def test_a_failing_start_raises_operation_failed_with_exit_code_and_output
         tail = "\n".join(f"line {n}" for n in range(6, 16))
         assert (raised.value.application, raised.value.service) == ("shop", "web")
         assert raised.value.reason == f"start exited 1: {tail}"
-        assert fake.runs() == ["status", "fail", "status"]
+        assert fake.runs() == ["status", "status", "fail", "status"]  # checked first: idempotent
         assert _status(provider) == (ServiceStatus.STOPPED, "")
 
 

@@ -65,7 +65,7 @@ BAD_VARIABLES = {
     ),
     "heartbeat interval": (
         {"DROVER_HEARTBEAT_INTERVAL": "-1"},
-        "DROVER_HEARTBEAT_INTERVAL '-1': Input should be greater than 0",
+        "DROVER_HEARTBEAT_INTERVAL '-1': Input should be greater than or equal to 1",
     ),
 }
 

@@ -119,7 +119,9 @@ class Agent:
         for task in loops:
             task.cancel()
         if self.reconciler is not None:
-            self.reconciler.close()
+            acting = self.reconciler.close()
+            if acting:  # corrections already inside a provider finish before it closes
+                await asyncio.wait(acting, timeout=self.settings.drain_timeout)
         if self.providers is not None:
             await self.providers.close()
         await self.bus.close()

@@ -81,9 +81,14 @@ class Reconciler:
             if tracked is None or tracked.desired != desired:
                 if tracked is not None:
                     self._cancel(tracked)
-                self._tracked[key] = _Tracked(
+                fresh = _Tracked(
                     desired, tracked.state if tracked else None, backoff=Backoff(*self._backoff)
                 )
+                if tracked is not None and tracked.acting:
+                    # An attempt is inside the provider: the new definition waits for it, so
+                    # two corrections never run at once.
+                    fresh.pending, fresh.acting = tracked.pending, True
+                self._tracked[key] = fresh
                 self._judge(key)
 
     def on_state(self, state: ServiceState) -> None:
@@ -153,10 +158,12 @@ class Reconciler:
             except Exception as err:  # any failure is one failed attempt, never the end of us
                 log.warning("%s/%s: attempt %d failed: %s", app, service, tracked.attempts, err)
         finally:
-            tracked.acting = False
-            if tracked.pending is asyncio.current_task():
-                tracked.pending = None
-        if not self._closed and self._tracked.get(key) is tracked:
+            # Whoever tracks this service now (a new desired state may have replaced
+            # `tracked` meanwhile) is free to schedule again.
+            for holder in (tracked, self._tracked.get(key)):
+                if holder is not None and holder.pending is asyncio.current_task():
+                    holder.pending, holder.acting = None, False
+        if not self._closed and key in self._tracked:
             self._judge(key)
 
     def _emit(self, tracked: _Tracked, convergence: Convergence) -> None:
@@ -175,8 +182,14 @@ class Reconciler:
             tracked.pending.cancel()
         tracked.pending = None
 
-    def close(self) -> None:
-        """Stop correcting: the agent is shutting down and stopping services on purpose."""
+    def close(self) -> list[asyncio.Task[None]]:
+        """Stop correcting: the agent is shutting down and stopping services on purpose.
+
+        Returns the attempts still inside a provider; the caller waits for them (bounded)
+        before closing the providers, so nothing is started after the services are stopped.
+        """
         self._closed = True
+        acting = [t.pending for t in self._tracked.values() if t.acting and t.pending]
         for tracked in self._tracked.values():
             self._cancel(tracked)
+        return acting

@@ -47,8 +47,8 @@ class AgentConfig(BaseModel):
     log_level: str = "INFO"
     systemd: Literal["auto", "on", "off"] = "auto"
     systemd_bus_address: str | None = None
-    heartbeat_interval: float = Field(10.0, gt=0, allow_inf_nan=False)
-    drain_timeout: float = Field(30.0, ge=0, allow_inf_nan=False)
+    heartbeat_interval: float = Field(10.0, ge=1, le=300, allow_inf_nan=False)
+    drain_timeout: float = Field(30.0, ge=0, le=3600, allow_inf_nan=False)
 
     @field_validator("nats")
     @classmethod

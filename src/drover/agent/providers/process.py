@@ -180,6 +180,7 @@ class ProcessProvider:
         self._tg = tg
         self._services: dict[tuple[str, str], SupervisedProcess] = {}
         self._listeners: list[StateListener] = []
+        self._closed = False
 
     def subscribe(self, listener: StateListener) -> None:
         self._listeners.append(listener)
@@ -209,6 +210,8 @@ class ProcessProvider:
         proc = self._services.get((application, service))
         if proc is None:
             raise UnknownService(application, service)
+        if self._closed:
+            raise OperationFailed(application, service, "the agent is shutting down")
         match kind:
             case ActionKind.START:
                 return await proc.start()
@@ -221,6 +224,7 @@ class ProcessProvider:
         return [p.state for p in self._services.values()]
 
     async def close(self) -> None:
+        self._closed = True
         await asyncio.gather(*(p.stop() for p in self._services.values()))
 
 

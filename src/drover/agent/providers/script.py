@@ -186,13 +186,16 @@ class ScriptService:
         clock: Clock,
         notify: StateListener,
         running: set[int],
+        lock: asyncio.Lock,
         previous: ServiceState | None = None,
     ) -> None:
         self.spec = spec
         self._clock = clock
         self._notify = notify
         self._running = running
-        self._lock = asyncio.Lock()
+        # One lock per service name, shared with the object this one replaces on a spec
+        # change: runs of the old and the new definition never overlap.
+        self._lock = lock
         self._checker: asyncio.Task[None] | None = None
         self._retired = False
         self.state = previous or ServiceState(
@@ -241,6 +244,15 @@ class ScriptService:
 
     async def act(self, kind: ActionKind) -> str:
         async with self._lock:
+            if kind is not ActionKind.RESTART:
+                # Start and stop are idempotent: asked twice (an action and the reconciler,
+                # say), the second finds the service where it should be and runs nothing.
+                await self._check()
+                wanted = (
+                    ServiceStatus.RUNNING if kind is ActionKind.START else ServiceStatus.STOPPED
+                )
+                if self.state.status is wanted:
+                    return f"already {wanted}"
             if kind in (ActionKind.STOP, ActionKind.RESTART):
                 await self._step("stop")
             if kind in (ActionKind.START, ActionKind.RESTART):
@@ -300,6 +312,8 @@ class ScriptProvider:
         self._services: dict[tuple[str, str], ScriptService] = {}
         self._listeners: list[StateListener] = []
         self._running: set[int] = set()  # pids (= process groups) of scripts under way
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._closed = False
 
     def subscribe(self, listener: StateListener) -> None:
         self._listeners.append(listener)
@@ -321,8 +335,9 @@ class ScriptProvider:
             if current is not None:
                 await current.retire()  # the commands or timings changed: check afresh
                 previous = current.state
+            lock = self._locks.setdefault(key, asyncio.Lock())
             service = ScriptService(
-                self._host, spec, self._clock, self._notify, self._running, previous
+                self._host, spec, self._clock, self._notify, self._running, lock, previous
             )
             self._services[key] = service
             service.watch(self._tg)
@@ -336,12 +351,15 @@ class ScriptProvider:
         found = self._services.get((application, service))
         if found is None:
             raise UnknownService(application, service)
+        if self._closed:
+            raise OperationFailed(application, service, "the agent is shutting down")
         return await found.act(kind)
 
     def states(self) -> list[ServiceState]:
         return [s.state for s in self._services.values()]
 
     async def close(self) -> None:
+        self._closed = True
         await asyncio.gather(*(s.retire() for s in self._services.values()))
         for pid in list(self._running):  # runs an action or an apply still has under way
             _kill_group(pid)

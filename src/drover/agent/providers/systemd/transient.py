@@ -174,7 +174,10 @@ class TransientProcessProvider(SystemdProvider):
         return result
 
     async def _job(self, kind: ActionKind, name: str) -> str:
-        [unit] = [u for u in self._units.values() if u.name == name]
+        found = [u for u in self._units.values() if u.name == name]
+        if not found:  # removed from the desired state while the action waited for it
+            raise SystemdError(name, "drover.NoLongerDesired", "no longer desired on this host")
+        [unit] = found
         _check_ours(unit)
         match kind:
             case ActionKind.START:
