@@ -11,16 +11,21 @@ from tests.conftest import eventually
 from tests.harness import fleet_of
 
 # Ignores SIGTERM, so stopping it takes the whole stop_timeout: an action that takes a while.
-STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"
+STUBBORN = (
+    "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "open(sys.argv[1], 'a').write('x'); time.sleep(3600)"
+)
 
 
 async def test_an_action_in_flight_finishes_and_its_result_is_recorded(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
+    ready = tmp_path / "ready"  # an 'x' for each process that now ignores SIGTERM
     config = {
         "apps.yaml": (
             "applications:\n  slow:\n    hosts: [h1]\n    services:\n"
-            f"      web:\n        command: ['{sys.executable}', '-c', '{STUBBORN}']\n"
+            f"      web:\n        command: ['{sys.executable}', '-S', '-c', \"{STUBBORN}\","
+            f" '{ready}']\n"
             "        stop_timeout: 2\n"
         )
     }
@@ -36,6 +41,7 @@ async def test_an_action_in_flight_finishes_and_its_result_is_recorded(
             return bool(placed and placed[0]["status"] == "running")
 
         await eventually(running)
+        await eventually(ready.exists)  # so the restart's stop really takes stop_timeout
         created = await fleet.http.post(
             "/api/v1/actions", json={"kind": "restart", "application": "slow"}
         )
