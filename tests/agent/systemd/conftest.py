@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -94,14 +95,24 @@ def spec(
     )
 
 
-@contextlib.asynccontextmanager
-async def connected(
+P = TypeVar("P", bound=SystemdProvider)
+
+
+def connected(
     systemd: SystemdNamespace,
-) -> AsyncIterator[tuple[SystemdProvider, list[ServiceState]]]:
-    """A connected provider and every state it has delivered; closed at the end."""
+) -> contextlib.AbstractAsyncContextManager[tuple[SystemdProvider, list[ServiceState]]]:
+    """A connected SystemdProvider and every state it has delivered; closed at the end."""
+    return connected_as(systemd, SystemdProvider)
+
+
+@contextlib.asynccontextmanager
+async def connected_as(
+    systemd: SystemdNamespace, kind: type[P]
+) -> AsyncIterator[tuple[P, list[ServiceState]]]:
+    """A connected provider (of `kind`) and every state it has delivered; closed at the end."""
     seen: list[ServiceState] = []
     async with asyncio.TaskGroup() as tg:
-        provider = SystemdProvider("h1", SystemClock(), tg, systemd.bus_address)
+        provider = kind("h1", SystemClock(), tg, systemd.bus_address)
         provider.subscribe(seen.append)
         await provider.connect()
         try:

@@ -9,7 +9,7 @@ import itertools
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
-from drover.ops.clock import SystemClock
+from tests.agent.systemd.conftest import connected_as
 from tests.conftest import eventually
 from tests.harness import fleet_of
 from tests.systemd_namespace import SystemdNamespace
@@ -83,20 +83,11 @@ def process(
     )
 
 
-@contextlib.asynccontextmanager
-async def transient(
+def transient(
     systemd: SystemdNamespace,
-) -> AsyncIterator[tuple[TransientProcessProvider, list[ServiceState]]]:
+) -> contextlib.AbstractAsyncContextManager[tuple[TransientProcessProvider, list[ServiceState]]]:
     """A connected provider (one agent's) and every state it has delivered; closed at the end."""
-    seen: list[ServiceState] = []
-    async with asyncio.TaskGroup() as tg:
-        provider = TransientProcessProvider("h1", SystemClock(), tg, systemd.bus_address)
-        provider.subscribe(seen.append)
-        await provider.connect()
-        try:
-            yield provider, seen
-        finally:
-            await provider.close()
+    return connected_as(systemd, TransientProcessProvider)
 
 
 def show(systemd: SystemdNamespace, unit: str, *properties: str) -> dict[str, str]:

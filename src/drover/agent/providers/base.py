@@ -11,6 +11,20 @@ from drover.model.action import ActionKind
 StateListener = Callable[[ServiceState], None]
 
 
+class Listeners:
+    """Whoever wants a provider's state changes (the reconciler, in the agent); called in turn."""
+
+    def __init__(self) -> None:
+        self._all: list[StateListener] = []
+
+    def add(self, listener: StateListener) -> None:
+        self._all.append(listener)
+
+    def __call__(self, state: ServiceState) -> None:
+        for listener in self._all:
+            listener(state)
+
+
 class Provider(Protocol):
     name: str
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from drover.agent.errors import UnknownService
-from drover.agent.providers.base import OperationFailed, Provider, StateListener
+from drover.agent.providers.base import Listeners, OperationFailed, Provider, StateListener
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus
@@ -25,11 +25,11 @@ class Providers:
         self.host = host
         self.by_name = {p.name: p for p in providers}
         self._clock = clock
-        self._listeners: list[StateListener] = []
+        self._listeners = Listeners()
         self._provider_of: dict[tuple[str, str], str] = {}
 
     def subscribe(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
         for provider in self.by_name.values():
             provider.subscribe(listener)
 
@@ -63,5 +63,4 @@ class Providers:
             since=self._clock.now(),
             message=f"provider {desired.provider} is not available on this host",
         )
-        for listener in self._listeners:
-            listener(state)
+        self._listeners(state)

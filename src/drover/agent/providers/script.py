@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from drover.agent.errors import UnknownService
-from drover.agent.providers.base import OperationFailed, StateListener
+from drover.agent.providers.base import Listeners, OperationFailed, StateListener
 from drover.bus.messages import DesiredService, ServiceState, tail
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
@@ -310,17 +310,16 @@ class ScriptProvider:
         self._clock = clock
         self._tg = tg
         self._services: dict[tuple[str, str], ScriptService] = {}
-        self._listeners: list[StateListener] = []
+        self._listeners = Listeners()
         self._running: set[int] = set()  # pids (= process groups) of scripts under way
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._closed = False
 
     def subscribe(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def _notify(self, state: ServiceState) -> None:
-        for listener in self._listeners:
-            listener(state)
+        self._listeners(state)
 
     async def apply(self, desired: Sequence[DesiredService]) -> None:
         wanted = {(d.application, d.service): d for d in desired if d.provider == self.name}

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from drover.agent.errors import UnknownService
-from drover.agent.providers.base import OperationFailed, StateListener
+from drover.agent.providers.base import Listeners, OperationFailed, StateListener
 from drover.agent.providers.systemd.errors import SystemdError
 from drover.agent.providers.systemd.manager import SystemdManager
 from drover.agent.providers.systemd.mapping import Mapped, UnitSnapshot
@@ -62,7 +62,7 @@ class SystemdProvider:
         self._tg = tg
         self._units: dict[tuple[str, str], _Unit] = {}
         self._watched: set[str] = set()
-        self._listeners: list[StateListener] = []
+        self._listeners = Listeners()
         self._apply_lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
         self._generation = 0
@@ -80,7 +80,7 @@ class SystemdProvider:
         self._tg.create_task(self._watch_connection(self._generation))
 
     def subscribe(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def states(self) -> list[ServiceState]:
         return [unit.state for unit in self._units.values()]
@@ -283,8 +283,7 @@ class SystemdProvider:
         )
         if state != unit.state:
             unit.state = state
-            for listener in self._listeners:
-                listener(state)
+            self._listeners(state)
 
 
 def _moved(unit: _Unit, wanted: Mapping[tuple[str, str], DesiredService]) -> bool:

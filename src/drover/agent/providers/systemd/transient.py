@@ -263,8 +263,7 @@ class TransientProcessProvider(SystemdProvider):
         unit.state = noted = before.model_copy(update={"exit_code": exit_code})
         super()._set(unit, mapped, snapshot)
         if unit.state is noted and noted != before:  # only the exit code changed
-            for listener in self._listeners:
-                listener(noted)
+            self._listeners(noted)
 
     def _exit_code(self, name: str) -> int | None:
         """As subprocess has it: the exit status, or minus the signal that ended the process."""
@@ -310,8 +309,7 @@ class TransientProcessProvider(SystemdProvider):
                     message=message,
                 )
                 log.warning("%s/%s: %s", application, service, message)
-                for listener in self._listeners:
-                    listener(state)
+                self._listeners(state)
             self._clashes[(application, service)] = state
 
 
