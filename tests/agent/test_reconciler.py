@@ -76,14 +76,19 @@ async def test_a_crashed_enforced_service_is_brought_back(
         assert (ServiceStatus.FAILED, Convergence.CONVERGING) in seen
 
 
-async def test_a_crash_loop_ends_as_failed_to_converge(tmp_path: Path) -> None:
-    journal = tmp_path / "crashes"
-    dies_at_once = [
+def crashing_command(journal: Path) -> list[str]:
+    """A service that writes an 'x' to `journal` each time it starts, then exits with 3."""
+    return [
         sys.executable,
         "-S",
         "-c",
         f"open({str(journal)!r}, 'a').write('x'); raise SystemExit(3)",
     ]
+
+
+async def test_a_crash_loop_ends_as_failed_to_converge(tmp_path: Path) -> None:
+    journal = tmp_path / "crashes"
+    dies_at_once = crashing_command(journal)
     async with rig(tmp_path) as r:
         await r.apply(spec(dies_at_once, attempts=3))
         await eventually(lambda: r.last().convergence is Convergence.FAILED, timeout=20)
@@ -108,12 +113,7 @@ async def test_an_observed_service_is_reported_never_corrected(
 
 async def test_a_new_desired_state_gives_a_given_up_service_new_attempts(tmp_path: Path) -> None:
     journal = tmp_path / "crashes"
-    dies_at_once = [
-        sys.executable,
-        "-S",
-        "-c",
-        f"open({str(journal)!r}, 'a').write('x'); raise SystemExit(3)",
-    ]
+    dies_at_once = crashing_command(journal)
     async with rig(tmp_path) as r:
         await r.apply(spec(dies_at_once, attempts=1))
         await eventually(lambda: r.last().convergence is Convergence.FAILED, timeout=20)

@@ -138,16 +138,8 @@ class Orchestrator:
                     await asyncio.wait_for(self._wake.wait(), timeout=2.0)
 
     async def _send(self, dispatch: Dispatch) -> None:
-        request = ActionRequest(
-            action_id=dispatch.action_id,
-            host=dispatch.host,
-            kind=dispatch.kind,
-            application=dispatch.application,
-            services=dispatch.services,
-            requested_by=dispatch.requested_by,
-            created_at=dispatch.created_at,
-            deadline=dispatch.deadline,
-        )
+        # The store's Dispatch carries exactly the request's fields, by name.
+        request = ActionRequest.model_validate(dispatch, from_attributes=True)
         await self._bus.publish(
             subjects.action_subject(dispatch.host),
             request,
