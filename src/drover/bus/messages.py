@@ -78,13 +78,38 @@ class DesiredState(Message):
     services: list[DesiredService]
 
 
+class UnitInfo(Message):
+    """One unit of the host's systemd, as discovery sees it."""
+
+    unit: str  # e.g. "nginx.service"
+    description: str = ""
+    slice: str = ""  # the Slice= it runs in; "" for unit types that have none (timers)
+    # `X-Drover-*` keys from the unit file and its drop-ins (the last assignment wins)
+    properties: dict[str, str] = Field(default_factory=dict)
+    # made at run time (systemd-run, a container manager), with no unit file: when it goes, it
+    # is gone for good, and not kept as vanished
+    transient: bool = False
+    vanished_since: AwareDatetime | None = None  # gone from the host since then
+
+
+class UnitInventory(Message):
+    """Every unit on one host, and those that disappeared from it. Written by that host's agent
+    whenever the set of units (or what discovery reads of them) changes; never for a mere state
+    change, which the per-service keys carry."""
+
+    v: Literal[1] = 1
+    host: HostId
+    taken_at: AwareDatetime
+    units: list[UnitInfo]
+
+
 class ActionRequest(Message):
     v: Literal[1] = 1
     action_id: str
     host: HostId
     kind: ActionKind
     application: Name
-    services: list[Name] = Field(min_length=1)
+    services: list[Name]  # empty: every service of the application the host runs
     requested_by: str
     created_at: AwareDatetime
     deadline: AwareDatetime

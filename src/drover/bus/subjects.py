@@ -7,6 +7,7 @@ nothing of another host's.
     KV drover-state     host.<host>                    HostRecord    (agent writes, server reads)
                         svc.<host>.<app>.<service>     ServiceState  (agent writes, server reads)
     KV drover-desired   <host>                         DesiredState  (server writes, agent reads)
+    KV drover-inventory <host>                         UnitInventory (agent writes, server reads)
     stream DROVER_EVENTS   drover.event.<host>.<app>.<service>   ServiceState on every change
     stream DROVER_ACTIONS  drover.action.<host>          ActionRequest (server → one agent)
     stream DROVER_RESULTS  drover.result.<host>          ActionResult  (agent → server)
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 STATE_BUCKET = "drover-state"
 DESIRED_BUCKET = "drover-desired"
+INVENTORY_BUCKET = "drover-inventory"
 
 EVENTS_STREAM = "DROVER_EVENTS"
 ACTIONS_STREAM = "DROVER_ACTIONS"
@@ -39,6 +41,10 @@ def service_key(host: str, application: str, service: str) -> str:
 
 
 def desired_key(host: str) -> str:
+    return host
+
+
+def inventory_key(host: str) -> str:
     return host
 
 

@@ -52,6 +52,7 @@ def bucket_configs() -> list[KeyValueConfig]:
     return [
         KeyValueConfig(bucket=subjects.STATE_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=subjects.DESIRED_BUCKET, history=1, storage=StorageType.FILE),
+        KeyValueConfig(bucket=subjects.INVENTORY_BUCKET, history=1, storage=StorageType.FILE),
     ]
 
 

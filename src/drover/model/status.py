@@ -14,6 +14,8 @@ class ServiceStatus(StrEnum):
     STARTING = "starting"
     STOPPING = "stopping"
     UNKNOWN = "unknown"
+    # Set by the server, never by a provider: a discovered unit that is gone from its host.
+    VANISHED = "vanished"
 
 
 class TargetStatus(StrEnum):
