@@ -38,7 +38,7 @@ BAD_FILES = {
     "an unknown key": (
         "heartbeat = 5\n",
         "agent.toml:1:1: unknown key 'heartbeat'; expected one of nats, host_id, data_dir, "
-        "log_level, systemd, systemd_bus_address, heartbeat_interval, drain_timeout",
+        "log_level, systemd, systemd_bus_address, systemd_root, heartbeat_interval, drain_timeout",
     ),
     "TOML that does not parse": ('host_id = "h1\n', "agent.toml:1:14: Illegal character '\\n'"),
 }

@@ -23,6 +23,7 @@ data_dir = "/srv/file"
 log_level = "warning"
 systemd = "off"
 systemd_bus_address = "unix:path=/run/file"
+systemd_root = "/host"
 heartbeat_interval = 5
 drain_timeout = 12.5
 """
@@ -52,6 +53,7 @@ def test_without_file_environment_or_flags_the_defaults_hold(
         log_level="INFO",
         systemd="auto",
         systemd_bus_address=None,
+        systemd_root=Path("/"),
         heartbeat_interval=10.0,
         drain_timeout=30.0,
     )
@@ -65,6 +67,7 @@ def test_the_file_sets_every_key(settings_file: Path) -> None:
         log_level="WARNING",
         systemd="off",
         systemd_bus_address="unix:path=/run/file",
+        systemd_root=Path("/host"),
         heartbeat_interval=5.0,
         drain_timeout=12.5,
     )
@@ -77,6 +80,7 @@ def test_the_environment_overrides_the_file_and_flags_override_both(settings_fil
         "DROVER_LOG_LEVEL": "debug",
         "DROVER_HEARTBEAT_INTERVAL": "2.5",
         "DROVER_DRAIN_TIMEOUT": "",  # empty: as if unset
+        "DROVER_SYSTEMD_ROOT": "/env-root",
     }
     flags = {"nats": "nats://flag:4222", "data_dir": Path("/srv/flag")}
     assert load(flags, environ, settings_file) == AgentConfig(
@@ -86,6 +90,7 @@ def test_the_environment_overrides_the_file_and_flags_override_both(settings_fil
         log_level="DEBUG",
         systemd="off",
         systemd_bus_address="unix:path=/run/file",
+        systemd_root=Path("/env-root"),
         heartbeat_interval=2.5,
         drain_timeout=12.5,
     )

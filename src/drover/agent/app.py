@@ -12,6 +12,7 @@ from typing import Literal
 from drover.agent.desired import DesiredStateFollower
 from drover.agent.errors import UnknownService
 from drover.agent.executor import Executor
+from drover.agent.inventory import Inventory
 from drover.agent.ledger import Ledger
 from drover.agent.providers.base import Provider
 from drover.agent.providers.process import ProcessProvider
@@ -31,6 +32,21 @@ log = logging.getLogger(__name__)
 
 
 SYSTEMD_CONNECT_TIMEOUT = 10.0
+LOOPS_END_TIMEOUT = 5.0
+
+
+async def _end(tasks: list[asyncio.Task[None]], bound: float) -> None:
+    """Cancel the tasks and wait until they have ended, cancelling again any that goes on: on
+    Python 3.11 `asyncio.wait_for` (nats-py's calls use it) loses a cancellation that arrives
+    with the reply, and the loop would run on after the drain."""
+    deadline = asyncio.get_running_loop().time() + bound
+    while pending := [task for task in tasks if not task.done()]:
+        if asyncio.get_running_loop().time() >= deadline:
+            log.warning("%d loops did not end within %ss of being cancelled", len(pending), bound)
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.1)
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,7 @@ class AgentSettings:
     # "auto": use systemd when its D-Bus API answers; "on": refuse to start without it.
     systemd: Literal["auto", "on", "off"] = "auto"
     systemd_bus_address: str | None = None  # default: $DBUS_SYSTEM_BUS_ADDRESS or the standard
+    systemd_root: Path = Path("/")  # the host's root as the agent sees it, for unit files
 
 
 class Agent:
@@ -55,12 +72,15 @@ class Agent:
         self.reporter = Reporter(
             settings.host_id, self.bus, self.clock, settings.heartbeat_interval
         )
-        self.executor = Executor(settings.host_id, self.bus, self.ledger, self._act, self.clock)
+        self.executor = Executor(
+            settings.host_id, self.bus, self.ledger, self._act, self.clock, self._services_of
+        )
         self.desired = DesiredStateFollower(
             settings.host_id, self.bus, settings.data_dir / "desired.json", self._apply
         )
         self.providers: Providers | None = None
         self.reconciler: Reconciler | None = None
+        self.inventory: Inventory | None = None  # with systemd: its units, for discovery
         self.ready = asyncio.Event()
         # Actions wait until the agent knows what it runs: an action that arrives before the
         # first desired state would otherwise fail with "no such service".
@@ -72,9 +92,10 @@ class Agent:
         watched: list[asyncio.Task[None]] = []
         async with asyncio.TaskGroup() as tg:
             watchdog = tg.create_task(keep_watchdog(notifier, watched), name="agent.watchdog")
-            self.providers = Providers(
-                self.settings.host_id, await self._open_providers(tg), self.clock
-            )
+            opened = await self._open_providers(tg)
+            self.providers = Providers(self.settings.host_id, opened, self.clock)
+            if any(provider.name == "systemd" for provider in opened):
+                self.inventory = self._inventory()
             # provider → reconciler (judges drift, corrects it) → reporter
             self.reconciler = Reconciler(self._act, self.clock, tg, self.reporter.on_change)
             self.providers.subscribe(self.reconciler.on_state)
@@ -83,14 +104,18 @@ class Agent:
             connected, _ = await unless_stopped(self.bus.connect(), stop)
             loops = []
             if connected:
+                bodies = [
+                    ("agent.report", self.reporter.publish_changes),
+                    ("agent.heartbeat", self.reporter.heartbeat),
+                    ("agent.desired", self.desired.follow),
+                    ("agent.actions", self._consume_actions),
+                ]
+                if self.inventory is not None:
+                    bodies.append(("agent.inventory", self.inventory.keep_current))
+                    bodies.append(("agent.inventory_publish", self.inventory.publish))
                 loops = [
                     tg.create_task(forever(name, body, self.counters), name=name)
-                    for name, body in (
-                        ("agent.report", self.reporter.publish_changes),
-                        ("agent.heartbeat", self.reporter.heartbeat),
-                        ("agent.desired", self.desired.follow),
-                        ("agent.actions", self._consume_actions),
-                    )
+                    for name, body in bodies
                 ]
                 self.ready.set()
                 log.info("agent %s running", self.settings.host_id)
@@ -116,8 +141,7 @@ class Agent:
         self.executor.stopping = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.executor.idle.wait(), self.settings.drain_timeout)
-        for task in loops:
-            task.cancel()
+        await _end(loops, LOOPS_END_TIMEOUT)  # before the connections they use close
         if self.reconciler is not None:
             acting = self.reconciler.close()
             if acting:  # corrections already inside a provider finish before it closes
@@ -167,6 +191,14 @@ class Agent:
         log.info("supervised processes run as transient systemd units")
         return [transient, script, systemd]
 
+    def _inventory(self) -> Inventory:
+        """The unit inventory, over a D-Bus connection of its own to systemd."""
+        from drover.agent.providers.systemd.inventory import UnitLister
+
+        lister = UnitLister(self.settings.systemd_bus_address, self.settings.systemd_root)
+        path = self.settings.data_dir / "inventory.json"
+        return Inventory(self.settings.host_id, self.bus, lister, path, self.clock)
+
     async def _apply(self, desired: DesiredState) -> None:
         assert self.providers is not None and self.reconciler is not None
         self.reconciler.desired_changed(desired.services)
@@ -178,6 +210,9 @@ class Agent:
     async def _consume_actions(self) -> None:
         await self.desired_known.wait()
         await self.executor.consume()
+
+    def _services_of(self, application: str) -> list[str]:
+        return self.providers.services_of(application) if self.providers else []
 
     async def _act(self, application: str, service: str, kind: ActionKind) -> str:
         if self.providers is None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from drover.agent.files import write_atomically
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.errors import MalformedMessage
@@ -70,14 +70,4 @@ class DesiredStateFollower:
         await self._apply(desired)
         self.current = desired  # only now: a failed apply is tried again with the next update
         if save:
-            await asyncio.to_thread(_write_atomically, self._cache, encode(desired))
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(path)
+            await asyncio.to_thread(write_atomically, self._cache, encode(desired))

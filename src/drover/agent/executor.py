@@ -31,14 +31,24 @@ from drover.ops.clock import Clock
 log = logging.getLogger(__name__)
 
 Act = Callable[[str, str, ActionKind], Awaitable[str]]
+ServicesOf = Callable[[str], list[str]]
 
 ACK_WAIT = 60.0
 PROGRESS_EVERY = 15.0
 
 
 class Executor:
-    def __init__(self, host: str, bus: Bus, ledger: Ledger, act: Act, clock: Clock) -> None:
+    def __init__(
+        self,
+        host: str,
+        bus: Bus,
+        ledger: Ledger,
+        act: Act,
+        clock: Clock,
+        services_of: ServicesOf = lambda application: [],
+    ) -> None:
         self.host = host
+        self._services_of = services_of
         self._bus = bus
         self._ledger = ledger
         self._act = act
@@ -109,16 +119,21 @@ class Executor:
     async def _run(self, request: ActionRequest, msg: Msg) -> ActionResult:
         started = self._clock.now()
         self.executions += 1
+        # An action on a whole application means what this host runs of it now: hosts differ
+        # (discovery finds other units on each), and the config may have changed since.
+        services = request.services or self._services_of(request.application)
         log.info(
             "action %s: %s %s %s",
             request.action_id,
             request.kind,
             request.application,
-            ",".join(request.services),
+            ",".join(services) or "(no services here)",
         )
-        lines, failed = [], False
+        lines, failed = [], not services
+        if not services:
+            lines.append(f"error: no service of {request.application} runs on this host")
         async with _keep_alive(msg):
-            for service in request.services:
+            for service in services:
                 try:
                     line = await self._act(request.application, service, request.kind)
                 except (OperationFailed, AgentError) as err:

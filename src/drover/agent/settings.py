@@ -47,6 +47,8 @@ class AgentConfig(BaseModel):
     log_level: str = "INFO"
     systemd: Literal["auto", "on", "off"] = "auto"
     systemd_bus_address: str | None = None
+    # Where the host's root directory is, for reading unit files: "/" but in a container.
+    systemd_root: Path = Path("/")
     heartbeat_interval: float = Field(10.0, ge=1, le=300, allow_inf_nan=False)
     drain_timeout: float = Field(30.0, ge=0, le=3600, allow_inf_nan=False)
 

@@ -110,6 +110,7 @@ def agent(flags: dict[str, object], config_file: Path | None) -> None:
         drain_timeout=config.drain_timeout,
         systemd=config.systemd,
         systemd_bus_address=config.systemd_bus_address,
+        systemd_root=config.systemd_root,
     )
     drover_logging.configure(config.log_level)
     running = Agent(settings)
@@ -181,6 +182,32 @@ def status(server_url: str, as_json: bool) -> None:
 def hosts(server_url: str, as_json: bool) -> None:
     found = ApiClient(server_url).get("/api/v1/hosts")
     _show(found, as_json, lambda: render.hosts_table(found))
+
+
+def units(server_url: str, host: str | None, state: str | None, as_json: bool) -> None:
+    params = {k: v for k, v in (("host", host), ("state", state)) if v is not None}
+    found = ApiClient(server_url).get("/api/v1/units", **params)
+    _show(found, as_json, lambda: render.units_table(found))
+
+
+def config_status(server_url: str, as_json: bool) -> None:
+    """The server's active revision and everything wrong; exit 1 if anything is."""
+    found = ApiClient(server_url).get("/api/v1/config")
+    if as_json:
+        print(json.dumps(found, indent=2))
+    else:
+        print(f"source:   {found['source']}")
+        print(f"active:   {found['active_revision'] or 'none'} (since {found['active_since']})")
+        error = found["last_error"]
+        if error:
+            print(f"rejected: {error['message']} at {error['at']}")
+            for p in error["problems"]:
+                print(f"  {p['file']}:{p['line']}:{p['column']}: {p['message']}")
+        for p in found["discovery_problems"]:
+            print(f"{p['file']}:{p['line']}:{p['column']}: {p['message']}")
+    wrong = len(found["discovery_problems"]) + (1 if found["last_error"] else 0)
+    if wrong:
+        raise CliError(f"{wrong} problem(s) with the configuration", 1)
 
 
 def actions(server_url: str, as_json: bool, limit: int) -> None:
@@ -291,9 +318,11 @@ def config_check(path: Path, ref: str | None) -> None:
             print(problem)
         raise CliError(f"{len(err.problems)} problem(s) in {path}", 1) from err
     services = sum(len(a.services) for a in config.applications.values())
+    rules = sum(len(a.discover) for a in config.applications.values())
     print(
         f"{path}: ok — {len(config.applications)} applications, {services} services, "
-        f"{len(config.hosts)} hosts, {len(config.groups)} groups (revision {config.revision})"
+        f"{rules} discovery rules, {len(config.hosts)} hosts, {len(config.groups)} groups "
+        f"(revision {config.revision})"
     )
 
 

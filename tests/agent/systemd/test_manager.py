@@ -12,6 +12,7 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from drover.agent.providers.systemd.manager import SystemdError, SystemdManager
+from drover.agent.providers.systemd.mapping import SERVICE_INTERFACE as SERVICE
 from drover.agent.providers.systemd.mapping import UNIT_INTERFACE
 from tests.agent.systemd.conftest import Units
 from tests.conftest import eventually
@@ -135,3 +136,55 @@ async def test_the_address_comes_from_the_environment_when_not_given(
     assert manager.connected
     await manager.close()
     assert not manager.connected
+
+
+async def test_units_and_unit_files_are_listed_and_set_changes_signalled_by_systemd_only(
+    systemd: SystemdNamespace, units: Units
+) -> None:
+    signals: list[tuple[str, str | None]] = []
+    async with manager_for(systemd) as manager:
+        await manager.start_unit(units.sleeper)
+        listed = {unit.name: unit for unit in await manager.list_units()}
+        sleeper = listed[units.sleeper]
+        assert (sleeper.load_state, sleeper.active_state, sleeper.sub_state) == (
+            "loaded",
+            "active",
+            "running",
+        )
+        assert sleeper.path == await manager.load_unit(units.sleeper)
+        files = {file.path: file.state for file in await manager.list_unit_files()}
+        assert files[f"/run/systemd/system/{units.failing}"] == "static"
+        assert await manager.property(units.sleeper, sleeper.path, SERVICE, "Slice") == (
+            "system.slice"
+        )
+
+        await manager.watch_unit_set(lambda signal, unit: signals.append((signal, unit)))
+        await impersonate_systemd(systemd, manager, "UnitNew", "s", ["spoofed.service"])
+        await systemd.systemctl_async("daemon-reload")
+        await eventually(lambda: ("Reloading", None) in signals)
+        path = await manager.load_unit(units.missing)
+        await manager.property(units.missing, path, UNIT_INTERFACE, "LoadState")
+        await eventually(lambda: ("UnitNew", units.missing) in signals)
+        assert ("UnitNew", "spoofed.service") not in signals
+        await manager.stop_unit(units.sleeper)
+
+
+async def impersonate_systemd(
+    systemd: SystemdNamespace, manager: SystemdManager, member: str, signature: str, body: list[Any]
+) -> None:
+    """Send `manager` a manager signal from another connection than systemd's."""
+    impostor = await MessageBus(bus_address=systemd.bus_address, bus_type=BusType.SYSTEM).connect()
+    try:
+        await impostor.send(
+            Message(
+                message_type=MessageType.SIGNAL,
+                destination=manager.unique_name,
+                path="/org/freedesktop/systemd1",
+                interface="org.freedesktop.systemd1.Manager",
+                member=member,
+                signature=signature,
+                body=body,
+            )
+        )
+    finally:
+        impostor.disconnect()

@@ -40,6 +40,10 @@ class Providers:
         for missing in (d for d in desired if d.provider not in self.by_name):
             self._announce_unavailable(missing)
 
+    def services_of(self, application: str) -> list[str]:
+        """The application's services on this host, by name."""
+        return sorted(svc for app, svc in self._provider_of if app == application)
+
     async def act(self, application: str, service: str, kind: ActionKind) -> str:
         name = self._provider_of.get((application, service))
         if name is None:

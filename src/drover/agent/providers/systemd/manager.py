@@ -3,7 +3,9 @@
 Every call has a timeout, and every failure — a D-Bus error reply, a timeout, a lost or refused
 connection — comes out as `SystemdError`. Jobs (start, stop, …) are awaited to their end through
 the manager's `JobRemoved` signal; unit changes arrive as `PropertiesChanged` signals for the
-object paths being watched. Nothing here polls.
+object paths being watched, and changes to the set of units as the manager's `UnitNew`,
+`UnitRemoved`, `UnitFilesChanged` and `Reloading` signals, for a connection that asks for them.
+Nothing here polls.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -26,7 +28,14 @@ from drover.agent.providers.systemd.mapping import (
     UnitSnapshot,
 )
 
-__all__ = ["PropertiesListener", "SystemdError", "SystemdManager"]
+__all__ = [
+    "ListedUnit",
+    "PropertiesListener",
+    "SystemdError",
+    "SystemdManager",
+    "UnitFile",
+    "UnitSetListener",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +56,53 @@ OWNER_CHANGED_RULE = (
     f"member='NameOwnerChanged',arg0='{SYSTEMD}'"
 )
 
+# The manager's signals that say the set of units (or what systemd read of their files) may have
+# changed: UnitNew(s id, o path), UnitRemoved(s id, o path), UnitFilesChanged(), Reloading(b).
+UNIT_SET_SIGNALS = ("UnitNew", "UnitRemoved", "UnitFilesChanged", "Reloading")
+
 # D-Bus error names systemd answers with
 NO_SUCH_UNIT = "org.freedesktop.systemd1.NoSuchUnit"
 UNIT_EXISTS = "org.freedesktop.systemd1.UnitExists"
 
 # (interface, changed properties as plain values) for one watched unit
 PropertiesListener = Callable[[str, Mapping[str, Any]], None]
+# (signal name, unit name for UnitNew and UnitRemoved, else None)
+UnitSetListener = Callable[[str, str | None], None]
+
+
+class ListedUnit(NamedTuple):
+    """One entry of the manager's ListUnits, `a(ssssssouso)`."""
+
+    name: str
+    description: str
+    load_state: str
+    active_state: str
+    sub_state: str
+    following: str
+    path: str
+    job_id: int
+    job_type: str
+    job_path: str
+
+
+class UnitFile(NamedTuple):
+    """One entry of the manager's ListUnitFiles, `a(ss)`."""
+
+    path: str
+    state: str  # enabled, disabled, static, masked, alias, transient, …
 
 
 def properties_rule(path: str) -> str:
     return (
         f"type='signal',sender='{SYSTEMD}',path='{path}',"
         f"interface='{PROPERTIES_INTERFACE}',member='PropertiesChanged'"
+    )
+
+
+def manager_signal_rule(member: str) -> str:
+    return (
+        f"type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',"
+        f"interface='{MANAGER_INTERFACE}',member='{member}'"
     )
 
 
@@ -82,6 +126,7 @@ class SystemdManager:
         self._bus: MessageBus | None = None
         self._owner: str | None = None  # systemd's unique name: the only sender we believe
         self._watches: dict[str, PropertiesListener] = {}
+        self._unit_set_listener: UnitSetListener | None = None
         self._job_waiters: dict[str, asyncio.Future[str]] = {}
         self._jobs_in_flight = 0
         self._finished_early: dict[str, str] = {}  # JobRemoved seen before its caller listened
@@ -138,6 +183,7 @@ class SystemdManager:
         """Disconnect. Units are left exactly as they are."""
         bus, self._bus = self._bus, None
         self._watches.clear()
+        self._unit_set_listener = None
         self._fail_jobs()
         if bus is not None and bus.connected:
             bus.disconnect()
@@ -159,6 +205,21 @@ class SystemdManager:
     async def properties(self, name: str, path: str, interface: str) -> dict[str, Any]:
         """Every property of one of the unit's interfaces, as plain values."""
         return await self._get_all(name, path, interface)
+
+    async def property(self, name: str, path: str, interface: str, prop: str) -> Any:
+        """One property of one of the unit's interfaces, as a plain value."""
+        [value] = await self._call(path, PROPERTIES_INTERFACE, "Get", "ss", [interface, prop], name)
+        return value.value
+
+    async def list_units(self) -> list[ListedUnit]:
+        """Every unit systemd has loaded (also those it tried to load and did not find)."""
+        [units] = await self._call(MANAGER_PATH, MANAGER_INTERFACE, "ListUnits")
+        return [ListedUnit._make(unit) for unit in units]
+
+    async def list_unit_files(self) -> list[UnitFile]:
+        """Every unit file in systemd's search path, loaded or not."""
+        [files] = await self._call(MANAGER_PATH, MANAGER_INTERFACE, "ListUnitFiles")
+        return [UnitFile._make(file) for file in files]
 
     async def start_unit(self, name: str, mode: str = "replace") -> str:
         return await self._job("StartUnit", name, mode)
@@ -189,6 +250,18 @@ class SystemdManager:
             self._watches.pop(path, None)
             raise
 
+    async def watch_unit_set(self, listener: UnitSetListener) -> None:
+        """Call `listener` with every signal systemd sends that says units may have come or gone
+        (UNIT_SET_SIGNALS), until the connection closes. Only the connection that asks gets
+        them: a reload sends two for every unit."""
+        self._unit_set_listener = listener
+        try:
+            for member in UNIT_SET_SIGNALS:
+                await self._add_match(manager_signal_rule(member))
+        except SystemdError:
+            self._unit_set_listener = None
+            raise
+
     async def unwatch(self, path: str) -> None:
         if self._watches.pop(path, None) is not None and self.connected:
             await self._call(DBUS_PATH, DBUS, "RemoveMatch", "s", [properties_rule(path)])
@@ -204,10 +277,11 @@ class SystemdManager:
             [job] = await self._call(MANAGER_PATH, MANAGER_INTERFACE, method, signature, body, name)
             if (result := self._finished_early.pop(job, None)) is not None:
                 return result
-            waiter = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             self._job_waiters[job] = waiter
             try:
-                return await asyncio.wait_for(waiter, self._job_timeout)
+                async with asyncio.timeout(self._job_timeout):  # see _call on why not wait_for
+                    return await waiter
             except TimeoutError as err:
                 text = f"{method} job {job} did not end within {self._job_timeout}s"
                 raise SystemdError(name, "drover.JobTimeout", text) from err
@@ -255,7 +329,10 @@ class SystemdManager:
         )
         self.calls[member] += 1
         try:
-            reply = await asyncio.wait_for(bus.call(msg), self._call_timeout)
+            # Not wait_for: on Python 3.11 it swallows a cancellation that comes as the reply
+            # arrives, and a loop making many calls would then outlive its own cancellation.
+            async with asyncio.timeout(self._call_timeout):
+                reply = await bus.call(msg)
         except TimeoutError as err:
             text = f"{member} got no answer within {self._call_timeout}s"
             raise SystemdError(unit, "drover.Timeout", text) from err
@@ -278,9 +355,14 @@ class SystemdManager:
             if (listener := self._watches.get(msg.path or "")) is not None:
                 interface, changed, _invalidated = msg.body
                 listener(interface, _plain(changed))
-        elif msg.member == "JobRemoved" and msg.interface == MANAGER_INTERFACE:
+        elif msg.interface != MANAGER_INTERFACE or msg.path != MANAGER_PATH:
+            return
+        elif msg.member == "JobRemoved":
             _id, job, _unit, result = msg.body
             self._job_removed(job, result)
+        elif msg.member in UNIT_SET_SIGNALS and self._unit_set_listener is not None:
+            unit = msg.body[0] if msg.member in ("UnitNew", "UnitRemoved") else None
+            self._unit_set_listener(msg.member, unit)
 
     def _job_removed(self, job: str, result: str) -> None:
         if (waiter := self._job_waiters.get(job)) is not None:

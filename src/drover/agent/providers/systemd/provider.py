@@ -23,7 +23,7 @@ from drover.agent.providers.systemd.manager import SystemdManager
 from drover.agent.providers.systemd.mapping import Mapped, UnitSnapshot
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
-from drover.model.status import ServiceStatus, TargetStatus
+from drover.model.status import Policy, ServiceStatus, TargetStatus
 from drover.ops.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -206,9 +206,13 @@ class SystemdProvider:
             )
 
     async def _start_or_stop(self, unit: _Unit) -> str | None:
-        """The job result, or None when the unit is where its target says (or does not exist)."""
+        """The job result, or None when the unit is where its target says (or does not exist,
+        or is only observed: drover did not start these units, and under `observe` it leaves
+        them as they are, also when it first sees them)."""
         snapshot = unit.snapshot
         if snapshot is None or snapshot.load_state == "not-found":
+            return None
+        if unit.spec.policy is Policy.OBSERVE:
             return None
         up = snapshot.active_state in _UP
         if unit.spec.target is TargetStatus.RUNNING and not up:

@@ -41,6 +41,7 @@ from drover.agent.providers.systemd.mapping import (
 from drover.agent.providers.systemd.provider import SystemdProvider, _Unit
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
+from drover.model.names import is_name
 from drover.model.status import ServiceStatus, TargetStatus
 from drover.ops.clock import Clock
 
@@ -52,8 +53,24 @@ _ENDED = (ServiceStatus.STOPPED, ServiceStatus.FAILED)
 _CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3
 
 
+_PREFIX, _SUFFIX = "drover-", ".service"
+
+
 def transient_unit_name(spec: DesiredService) -> str:
-    return f"drover-{spec.application}-{spec.service}.service"
+    return f"{_PREFIX}{spec.application}-{spec.service}{_SUFFIX}"
+
+
+def is_transient_unit_name(name: str) -> bool:
+    """Whether `name` is one transient_unit_name gives some service: `drover-<a>-<s>.service`
+    with `a` and `s` valid names (so not the agent's own `drover-agent.service`)."""
+    if not (name.startswith(_PREFIX) and name.endswith(_SUFFIX)):
+        return False
+    middle = name[len(_PREFIX) : -len(_SUFFIX)]
+    return any(
+        is_name(middle[:at]) and is_name(middle[at + 1 :])
+        for at, char in enumerate(middle)
+        if char == "-"
+    )
 
 
 def transient_properties(spec: DesiredService) -> list[tuple[str, Variant]]:
