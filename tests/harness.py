@@ -59,8 +59,11 @@ class Fleet:
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.server.http.port}")
         return self.server
 
-    async def start_agent(self, host: str, systemd_bus: str | None = None) -> Agent:
-        """An agent; with `systemd_bus` it manages units of that systemd, else none at all."""
+    async def start_agent(
+        self, host: str, systemd_bus: str | None = None, systemd_root: Path | None = None
+    ) -> Agent:
+        """An agent; with `systemd_bus` it manages units of that systemd, else none at all.
+        `systemd_root`: where that systemd's files are seen from here (its namespace's root)."""
         agent = Agent(
             AgentSettings(
                 host_id=host,
@@ -70,6 +73,7 @@ class Fleet:
                 drain_timeout=5.0,
                 systemd="on" if systemd_bus else "off",
                 systemd_bus_address=systemd_bus,
+                systemd_root=systemd_root or Path("/"),
             )
         )
         self.agents[host] = agent

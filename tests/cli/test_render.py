@@ -78,3 +78,32 @@ def test_service_names_and_statuses_are_shown_literally() -> None:
 
     for literal in ("[bold]shop", "[/]", "[red]web (offline)", "[/x] ≠ [i]"):
         assert literal in text
+
+
+def test_unit_values_are_shown_literally_and_unassigned_and_vanished_say_so() -> None:
+    base: dict[str, Any] = {"host": "web-01", "slice": "[red]", "properties": {}, "assigned_by": ""}
+    units = [
+        {
+            **base,
+            "unit": "a.service",
+            "description": MARKUP,
+            "application": None,
+            "service": None,
+            "vanished_since": None,
+        },
+        {
+            **base,
+            "unit": "b.service",
+            "description": "",
+            "application": "shop",
+            "service": "b",
+            "assigned_by": "discover[0]",
+            "vanished_since": "2026-11-20T08:00:00Z",
+        },
+    ]
+
+    text = shown(render.units_table(units))
+
+    assert MARKUP in text and "[red]" in text
+    assert "unassigned" in text
+    assert "shop/b (vanished 2026-11-20 08:00)" in text and "discover[0]" in text

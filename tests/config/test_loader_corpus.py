@@ -37,7 +37,40 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
         )
     ],
     "missing_services.yaml": [
-        ("missing_services.yaml:2:9: applications.shop: ", "field required: 'services'")
+        (
+            "missing_services.yaml:2:9: applications.shop: ",
+            "an application needs 'services', 'discover' rules, or both",
+        )
+    ],
+    "discover_bad_glob.yaml": [
+        (
+            "discover_bad_glob.yaml:5:35: applications.shop.discover[0].units[1]: ",
+            "invalid glob 'shop-[web.service': '[' at position 6 is never closed",
+        )
+    ],
+    "discover_no_criterion.yaml": [
+        (
+            "discover_no_criterion.yaml:6:9: applications.shop.discover[1]: ",
+            "a discovery rule needs 'units', 'slice' or 'properties'",
+        )
+    ],
+    "discover_unknown_group.yaml": [
+        (
+            "discover_unknown_group.yaml:8:23: applications.shop.discover[0].groups[1]: ",
+            "unknown group 'db'",
+        )
+    ],
+    "discover_no_host.yaml": [
+        (
+            "discover_no_host.yaml:3:5: applications.shop: ",
+            "discover[0] looks on no host: give it or the application 'hosts' or 'groups'",
+        )
+    ],
+    "discover_bad_property.yaml": [
+        (
+            "discover_bad_property.yaml:5:22: applications.shop.discover[0].properties: ",
+            "invalid name 'Application'",
+        )
     ],
     "bad_name.yaml": [("bad_name.yaml:2:3: applications: ", "invalid name 'Shop.Front'")],
     "bad_host_id.yaml": [("bad_host_id.yaml:3:3: hosts: ", "invalid name 'web.02'")],

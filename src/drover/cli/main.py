@@ -124,6 +124,23 @@ def status(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None
     commands.status(server, as_json)
 
 
+class UnitState(StrEnum):
+    assigned = "assigned"
+    unassigned = "unassigned"
+    vanished = "vanished"
+
+
+@app.command()
+def units(
+    host: Annotated[str | None, typer.Option("--host", help="only this host")] = None,
+    state: Annotated[UnitState | None, typer.Option("--state", help="only these")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every systemd unit on the hosts, and the application it belongs to (or none)."""
+    commands.units(server, host, state.value if state else None, as_json)
+
+
 @app.command()
 def hosts(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
     """The hosts of the fleet and whether their agents are alive."""
@@ -193,6 +210,12 @@ def config_check(
 ) -> None:
     """Validate a config checkout: every error with file:line:col; non-zero exit if any."""
     commands.config_check(path, ref)
+
+
+@config_app.command("status")
+def config_status(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """The server's active revision, a rejected one, and discovery rules that match nothing."""
+    commands.config_status(server, as_json)
 
 
 @config_app.command("schema")

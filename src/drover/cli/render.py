@@ -19,6 +19,7 @@ STATUS_STYLE = {
     "starting": "yellow",
     "stopping": "yellow",
     "unknown": "magenta",
+    "vanished": "bold magenta",
 }
 # What the agent is doing about a drift, shown after it.
 CONVERGENCE_NOTE = {
@@ -88,10 +89,31 @@ def hosts_table(hosts: list[dict[str, Any]]) -> Table:
     return table
 
 
+def units_table(units: list[dict[str, Any]]) -> Table:
+    table = Table(title="units", title_justify="left")
+    for column in ("host", "unit", "application", "by", "slice", "description"):
+        table.add_column(column)
+    for u in units:
+        owner = f"{u['application']}/{u['service']}" if u["application"] else "unassigned"
+        style = "" if u["application"] else "yellow"
+        if u["vanished_since"]:
+            owner += f" (vanished {u['vanished_since'].replace('T', ' ')[:16]})"
+            style = "bold magenta"
+        table.add_row(
+            _text(u["host"]),
+            _text(u["unit"]),
+            _text(owner, style),
+            _text(u["assigned_by"]),
+            _text(u["slice"]),
+            _text(u["description"]),
+        )
+    return table
+
+
 def action_table(action: dict[str, Any]) -> Table:
     title = (
         f"action {action['id']}: {action['kind']} {action['application']} "
-        f"({', '.join(action['services'])}) — {action['state']}"
+        f"({', '.join(action['services']) or 'all services'}) — {action['state']}"
     )
     table = Table(title=_text(title, "table.title"), title_justify="left")
     for column in ("host", "outcome", "exit", "duration", "output"):

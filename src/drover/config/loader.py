@@ -22,7 +22,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from drover.config.errors import ConfigError, ConfigProblem
-from drover.config.schema import ConfigFile, FleetConfig
+from drover.config.schema import ConfigFile, FleetConfig, rule_key
 from drover.config.source import Snapshot, is_config_path
 from drover.model.names import is_name
 
@@ -99,7 +99,7 @@ def load_files(files: Mapping[str, bytes], revision: str) -> FleetConfig:
         problems.extend(_unknown_groups(parsed))
     if problems:
         raise ConfigError(problems)
-    return _merge(models, revision)
+    return _merge(models, revision, dict(_rule_locations(parsed)))
 
 
 def load_snapshot(snapshot: Snapshot) -> FleetConfig:
@@ -275,27 +275,56 @@ def _duplicate_names(files: Sequence[_File]) -> Iterator[ConfigProblem]:
 def _unknown_groups(files: Sequence[_File]) -> Iterator[ConfigProblem]:
     defined = {name for file in files for name in _section(file, "groups")}
     for file in files:
-        for app, groups, index in _group_references(file):
+        for where, groups, index in _group_references(file):
             group = groups[index]
             # Malformed names are already reported by validation.
             if isinstance(group, str) and is_name(group) and group not in defined:
                 line, column = (_entry(groups, index) or [0, 0])[:2]
-                message = f"applications.{app}.groups[{index}]: unknown group {group!r}"
+                message = f"{where}.groups[{index}]: unknown group {group!r}"
                 yield _at(file.path, (line, column), message)
 
 
-def _group_references(file: _File) -> Iterator[tuple[object, CommentedSeq, int]]:
+def _group_references(file: _File) -> Iterator[tuple[str, CommentedSeq, int]]:
+    """Every place that names a group: an application's `groups`, and its rules'."""
     for app, spec in _section(file, "applications").items():
-        groups = spec.get("groups") if isinstance(spec, CommentedMap) else None
-        if isinstance(groups, CommentedSeq):
-            for index in range(len(groups)):
-                yield app, groups, index
+        if not isinstance(spec, CommentedMap):
+            continue
+        owners = [(f"applications.{app}", spec)]
+        for index, rule in _rules(spec):
+            owners.append((rule_key(str(app), index), rule))
+        for where, owner in owners:
+            groups = owner.get("groups")
+            if isinstance(groups, CommentedSeq):
+                for index in range(len(groups)):
+                    yield where, groups, index
 
 
-def _merge(models: Sequence[ConfigFile], revision: str) -> FleetConfig:
+def _rules(app: CommentedMap) -> Iterator[tuple[int, CommentedMap]]:
+    rules = app.get("discover")
+    if isinstance(rules, CommentedSeq):
+        for index, rule in enumerate(rules):
+            if isinstance(rule, CommentedMap):
+                yield index, rule
+
+
+def _rule_locations(files: Sequence[_File]) -> Iterator[tuple[str, tuple[str, int, int]]]:
+    for file in files:
+        for app, spec in _section(file, "applications").items():
+            if not isinstance(spec, CommentedMap):
+                continue
+            rules = spec.get("discover")
+            for index, _rule in _rules(spec):
+                line, column = (_entry(rules, index) or [0, 0])[:2]
+                yield rule_key(str(app), index), (file.path, line + 1, column + 1)
+
+
+def _merge(
+    models: Sequence[ConfigFile], revision: str, rule_locations: dict[str, tuple[str, int, int]]
+) -> FleetConfig:
     return FleetConfig(
         revision=revision,
         applications={name: app for model in models for name, app in model.applications.items()},
         hosts={name: host for model in models for name, host in model.hosts.items()},
         groups={name: group for model in models for name, group in model.groups.items()},
+        rule_locations=rule_locations,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 
 from drover.config.schema import Application, FleetConfig, GroupSpec
@@ -20,12 +20,18 @@ def host_labels(config: FleetConfig, host_id: str) -> dict[str, str]:
 
 
 def runs_on(config: FleetConfig, app: Application, host_id: str) -> bool:
-    labels = host_labels(config, host_id)
-    if any(fnmatchcase(host_id, pattern) for pattern in app.hosts):
+    return placed_on(config, app.hosts, app.groups, host_id)
+
+
+def placed_on(
+    config: FleetConfig, hosts: Sequence[str], groups: Sequence[str], host_id: str
+) -> bool:
+    """Whether `host_id` matches one of the host globs or is in one of the groups."""
+    if any(fnmatchcase(host_id, pattern) for pattern in hosts):
         return True
+    labels = host_labels(config, host_id)
     return any(
-        name in config.groups and in_group(config.groups[name], host_id, labels)
-        for name in app.groups
+        name in config.groups and in_group(config.groups[name], host_id, labels) for name in groups
     )
 
 

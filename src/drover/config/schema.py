@@ -14,6 +14,10 @@ name defined in two files is an error that points at both.
             provider: process
             target: running
             command: [python3, -m, http.server, "8101"]
+        discover:                # systemd units on its hosts that belong to it
+          - units: ["shop-*.service"]
+          - slice: shop.slice
+          - properties: {X-Drover-Application: shop}
     hosts:
       web-01: {labels: {env: prod, dc: zrh}}
     groups:
@@ -33,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from drover.config.globs import glob_problem
 from drover.model.names import HostId, Name
 from drover.model.status import Policy, TargetStatus
 
@@ -40,6 +45,12 @@ from drover.model.status import Policy, TargetStatus
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain a NUL character")
+    return value
+
+
+def _glob(value: str) -> str:
+    if problem := glob_problem(value):
+        raise ValueError(problem)
     return value
 
 
@@ -54,6 +65,17 @@ UnitName = Annotated[
         max_length=255,
     ),
 ]
+
+
+# A pattern over unit names (or slices): systemd's unit name characters and *, ?, [...].
+UnitGlob = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9:_.\\@*?\[\]!-]+$", max_length=255),
+    AfterValidator(_glob),
+]
+ValueGlob = Annotated[str, StringConstraints(min_length=1, max_length=1000), AfterValidator(_glob)]
+# The keys systemd leaves alone (it ignores X- keys), read from unit files and drop-ins.
+DroverKey = Annotated[str, StringConstraints(pattern=r"^X-Drover-[A-Za-z0-9-]+$")]
 
 
 class _Strict(BaseModel):
@@ -111,13 +133,60 @@ def _names(fields: list[str]) -> str:
     return ", ".join(f"'{name}'" for name in fields)
 
 
+class DiscoveryRule(_Strict):
+    """Claims systemd units for the application. A unit is claimed when it matches every
+    criterion the rule gives: a name glob in `units`, its `slice`, its `properties`.
+
+    The rule looks on the application's hosts, or on its own `hosts` / `groups` when it names
+    any. Claimed units become services of the application (provider systemd, named after the
+    unit) with the rule's `target` and `policy`; `observe` by default, since drover did not
+    start them.
+    """
+
+    units: list[UnitGlob] = Field(default_factory=list, description="unit name globs")
+    slice: UnitGlob | None = Field(default=None, description="glob over the unit's Slice=")
+    properties: dict[DroverKey, ValueGlob] = Field(
+        default_factory=dict, description="X-Drover-* keys of the unit file or its drop-ins"
+    )
+    hosts: list[str] = Field(default_factory=list, description="host id globs")
+    groups: list[Name] = Field(default_factory=list, description="host group names")
+    target: TargetStatus = TargetStatus.RUNNING
+    policy: Policy = Policy.OBSERVE
+    max_attempts: int = Field(default=5, ge=1, le=100, description="enforce: then give up")
+
+    @model_validator(mode="after")
+    def _has_a_criterion(self) -> DiscoveryRule:
+        if not (self.units or self.slice or self.properties):
+            raise ValueError("a discovery rule needs 'units', 'slice' or 'properties'")
+        return self
+
+    @property
+    def scoped(self) -> bool:
+        """True when the rule says itself where it looks."""
+        return bool(self.hosts or self.groups)
+
+
 class Application(_Strict):
     description: str = ""
     owners: list[str] = Field(default_factory=list)
     environment: Name = "default"
     hosts: list[str] = Field(default_factory=list, description="host id globs")
     groups: list[Name] = Field(default_factory=list, description="host group names")
-    services: dict[Name, ServiceSpec] = Field(min_length=1)
+    services: dict[Name, ServiceSpec] = Field(default_factory=dict)
+    discover: list[DiscoveryRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_something_to_run(self) -> Application:
+        if not (self.services or self.discover):
+            raise ValueError("an application needs 'services', 'discover' rules, or both")
+        placed = bool(self.hosts or self.groups)
+        for index, rule in enumerate(self.discover):
+            if not (placed or rule.scoped):
+                raise ValueError(
+                    f"discover[{index}] looks on no host: give it or the application "
+                    "'hosts' or 'groups'"
+                )
+        return self
 
 
 class HostSpec(_Strict):
@@ -146,3 +215,10 @@ class FleetConfig(_Strict):
     applications: dict[Name, Application] = Field(default_factory=dict)
     hosts: dict[HostId, HostSpec] = Field(default_factory=dict)
     groups: dict[Name, GroupSpec] = Field(default_factory=dict)
+    # Where each discovery rule is written, (file, line, column) by `rule_key`: a rule that
+    # turns out to match nothing is reported at its place, long after loading.
+    rule_locations: dict[str, tuple[str, int, int]] = Field(default_factory=dict)
+
+
+def rule_key(application: str, index: int) -> str:
+    return f"applications.{application}.discover[{index}]"

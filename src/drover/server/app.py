@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drover.bus import topology
 from drover.bus.connection import Bus, BusSettings
+from drover.config.schema import FleetConfig
 from drover.config.source import open_source
 from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
@@ -20,6 +21,7 @@ from drover.server.api.app import create_app
 from drover.server.configsync import ConfigSync
 from drover.server.context import ServerContext
 from drover.server.desired import DesiredPublisher
+from drover.server.discovery.tracker import Discovery
 from drover.server.fleet import FleetView
 from drover.server.http import HttpServer
 from drover.server.orchestrator import DEFAULT_ANSWER_GRACE, Orchestrator
@@ -51,10 +53,13 @@ class Server:
         self.counters = Counters()
         self.bus = Bus(settings.bus, self.counters)
         self.fleet = FleetView(self.bus)
-        self.desired = DesiredPublisher(self.bus, self.fleet, self.clock)
+        self.discovery = Discovery(self.bus, on_change=lambda: self.desired.claims_changed())
+        self.desired = DesiredPublisher(
+            self.bus, self.fleet, self.clock, claims=self.discovery.claims
+        )
         source = open_source(settings.config_path, settings.config_ref, settings.config_subdir)
         self.config = ConfigSync(
-            source, self.clock, settings.config_poll_interval, self.desired.config_changed
+            source, self.clock, settings.config_poll_interval, self._config_changed
         )
         self.http: HttpServer | None = None
         self.ready = asyncio.Event()
@@ -73,6 +78,7 @@ class Server:
             self.clock,
             lambda: self.config.active,
             self.desired.overrides_changed,
+            self.discovery.services_of,
         )
         self.desired.use_overrides(overrides.active)
         orchestrator = Orchestrator(
@@ -82,6 +88,7 @@ class Server:
             lambda: self.config.active,
             self.clock,
             self.settings.answer_grace,
+            self.discovery.services_of,
         )
         ctx = ServerContext(
             self.bus,
@@ -90,6 +97,7 @@ class Server:
             orchestrator,
             store,
             overrides,
+            self.discovery,
             self.clock,
             self.counters,
             self.clock.now(),
@@ -107,6 +115,7 @@ class Server:
                     tg.create_task(forever(name, body, self.counters))
                     for name, body in (
                         ("server.fleet", self.fleet.watch),
+                        ("server.discovery", self.discovery.watch),
                         ("server.config", self.config.run),
                         ("server.desired", self.desired.publish),
                         ("server.results", orchestrator.consume_results),
@@ -125,6 +134,10 @@ class Server:
                 task.cancel()
         await self.bus.close()
         log.info("server stopped")
+
+    async def _config_changed(self, config: FleetConfig) -> None:
+        self.discovery.config_changed(config)
+        await self.desired.config_changed(config)
 
     async def _keep_topology(self) -> None:
         """After every reconnect, make sure the streams and buckets exist again: the bus may

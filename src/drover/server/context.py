@@ -9,6 +9,7 @@ from drover.bus.connection import Bus
 from drover.ops.clock import Clock
 from drover.ops.counters import Counters
 from drover.server.configsync import ConfigSync
+from drover.server.discovery.tracker import Discovery
 from drover.server.fleet import FleetView
 from drover.server.orchestrator import Orchestrator
 from drover.server.overrides import Overrides
@@ -23,6 +24,7 @@ class ServerContext:
     orchestrator: Orchestrator
     store: ActionStore
     overrides: Overrides
+    discovery: Discovery
     clock: Clock
     counters: Counters
     started_at: datetime

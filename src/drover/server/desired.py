@@ -18,13 +18,19 @@ from drover.config.placement import applications_on
 from drover.config.schema import FleetConfig
 from drover.model.override import Override, effective_target
 from drover.ops.clock import Clock
+from drover.server.discovery.matching import Claim
 from drover.server.fleet import FleetView
 
 
 def desired_for_host(
-    config: FleetConfig, host: str, overrides: Sequence[Override] = (), now: datetime | None = None
+    config: FleetConfig,
+    host: str,
+    overrides: Sequence[Override] = (),
+    now: datetime | None = None,
+    claims: Sequence[Claim] = (),
 ) -> DesiredState:
-    """What `host` should run: the config, with the overrides in force at `now` applied."""
+    """What `host` should run: the config and the units discovery claimed on the host (those
+    not vanished), with the overrides in force at `now` applied."""
     at = now or datetime.now(UTC)
     services = [
         DesiredService(
@@ -48,6 +54,21 @@ def desired_for_host(
         for app_name, app in applications_on(config, host).items()
         for svc_name, svc in sorted(app.services.items())
     ]
+    services += [
+        DesiredService(
+            application=claim.application,
+            service=claim.service,
+            provider="systemd",
+            target=effective_target(
+                claim.rule.target, overrides, claim.application, claim.service, host, at
+            )[0],
+            unit=claim.unit.unit,
+            policy=claim.rule.policy,
+            max_attempts=claim.rule.max_attempts,
+        )
+        for claim in claims
+        if not claim.vanished
+    ]
     return DesiredState(host=host, revision=config.revision, services=services)
 
 
@@ -61,11 +82,13 @@ class DesiredPublisher:
         fleet: FleetView,
         clock: Clock,
         overrides: Callable[[], Awaitable[list[Override]]] | None = None,
+        claims: Callable[[str], Sequence[Claim]] = lambda host: (),
     ) -> None:
         self._bus = bus
         self._fleet = fleet
         self._clock = clock
         self._overrides = overrides
+        self._claims = claims
         self._config: FleetConfig | None = None
         self._written: dict[str, DesiredState] = {}
         self._wake = asyncio.Event()
@@ -79,6 +102,9 @@ class DesiredPublisher:
         self._overrides = source
 
     async def overrides_changed(self) -> None:
+        self._wake.set()
+
+    def claims_changed(self) -> None:
         self._wake.set()
 
     def hosts(self) -> set[str]:
@@ -97,7 +123,8 @@ class DesiredPublisher:
             now = self._clock.now()
             if self._config is not None:
                 for host in sorted(self.hosts()):
-                    desired = desired_for_host(self._config, host, overrides, now)
+                    claims = self._claims(host)
+                    desired = desired_for_host(self._config, host, overrides, now, claims)
                     if self._written.get(host) != desired:
                         await kv.put(subjects.desired_key(host), encode(desired))
                         self._written[host] = desired

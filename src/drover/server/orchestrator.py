@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
@@ -64,7 +64,9 @@ class Orchestrator:
         active_config: Callable[[], FleetConfig | None],
         clock: Clock,
         answer_grace: timedelta = DEFAULT_ANSWER_GRACE,
+        discovered: Callable[[str], Mapping[str, set[str]]] = lambda application: {},
     ) -> None:
+        self._discovered = discovered
         self._store = store
         self._bus = bus
         self._fleet = fleet
@@ -85,7 +87,8 @@ class Orchestrator:
         config = self._active_config()
         if config is None:
             raise Unprocessable("no valid configuration is active yet")
-        target = resolve(config, self._fleet.hosts, application, service, hosts)
+        found = self._discovered(application)
+        target = resolve(config, self._fleet.hosts, application, service, hosts, found)
         now = self._clock.now()
         action = Action(
             id=new_action_id(),

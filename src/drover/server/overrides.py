@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
 from drover.config.schema import FleetConfig
@@ -28,7 +28,9 @@ class Overrides:
         clock: Clock,
         active_config: Callable[[], FleetConfig | None],
         changed: Callable[[], Awaitable[None]],
+        discovered: Callable[[str], Mapping[str, set[str]]] = lambda application: {},
     ) -> None:
+        self._discovered = discovered
         self._store = store
         self._clock = clock
         self._active_config = active_config
@@ -53,7 +55,8 @@ class Overrides:
         app = config.applications.get(application)
         if app is None:
             raise NotFound(f"no application {application!r}")
-        if service is not None and service not in app.services:
+        known = set(app.services).union(*self._discovered(application).values())
+        if service is not None and service not in known:
             raise NotFound(f"application {application!r} has no service {service!r}")
         now = self._clock.now()
         override = Override(

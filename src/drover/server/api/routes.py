@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
+from drover.config.errors import ConfigProblem
+from drover.model.names import HostId
 from drover.ops.buildinfo import build_info
 from drover.server.api.schemas import (
     ActionIn,
@@ -21,8 +23,15 @@ from drover.server.api.schemas import (
     OverrideIn,
     OverrideOut,
     ProblemOut,
+    UnitOut,
 )
-from drover.server.api.views import action_view, application_view, host_view, override_view
+from drover.server.api.views import (
+    action_view,
+    application_view,
+    host_view,
+    override_view,
+    unit_views,
+)
 from drover.server.context import ServerContext
 from drover.server.errors import NotFound
 
@@ -44,13 +53,13 @@ system = APIRouter()
 @api.get("/hosts", response_model=list[HostOut])
 async def list_hosts(ctx: Ctx) -> list[HostOut]:
     now = ctx.clock.now()
-    views = (host_view(ctx.fleet, host, now) for host in sorted(ctx.fleet.hosts))
+    views = (host_view(ctx.fleet, host, now, ctx.discovery) for host in sorted(ctx.fleet.hosts))
     return [v for v in views if v is not None]
 
 
 @api.get("/hosts/{host}", response_model=HostOut, responses=NOT_FOUND)
 async def get_host(host: str, ctx: Ctx) -> HostOut:
-    view = host_view(ctx.fleet, host, ctx.clock.now())
+    view = host_view(ctx.fleet, host, ctx.clock.now(), ctx.discovery)
     if view is None:
         raise NotFound(f"no host {host!r}")
     return view
@@ -64,7 +73,7 @@ async def list_applications(ctx: Ctx) -> list[ApplicationOut]:
     now = ctx.clock.now()
     overrides = await ctx.overrides.active()
     return [
-        application_view(config, ctx.fleet, name, app, now, overrides)
+        application_view(config, ctx.fleet, name, app, now, overrides, ctx.discovery)
         for name, app in sorted(config.applications.items())
     ]
 
@@ -76,7 +85,7 @@ async def get_application(name: str, ctx: Ctx) -> ApplicationOut:
         raise NotFound(f"no application {name!r}")
     overrides = await ctx.overrides.active()
     app = config.applications[name]
-    return application_view(config, ctx.fleet, name, app, ctx.clock.now(), overrides)
+    return application_view(config, ctx.fleet, name, app, ctx.clock.now(), overrides, ctx.discovery)
 
 
 @api.post(
@@ -154,13 +163,38 @@ async def get_config(ctx: Ctx) -> ConfigOut:
             revision=error.revision,
             message=error.message,
             at=error.at,
-            problems=[
-                ProblemOut(file=p.file, line=p.line, column=p.column, message=p.message)
-                for p in error.problems
-            ],
+            problems=[_problem(p) for p in error.problems],
         )
         if error
         else None,
+        discovery_problems=[_problem(p) for p in ctx.discovery.problems()],
+    )
+
+
+UnitState = Literal["assigned", "unassigned", "vanished"]
+
+
+@api.get("/units", response_model=list[UnitOut])
+async def list_units(
+    ctx: Ctx,
+    host: Annotated[HostId | None, Query(description="one host only")] = None,
+    state: Annotated[UnitState | None, Query(description="only units in this state")] = None,
+) -> list[UnitOut]:
+    """Every systemd unit the agents reported, and the application each belongs to."""
+    hosts = [host] if host else ctx.discovery.hosts()
+    units = [u for h in hosts for u in unit_views(h, ctx.discovery.units_of(h))]
+    if state == "assigned":
+        return [u for u in units if u.application is not None and u.vanished_since is None]
+    if state == "unassigned":
+        return [u for u in units if u.application is None and u.vanished_since is None]
+    if state == "vanished":
+        return [u for u in units if u.vanished_since is not None]
+    return units
+
+
+def _problem(problem: ConfigProblem) -> ProblemOut:
+    return ProblemOut(
+        file=problem.file, line=problem.line, column=problem.column, message=problem.message
     )
 
 

@@ -60,6 +60,7 @@ class OverrideIn(Body):
 
 class Placement(Body):
     host: HostId
+    unit: str | None = Field(description="the systemd unit, for a service discovery found")
     target: TargetStatus = Field(description="in force here: the config's, or an override's")
     override: OverrideOut | None
     status: ServiceStatus | None = Field(description="null: not reported by the host")
@@ -78,6 +79,7 @@ class ServiceOut(Body):
     provider: str
     target: TargetStatus = Field(description="as configured; a host's may be overridden")
     policy: Policy
+    discovered: bool = Field(description="found by a discovery rule, not declared")
     drift: bool
     hosts: list[Placement]
 
@@ -142,6 +144,22 @@ class ConfigOut(Body):
     active_revision: str | None
     active_since: datetime | None
     last_error: ConfigErrorOut | None
+    discovery_problems: list[ProblemOut] = Field(
+        description="discovery rules of the active revision that match nothing, or that claim "
+        "units another application has; the revision stays active"
+    )
+
+
+class UnitOut(Body):
+    host: HostId
+    unit: str
+    description: str
+    slice: str
+    properties: dict[str, str] = Field(description="X-Drover-* keys of its unit files")
+    application: Name | None = Field(description="null: unassigned")
+    service: Name | None
+    assigned_by: str = Field(description="declared, discover[<n>], or empty when unassigned")
+    vanished_since: datetime | None = Field(description="null: still on the host")
 
 
 class InfoOut(Body):

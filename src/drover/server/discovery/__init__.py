@@ -1,0 +1,1 @@
+"""Discovery: sorting each host's systemd units into applications (see matching.py)."""
