@@ -5,9 +5,10 @@ unit's state change to the KV update, each beside a raw ceiling measured in the 
 
 What runs, all real and each in its own process: systemd booted as PID 1 of a PID+mount
 namespace (tests/systemd_namespace.py) with `--units` units (Type=simple, /bin/sleep infinity),
-nats-server, `drover server` on a config folder that places every unit as a service of one of
-four applications on one host, with `policy: observe` (so a unit stopped from outside stays
-stopped), and `drover agent --systemd on` talking to that systemd's bus.
+started before the agent; nats-server; `drover server` on a config folder that places every
+unit as a service of one of four applications on one host, with `policy: observe` (so a unit
+stopped from outside stays stopped, and the agent leaves each as it finds it); and `drover agent
+--systemd on` talking to that systemd's bus.
 
 1. Idle: once the server reports every unit running, and after a settling pause, RSS (VmRSS,
    sampled each second) and CPU time (utime+stime) of the agent over `--idle` seconds. In the
@@ -19,6 +20,10 @@ stopped), and `drover agent --systemd on` talking to that systemd's bus.
    a core subscription. So the time nsenter and systemctl take is not counted.
    Raw ceiling: a KV put from this process to its delivery back to it, through the same two
    paths, on the same nats-server, as many samples.
+3. Inventory: the time from the agent's launch to the first unit inventory in KV
+   (`drover-inventory`) that holds every unit with the `X-Drover-*` key of its unit file, and
+   how many inventories were written during the idle window and the latency phase (none is
+   expected: a state change is no inventory change).
 
 Prints a markdown table and writes every raw sample as JSON (`--out`, under the temp dir by
 default). Every wait is bounded; everything started is stopped, also on failure.
@@ -58,12 +63,12 @@ from bench.stats import Summary
 from drover import __version__
 from drover.bus import subjects
 from drover.bus.embedded import EmbeddedNats, free_port, nats_server_binary
-from drover.bus.messages import ServiceState
+from drover.bus.messages import ServiceState, UnitInventory
 
 HOST = "bench-host"
 APPLICATIONS = 4
 RAW_BUCKET = "bench-raw"
-UNIT_TEXT = "[Service]\nType=simple\nExecStart=/bin/sleep infinity\n"
+UNIT_TEXT = "[Service]\nType=simple\nExecStart=/bin/sleep infinity\nX-Drover-Bench=yes\n"
 SETTLE = 5.0  # seconds between every unit reported running and the idle window
 GAP = 0.05  # seconds between two latency samples
 CHANGE_BOUND = 10.0  # the longest a single change may take to reach KV before the bench fails
@@ -152,12 +157,15 @@ async def start_server(tmp: Path, nats_url: str, port: int) -> Child:
     return await spawn("server", argv, tmp / "server.log", clean_env())
 
 
-async def start_agent(tmp: Path, nats_url: str, bus_address: str) -> Child:
+async def start_agent(tmp: Path, nats_url: str, ns: SystemdNamespace) -> Child:
     settings = tmp / "agent.toml"
     settings.write_text("")  # named explicitly, so no /etc/drover/agent.toml is read
     argv = [drover_binary(), "agent", "--nats", nats_url, "--host-id", HOST]
     argv += ["--data-dir", str(tmp / "agent"), "--systemd", "on", "--config-file", str(settings)]
-    env = clean_env({"DBUS_SYSTEM_BUS_ADDRESS": bus_address})
+    # The namespace's unit files (in its /run) are seen from here under its root only.
+    env = clean_env(
+        {"DBUS_SYSTEM_BUS_ADDRESS": ns.bus_address, "DROVER_SYSTEMD_ROOT": str(ns.root)}
+    )
     return await spawn("agent", argv, tmp / "agent.log", env)
 
 
@@ -259,6 +267,16 @@ def _has_key(key: str, arrival: Arrival) -> bool:
     return arrival.key == key
 
 
+def _holds_every_unit(placed: list[Service], arrival: Arrival) -> bool:
+    """An inventory with every placed unit, and what its unit file says of it."""
+    try:
+        inventory = UnitInventory.model_validate_json(arrival.data)
+    except ValidationError:
+        return False
+    read = {u.unit for u in inventory.units if u.properties.get("X-Drover-Bench") == "yes"}
+    return {svc.unit for svc in placed} <= read
+
+
 async def raw_kv(nc: Client, samples: int, payload: bytes) -> list[dict[str, float]]:
     """The ceiling: a KV put from here to its delivery back here, on the same nats-server."""
     js = nc.jetstream()
@@ -298,6 +316,8 @@ async def run(opts: Options) -> dict[str, Any]:
         ns = await asyncio.to_thread(SystemdNamespace.boot)
         stack.callback(ns.stop)
         await asyncio.to_thread(ns.write_units, {svc.unit: UNIT_TEXT for svc in placed})
+        # Started here: under `policy: observe` the agent leaves units as it finds them.
+        await asyncio.to_thread(ns.systemctl, "start", *(svc.unit for svc in placed))
         for name, text in config_files(placed).items():
             (tmp / "config").mkdir(exist_ok=True)
             (tmp / "config" / name).write_text(text)
@@ -321,9 +341,11 @@ async def run(opts: Options) -> dict[str, Any]:
         taps = {"watch": Tap(subjects.STATE_BUCKET), "core": Tap(subjects.STATE_BUCKET)}
         await taps["watch"].watch(nc, f"svc.{HOST}.>")
         await taps["core"].core(nc, f"svc.{HOST}.>")
+        inventories = Tap(subjects.INVENTORY_BUCKET)
+        await inventories.core(nc, subjects.inventory_key(HOST))
 
-        launched = time.monotonic()
-        agent = await start_agent(tmp, bus.url, ns.bus_address)
+        launched, launched_at = time.monotonic(), time.time()
+        agent = await start_agent(tmp, bus.url, ns)
         stack.push_async_callback(agent.stop)
 
         async def all_running() -> bool:
@@ -331,6 +353,8 @@ async def run(opts: Options) -> dict[str, Any]:
 
         await wait_until(f"all {opts.units} units running", all_running, RUNNING_BOUND, [agent])
         startup_s = time.monotonic() - launched
+        full = await inventories.first(0, partial(_holds_every_unit, placed), RUNNING_BOUND)
+        inventory: dict[str, Any] = {"first_full_s": full.received - launched_at}
 
         bare_nats = await start_bare(tmp, "bare-nats", [sys.executable, "-c", BARE_NATS, bus.url])
         stack.push_async_callback(bare_nats.stop)
@@ -338,15 +362,20 @@ async def run(opts: Options) -> dict[str, Any]:
         stack.push_async_callback(bare_python.stop)
         await asyncio.sleep(SETTLE)
         pids = {"agent": agent.pid, "bare_nats": bare_nats.pid, "bare_python": bare_python.pid}
+        before_idle = inventories.mark()
         idle = await sample_idle(pids, opts.idle)
         if not agent.alive():
             raise RuntimeError(f"the agent exited during the idle window: {agent.tail()}")
+        inventory["writes_idle"] = inventories.mark() - before_idle
 
+        before_changes = inventories.mark()
         changes = await unit_changes(ns, taps, placed, opts.samples)
+        inventory["writes_latency_phase"] = inventories.mark() - before_changes
+        await inventories.close()
         payload = taps["watch"].arrivals[-1].data  # a real state, so the sizes match
         raw = await raw_kv(nc, len(changes), payload)
         agent_rss_after_mb = rss_bytes(agent.pid) / 1e6
-        return report(opts, startup_s, idle, changes, raw, agent_rss_after_mb)
+        return report(opts, startup_s, idle, changes, raw, agent_rss_after_mb, inventory)
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -384,6 +413,7 @@ def report(
     changes: list[dict[str, Any]],
     raw: list[dict[str, float]],
     agent_rss_after_mb: float,
+    inventory: dict[str, Any],
 ) -> dict[str, Any]:
     stops = [r for r in changes if r["verb"] == "stop"]
     starts = [r for r in changes if r["verb"] == "start"]
@@ -412,6 +442,7 @@ def report(
         "startup_all_running_s": startup_s,
         "idle": {name: fig.as_dict() for name, fig in idle.items()},
         "agent_rss_after_latency_mb": agent_rss_after_mb,
+        "inventory": inventory,
         "latency_s": latency,
         "issued_to_change_s": summaries(changes, "issued_to_change_s").as_dict(),
         "samples": {"changes": changes, "raw": raw},
@@ -469,6 +500,11 @@ def markdown(result: dict[str, Any]) -> str:
         f"Not counted in the latency: systemctl via nsenter, issue → systemd's state change, "
         f"ms median / p90 / p99 / max: {issued.ms()}.",
         f"Agent p99 / raw p99 (watch): {watch.p99 / watch_ceiling.p99:.1f}×.",
+        f"First unit inventory holding all {s['units']} units (with their unit files' "
+        f"`X-Drover-*` keys) in KV {result['inventory']['first_full_s']:.1f} s after the agent "
+        f"was launched; inventories written during the idle window: "
+        f"{result['inventory']['writes_idle']}, during the latency phase: "
+        f"{result['inventory']['writes_latency_phase']} (a state change is no inventory change).",
     ]
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
