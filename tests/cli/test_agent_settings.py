@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from drover.agent import settings
+from drover.agent.errors import SettingsError
 from drover.agent.settings import (
     AgentConfig,
     Change,
-    SettingsError,
     changes,
     load,
     runtime_part,

@@ -2,7 +2,8 @@
 
 AgentError
 ├── UnknownService   an action names a service this host does not run
-└── LedgerError      the local ledger cannot be read or written
+├── LedgerError      the local ledger cannot be read or written
+└── SettingsError    the agent's settings cannot be used (each bad value with its origin)
 """
 
 from __future__ import annotations
@@ -21,3 +22,7 @@ class UnknownService(AgentError):
 
 class LedgerError(AgentError):
     pass
+
+
+class SettingsError(AgentError):
+    """Settings that cannot be used; the message says where each bad value came from."""

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from drover.agent.errors import SettingsError
 from drover.model.names import is_host_id
 from drover.ops.logging import LEVELS
 
@@ -30,10 +31,6 @@ DEFAULT_FILE = Path("/etc/drover/agent.toml")
 FILE_VARIABLE = "DROVER_AGENT_CONFIG"
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 RUNTIME_KEYS = frozenset({"log_level", "heartbeat_interval", "drain_timeout"})
-
-
-class SettingsError(Exception):
-    """Settings that cannot be used; the message says where each bad value came from."""
 
 
 class AgentConfig(BaseModel):

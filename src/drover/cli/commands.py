@@ -86,6 +86,7 @@ def server(
 def agent(flags: dict[str, object], config_file: Path | None) -> None:
     """`flags`: only those given on the command line; see agent/settings.py for the rest."""
     from drover.agent import settings as agent_settings
+    from drover.agent.errors import SettingsError
     from drover.model.names import host_id_from_hostname
 
     def read() -> AgentConfig:
@@ -93,7 +94,7 @@ def agent(flags: dict[str, object], config_file: Path | None) -> None:
 
     try:
         config = read()
-    except agent_settings.SettingsError as err:
+    except SettingsError as err:
         raise CliError(str(err), 2) from err
     state = options.data_dir(config.data_dir, "--data-dir" if "data_dir" in flags else "data_dir")
     host = config.host_id or host_id_from_hostname()
@@ -136,7 +137,7 @@ class AgentReload:
         self._notifier = notifier
 
     def __call__(self) -> None:
-        from drover.agent.settings import SettingsError
+        from drover.agent.errors import SettingsError
 
         tell = self._agent.ready.is_set()
         if tell:

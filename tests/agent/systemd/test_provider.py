@@ -238,3 +238,51 @@ async def test_losing_systemd_marks_states_unknown_and_apply_reconnects_without_
         assert only(provider).message.startswith("systemd not reachable")
         with pytest.raises(OperationFailed, match="systemd not reachable"):
             await provider.act("shop", "web", ActionKind.RESTART)
+
+
+async def test_a_unit_removed_during_its_start_job_fails_with_the_reason_and_the_rest_goes_on(
+    systemd: SystemdNamespace, units: Units
+) -> None:
+    async with connected(systemd) as (provider, _):
+        await provider.apply(
+            [spec(units.slow, TargetStatus.STOPPED), spec(units.sleeper, service="api")]
+        )
+        starting = asyncio.create_task(provider.act("shop", "web", ActionKind.START))
+        await eventually(lambda: active_state(systemd, units.slow) == "activating")
+        (systemd.root / "run/systemd/system" / units.slow).unlink()
+        await systemd.systemctl_async("stop", units.slow)
+        await systemd.systemctl_async("daemon-reload")
+
+        with pytest.raises(OperationFailed) as failed:
+            await asyncio.wait_for(starting, 20)
+        assert failed.value.reason.startswith(f"start job for {units.slow} ended 'canceled'")
+        # the provider is not broken by it: the next action on another unit works
+        line = await provider.act("shop", "api", ActionKind.RESTART)
+        assert line.startswith(f"restarted {units.sleeper}")
+
+
+@pytest.mark.parametrize(
+    ("unit_text", "error"),
+    [
+        (None, "org.freedesktop.systemd1.UnitMasked"),
+        (
+            "[Unit]\nRefuseManualStart=yes\n[Service]\nExecStart=/bin/sleep infinity\n",
+            "may be requested by dependency only (it is configured to refuse manual start",
+        ),
+    ],
+)
+async def test_a_refusal_from_systemd_fails_the_action_with_systemds_reason(
+    systemd: SystemdNamespace, units: Units, unit_text: str | None, error: str
+) -> None:
+    name = units.missing  # a name of this test's own
+    if unit_text is None:
+        (systemd.root / "run/systemd/system" / name).symlink_to("/dev/null")  # masked
+        systemd.systemctl("daemon-reload")
+    else:
+        systemd.write_units({name: unit_text})
+    async with connected(systemd) as (provider, _):
+        await provider.apply([spec(name, TargetStatus.STOPPED)])
+        with pytest.raises(OperationFailed) as failed:
+            await provider.act("shop", "web", ActionKind.START)
+        assert error in failed.value.reason
+        assert active_state(systemd, name) != "active"
