@@ -153,9 +153,13 @@ def test_a_vanished_unit_keeps_what_was_known_of_it_and_loses_the_mark_when_back
     assert back == [UnitInfo(unit="a.service", description="A again")]
 
 
-def test_a_transient_unit_that_ends_is_gone_not_vanished() -> None:
-    job = UnitInfo(unit="run-u7.service", transient=True)
-    assert merge([job, unit("a.service")], [], T0, WEEK) == [unit("a.service", T0)]
+def test_an_ephemeral_unit_that_goes_is_gone_unless_desired_state_names_it() -> None:
+    job = UnitInfo(unit="run-u7.service", ephemeral=True)
+    login = UnitInfo(unit="user@1000.service", ephemeral=True)
+    pg = UnitInfo(unit="postgresql@14-main.service", ephemeral=True)
+    previous = [job, login, pg, unit("a.service")]
+    gone = merge(previous, [], T0, WEEK, wanted={"postgresql@14-main.service"})
+    assert gone == [unit("a.service", T0), pg.model_copy(update={"vanished_since": T0})]
 
 
 def test_vanished_units_are_dropped_after_the_retention() -> None:

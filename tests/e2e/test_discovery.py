@@ -291,3 +291,36 @@ async def test_the_cli_lists_units_and_says_what_is_wrong_with_the_rules(
     assert "1 problem(s)" in status.stderr
     bad = await asyncio.to_thread(drover_cli, fleet, "units", "--state", "lost")
     assert bad.returncode == 2 and "lost" in bad.stderr
+
+
+async def test_one_unit_under_rules_with_different_targets_shows_each_hosts_target(
+    fleet: Fleet, inventory_kv: KeyValue
+) -> None:
+    jobs = (
+        "applications:\n  jobs:\n    discover:\n"
+        "      - {units: [worker.service], hosts: ['a-*'], target: running}\n"
+        "      - {units: [worker.service], hosts: ['b-*'], target: stopped}\n"
+    )
+    write_tree(fleet.config_dir, {"jobs.yaml": jobs})
+    await report(inventory_kv, "a-1", UnitInfo(unit="worker.service"))
+    await report(inventory_kv, "b-1", UnitInfo(unit="worker.service"))
+
+    async def targets() -> dict[str, str]:
+        response = await fleet.http.get("/api/v1/applications/jobs") if fleet.http else None
+        if response is None or response.status_code != 200:
+            return {}
+        [worker] = response.json()["services"]
+        return {p["host"]: p["target"] for p in worker["hosts"]}
+
+    async def both() -> bool:
+        return await targets() == {"a-1": "running", "b-1": "stopped"}
+
+    await eventually(both)
+
+
+async def test_units_of_a_host_nobody_knows_is_a_404(fleet: Fleet) -> None:
+    assert fleet.http is not None
+    response = await fleet.http.get("/api/v1/units?host=nope")
+    assert response.status_code == 404 and "no host 'nope'" in response.text
+    bad = await fleet.http.get("/api/v1/units?host=no.dots")
+    assert bad.status_code == 422

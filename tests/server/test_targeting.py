@@ -78,5 +78,5 @@ def test_a_discovered_service_on_a_host_that_lacks_it_is_not_found() -> None:
 def test_an_application_with_only_rules_and_nothing_found_runs_nowhere() -> None:
     text = "applications:\n  a:\n    hosts: ['*']\n    discover: [{units: [x.service]}]\n"
     config = load_files({"c.yaml": text.encode()}, "r1")
-    with pytest.raises(Unprocessable, match="runs on no known host"):
+    with pytest.raises(Unprocessable, match="its discovery rules have found no unit yet"):
         resolve(config, ["h1"], "a", None, None, {})

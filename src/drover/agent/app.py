@@ -202,6 +202,8 @@ class Agent:
     async def _apply(self, desired: DesiredState) -> None:
         assert self.providers is not None and self.reconciler is not None
         self.reconciler.desired_changed(desired.services)
+        if self.inventory is not None:
+            self.inventory.wanted = frozenset(s.unit for s in desired.services if s.unit)
         await self.providers.apply(desired.services)
         self.reporter.desired_applied(desired.revision)
         self.reporter.forget_all_but({(s.application, s.service) for s in desired.services})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RETENTION = timedelta(days=7)
 SETTLE = 0.5  # seconds between the first signal of a change and the listing
+TOO_BIG = 768 * 1024  # bytes of an encoded inventory worth a warning
 LONGEST_WAIT = 3600.0  # seconds without a signal before listing anyway
 
 
@@ -55,14 +56,20 @@ class UnitSource(Protocol):
 
 
 def merge(
-    previous: Sequence[UnitInfo], listed: Sequence[UnitInfo], now: datetime, retention: timedelta
+    previous: Sequence[UnitInfo],
+    listed: Sequence[UnitInfo],
+    now: datetime,
+    retention: timedelta,
+    wanted: Container[str] = frozenset(),
 ) -> list[UnitInfo]:
     """The inventory after a listing, sorted by unit: the listed units, and those of `previous`
-    not listed, vanished since they were first missed, until `retention` has passed. A transient
-    unit that ends is simply gone: hosts that run one per job would otherwise pile them up."""
+    not listed, vanished since they were first missed, until `retention` has passed. An
+    ephemeral unit (no unit file of its own) that goes is simply gone, unless it is `wanted`
+    (named by the host's desired state): hosts that run one per job, login or connection would
+    otherwise pile them up."""
     units = {unit.unit: unit for unit in listed}
     for unit in previous:
-        if unit.unit in units or unit.transient:
+        if unit.unit in units or (unit.ephemeral and unit.unit not in wanted):
             continue
         since = unit.vanished_since or now
         if now - since < retention:
@@ -103,6 +110,8 @@ class Inventory:
         self._retention = retention
         self._settle = settle
         self._wake = asyncio.Event()  # the publishing loop has something new
+        # The units the host's desired state names: kept as vanished even if ephemeral.
+        self.wanted: frozenset[str] = frozenset()
         self.current: UnitInventory | None = self._load()
 
     async def keep_current(self) -> None:
@@ -144,14 +153,21 @@ class Inventory:
     async def _take(self, listed: Sequence[UnitInfo]) -> None:
         now = self._clock.now()
         previous = self.current.units if self.current is not None else []
-        taken = UnitInventory(
-            host=self.host, taken_at=now, units=merge(previous, listed, now, self._retention)
-        )
+        units = merge(previous, listed, now, self._retention, self.wanted)
+        taken = UnitInventory(host=self.host, taken_at=now, units=units)
         if same_content(self.current, taken):
             return
-        await asyncio.to_thread(write_atomically, self._path, encode(taken))
+        data = encode(taken)
+        await asyncio.to_thread(write_atomically, self._path, data)
         vanished = sum(1 for unit in taken.units if unit.vanished_since is not None)
         log.info("inventory: %d units, %d of them vanished", len(taken.units), vanished)
+        if len(data) > TOO_BIG:
+            log.warning(
+                "inventory of %d units is %d kB, near NATS' default max_payload (1 MB): raise "
+                "max_payload on the servers, or the inventory cannot be published",
+                len(taken.units),
+                len(data) // 1000,
+            )
         self.current = taken
         self._wake.set()
 

@@ -86,9 +86,10 @@ class UnitInfo(Message):
     slice: str = ""  # the Slice= it runs in; "" for unit types that have none (timers)
     # `X-Drover-*` keys from the unit file and its drop-ins (the last assignment wins)
     properties: dict[str, str] = Field(default_factory=dict)
-    # made at run time (systemd-run, a container manager), with no unit file: when it goes, it
-    # is gone for good, and not kept as vanished
-    transient: bool = False
+    # No unit file of its own (a transient unit, an instance of a template): listed only while
+    # loaded, so when it goes it is gone for good, and not kept as vanished unless the host's
+    # desired state names it. Hosts that run one per job, login or connection would pile them up.
+    ephemeral: bool = False
     vanished_since: AwareDatetime | None = None  # gone from the host since then
 
 

@@ -198,7 +198,10 @@ def config_status(server_url: str, as_json: bool) -> None:
         print(json.dumps(found, indent=2))
     else:
         print(f"source:   {found['source']}")
-        print(f"active:   {found['active_revision'] or 'none'} (since {found['active_since']})")
+        if found["active_revision"]:
+            print(f"active:   {found['active_revision']} (since {found['active_since']})")
+        else:
+            print("active:   none (no revision has validated yet)")
         error = found["last_error"]
         if error:
             print(f"rejected: {error['message']} at {error['at']}")

@@ -50,5 +50,6 @@ def resolve(
     else:
         chosen = sorted(where)
     if not chosen:
-        raise Unprocessable(f"application {application!r} runs on no known host")
+        why = " (its discovery rules have found no unit yet)" if app.discover else ""
+        raise Unprocessable(f"application {application!r} runs on no known host{why}")
     return Target(application, [service] if service else [], chosen)

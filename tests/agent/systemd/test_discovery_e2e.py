@@ -54,12 +54,16 @@ async def test_units_found_by_name_and_drop_in_become_services_and_vanish_when_r
             "disc-shop-api.service": SLEEPER.format("shop API"),
             "disc-orders.service": SLEEPER.format("orders"),
             "disc-other.service": SLEEPER.format("not the shop's"),
+            "disc-shop-w@.service": SLEEPER.format("shop worker %i"),
+            "disc-login@.service": SLEEPER.format("not the shop's either"),
         }
     )
     drop_in = systemd.root / "run/systemd/system/disc-orders.service.d"
     drop_in.mkdir(parents=True, exist_ok=True)
     (drop_in / "drover.conf").write_text("[Unit]\nX-Drover-Application=shop\n")
     systemd.systemctl("daemon-reload")
+    # instances: no unit file of their own, listed only while loaded
+    systemd.systemctl("start", "disc-shop-w@1.service", "disc-login@7.service")
     async with fleet_of(nats_server, tmp_path, CONFIG) as fleet:
         await fleet.start_server()
         await fleet.start_agent("h1", systemd_bus=systemd.bus_address, systemd_root=systemd.root)
@@ -78,6 +82,7 @@ async def test_units_found_by_name_and_drop_in_become_services_and_vanish_when_r
         assert action["state"] == "succeeded", action
         await eventually(lambda: status_of(fleet, "disc-shop-api", "running"))
 
+        await eventually(lambda: status_of(fleet, "disc-shop-w-1-18a732", "running"))
         systemd.systemctl("stop", "disc-shop-api.service", "disc-other.service")
         (systemd.root / "run/systemd/system/disc-shop-api.service").unlink()
         (systemd.root / "run/systemd/system/disc-other.service").unlink()
@@ -86,6 +91,16 @@ async def test_units_found_by_name_and_drop_in_become_services_and_vanish_when_r
         await eventually(lambda: status_of(fleet, "disc-shop-api", "vanished"))
         vanished = await units(fleet, "vanished")
         assert {"disc-shop-api.service", "disc-other.service"} <= vanished
+
+        # An instance that goes is simply gone, unless desired state names it: then vanished.
+        systemd.systemctl("stop", "disc-shop-w@1.service", "disc-login@7.service")
+
+        async def instances_settled() -> bool:
+            listed = await units(fleet, "vanished") | await units(fleet, "unassigned")
+            return "disc-shop-w@1.service" in listed and "disc-login@7.service" not in listed
+
+        await eventually(instances_settled)
+        assert "disc-shop-w@1.service" in await units(fleet, "vanished")
         # the rest of the host is untouched
         assert await status_of(fleet, "disc-orders", "running")
     systemd.systemctl("stop", "disc-orders.service", check=False)

@@ -169,6 +169,7 @@ async def test_units_are_listed_with_description_slice_and_drover_keys(
                 unit=f"{p}-worker@one.service",
                 description=f"{p}-worker@one.service",
                 slice=f"system-{p}\\x2dworker.slice",  # systemd's slice for instances
+                ephemeral=True,  # an instance: no unit file of its own
             ),
         }
         assert list(await units_in_kv(bus, f"drover-{p}")) == [f"drover-{p}-file.service"]
@@ -189,7 +190,7 @@ async def test_a_transient_unit_of_another_tool_is_listed_and_simply_gone_when_i
     async with bus_for(nats_server) as bus, keeping(bus, systemd, tmp_path):
         await eventually(lambda: units_in_kv(bus, p))
         [job] = (await units_in_kv(bus, p)).values()
-        assert (job.unit, job.transient, job.vanished_since) == (f"{p}-job.service", True, None)
+        assert (job.unit, job.ephemeral, job.vanished_since) == (f"{p}-job.service", True, None)
         systemd.systemctl("stop", f"{p}-job.service")  # systemd then forgets the unit
 
         async def gone() -> bool:

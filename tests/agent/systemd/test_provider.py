@@ -11,9 +11,9 @@ from drover.agent.errors import UnknownService
 from drover.agent.providers.base import OperationFailed
 from drover.agent.providers.systemd.errors import SystemdError
 from drover.agent.providers.systemd.provider import SystemdProvider
-from drover.bus.messages import ServiceState
+from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
-from drover.model.status import ServiceStatus, TargetStatus
+from drover.model.status import Policy, ServiceStatus, TargetStatus
 from drover.ops.clock import SystemClock
 from tests.agent.systemd.conftest import Units, connected, spec, write_units
 from tests.conftest import eventually
@@ -286,3 +286,23 @@ async def test_a_refusal_from_systemd_fails_the_action_with_systemds_reason(
             await provider.act("shop", "web", ActionKind.START)
         assert error in failed.value.reason
         assert active_state(systemd, name) != "active"
+
+
+async def test_an_observed_unit_is_left_as_found_and_moved_only_when_its_target_changes(
+    systemd: SystemdNamespace, units: Units
+) -> None:
+    def observed(target: TargetStatus) -> list[DesiredService]:
+        return [spec(units.sleeper, target).model_copy(update={"policy": Policy.OBSERVE})]
+
+    async with connected(systemd) as (provider, _):
+        await provider.apply(observed(TargetStatus.RUNNING))  # first sight: left stopped
+        assert active_state(systemd, units.sleeper) == "inactive"
+        assert only(provider).status is ServiceStatus.STOPPED
+
+        await provider.apply(observed(TargetStatus.STOPPED))  # a new target...
+        await provider.apply(observed(TargetStatus.RUNNING))  # ...and back (an override ends)
+        assert active_state(systemd, units.sleeper) == "active"
+
+        systemd.systemctl("stop", units.sleeper)  # from outside: observed, not corrected
+        await provider.apply(observed(TargetStatus.RUNNING))
+        assert active_state(systemd, units.sleeper) == "inactive"

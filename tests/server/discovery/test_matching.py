@@ -172,3 +172,12 @@ def test_every_unit_lands_in_exactly_one_place_with_a_unique_service_name(
         }
         assert len(services) == len(set(services)), services
         assert not (set(c.service for c in sorted_.claimed if c.application == app) & declared)
+
+
+def test_a_rule_looking_beyond_the_application_never_takes_a_declared_name() -> None:
+    text = CONFIG.replace(
+        "  billing:\n", "      - units: [web.service]\n        hosts: ['db-*']\n  billing:\n"
+    )
+    on_db = sort_units(config(text), "db-01", [unit("web.service")])
+    [claim] = on_db.claimed
+    assert claim.application == "shop" and claim.service.startswith("web-")

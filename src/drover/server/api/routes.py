@@ -174,13 +174,15 @@ async def get_config(ctx: Ctx) -> ConfigOut:
 UnitState = Literal["assigned", "unassigned", "vanished"]
 
 
-@api.get("/units", response_model=list[UnitOut])
+@api.get("/units", response_model=list[UnitOut], responses=NOT_FOUND)
 async def list_units(
     ctx: Ctx,
     host: Annotated[HostId | None, Query(description="one host only")] = None,
     state: Annotated[UnitState | None, Query(description="only units in this state")] = None,
 ) -> list[UnitOut]:
     """Every systemd unit the agents reported, and the application each belongs to."""
+    if host is not None and host not in ctx.fleet.hosts and host not in ctx.discovery.hosts():
+        raise NotFound(f"no host {host!r}")
     hosts = [host] if host else ctx.discovery.hosts()
     units = [u for h in hosts for u in unit_views(h, ctx.discovery.units_of(h))]
     if state == "assigned":

@@ -105,7 +105,17 @@ def application_view(
     services = []
     for svc_name, row in sorted(rows.items()):
         placements = [
-            _placement(fleet, name, svc_name, host, row.target, claim, now, overrides)
+            # rules scoped to different hosts may give one unit different targets
+            _placement(
+                fleet,
+                name,
+                svc_name,
+                host,
+                claim.rule.target if claim else row.target,
+                claim,
+                now,
+                overrides,
+            )
             for host, claim in sorted(row.hosts.items())
         ]
         services.append(

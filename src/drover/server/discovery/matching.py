@@ -85,7 +85,9 @@ def sort_units(config: FleetConfig, host: str, units: Iterable[UnitInfo]) -> Hos
     result = HostUnits()
     placed = applications_on(config, host)
     taken: dict[str, str] = {}  # unit → application that has it
-    names: dict[str, set[str]] = {app: set(spec.services) for app, spec in placed.items()}
+    # Declared names are never given to a claimed unit, also where the application is not
+    # placed (a rule may look elsewhere): one name, one service, on every host.
+    names = {app: set(spec.services) for app, spec in config.applications.items()}
     for app_name, app in placed.items():
         for svc_name, svc in sorted(app.services.items()):
             if svc.provider == "systemd" and svc.unit in by_name and svc.unit not in taken:

@@ -168,6 +168,9 @@ class UnitLister:
                 continue
             info = await self._info(name, unit, epoch)
             if info is not None:
+                ephemeral = name not in files
+                if info.ephemeral != ephemeral:
+                    info = info.model_copy(update={"ephemeral": ephemeral})
                 found.append(info)
         self._cache = {name: info for name, info in self._cache.items() if name in self._listed}
         return found
@@ -206,10 +209,8 @@ class UnitLister:
         """One property at a time: GetAll would have systemd work out costly ones (the unit
         file's state) that are not needed. Each call on a unit that is only a unit file loads it
         anew, which is still cheaper."""
-        transient = False
         if unit is not None:
             path, description = unit.path, unit.description
-            transient = bool(await self._get(name, path, "Transient"))
         else:  # only a unit file: loading it gives it an object to read
             path = await self.manager.load_unit(name)
             if await self._get(name, path, "Id") != name:
@@ -228,7 +229,6 @@ class UnitLister:
             description=str(description),
             slice=str(unit_slice),
             properties=properties,
-            transient=transient,
         )
 
     async def _get(self, name: str, path: str, prop: str) -> Any:

@@ -43,6 +43,7 @@ class _Unit:
     path: str | None = None  # set while watched on the current connection
     snapshot: UnitSnapshot | None = None
     signals: int = 0  # PropertiesChanged seen: tells a full read that it may be stale
+    retargeted: bool = False  # the target changed since the unit was last brought to it
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
@@ -92,7 +93,9 @@ class SystemdProvider:
                 await self._forget(self._units.pop(key))
             for key, spec in wanted.items():
                 if key in self._units:
-                    self._units[key].spec = spec
+                    unit = self._units[key]
+                    unit.retargeted |= unit.spec.target is not spec.target
+                    unit.spec = spec
                 else:
                     self._units[key] = self._new_unit(spec)
             if not await self._ensure_connected():
@@ -206,14 +209,18 @@ class SystemdProvider:
             )
 
     async def _start_or_stop(self, unit: _Unit) -> str | None:
-        """The job result, or None when the unit is where its target says (or does not exist,
-        or is only observed: drover did not start these units, and under `observe` it leaves
-        them as they are, also when it first sees them)."""
+        """The job result, or None when the unit is where its target says, or does not exist.
+
+        Under `observe` a unit is left as drover finds it, also when it first sees it (drover
+        did not start these units): it is brought to its target only when the target changes,
+        by config or by a person's override."""
         snapshot = unit.snapshot
         if snapshot is None or snapshot.load_state == "not-found":
             return None
         if unit.spec.policy is Policy.OBSERVE:
-            return None
+            if not unit.retargeted:
+                return None
+            unit.retargeted = False
         up = snapshot.active_state in _UP
         if unit.spec.target is TargetStatus.RUNNING and not up:
             result = await self.manager.start_unit(unit.name)
