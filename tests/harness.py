@@ -41,12 +41,15 @@ class Fleet:
     http: httpx.AsyncClient | None = None
 
     async def start_server(
-        self, poll: float = 0.2, answer_grace: timedelta = timedelta(minutes=5)
+        self,
+        poll: float = 0.2,
+        answer_grace: timedelta = timedelta(minutes=5),
+        database_url: str | None = None,
     ) -> Server:
         self.server = Server(
             ServerSettings(
                 config_path=self.config_dir,
-                database_url=f"sqlite+aiosqlite:///{self.tmp / 'drover.db'}",
+                database_url=database_url or f"sqlite+aiosqlite:///{self.tmp / 'drover.db'}",
                 listen_port=0,
                 config_poll_interval=poll,
                 answer_grace=answer_grace,

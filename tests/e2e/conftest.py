@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -33,12 +34,29 @@ def shop_config(web: list[str], worker: list[str]) -> dict[str, str]:
     }
 
 
+@contextlib.asynccontextmanager
+async def shop_fleet(
+    nats: EmbeddedNats, tmp: Path, journaled: Journaled, database_url: str | None = None
+) -> AsyncIterator[Fleet]:
+    web, _ = journaled("web")
+    worker, _ = journaled("worker")
+    async with fleet_of(nats, tmp, shop_config(web, worker)) as running:
+        await running.start_server(database_url=database_url)
+        yield running
+
+
 @pytest.fixture
 async def fleet(
     nats_server: EmbeddedNats, tmp_path: Path, journaled_service: Journaled
 ) -> AsyncIterator[Fleet]:
-    web, _ = journaled_service("web")
-    worker, _ = journaled_service("worker")
-    async with fleet_of(nats_server, tmp_path, shop_config(web, worker)) as running:
-        await running.start_server()
+    async with shop_fleet(nats_server, tmp_path, journaled_service) as running:
+        yield running
+
+
+@pytest.fixture
+async def fleet_on_each_database(
+    nats_server: EmbeddedNats, tmp_path: Path, journaled_service: Journaled, database_url: str
+) -> AsyncIterator[Fleet]:
+    """The same, once on SQLite and once on PostgreSQL (marked `postgres`)."""
+    async with shop_fleet(nats_server, tmp_path, journaled_service, database_url) as running:
         yield running

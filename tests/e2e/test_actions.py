@@ -58,7 +58,10 @@ async def test_the_agent_runs_what_the_config_says_and_the_server_sees_it(fleet:
     assert await service_pid(fleet, "shop", "web") == int(starts(journal(fleet, "web"))[0])
 
 
-async def test_a_restart_through_the_api_changes_the_pid_and_is_recorded(fleet: Fleet) -> None:
+async def test_a_restart_through_the_api_changes_the_pid_and_is_recorded(
+    fleet_on_each_database: Fleet,
+) -> None:
+    fleet = fleet_on_each_database
     await fleet.start_agent("h1")
     await eventually(lambda: service_pid(fleet, "shop", "web"))
     before = await service_pid(fleet, "shop", "web")

@@ -11,6 +11,12 @@ from tests.e2e.test_actions import service_pid
 from tests.harness import Fleet
 
 
+@pytest.fixture
+def fleet(fleet_on_each_database: Fleet) -> Fleet:
+    """Every test here runs on SQLite and on PostgreSQL: the API is the system of record's face."""
+    return fleet_on_each_database
+
+
 @pytest.mark.parametrize(
     ("body", "status", "detail"),
     [

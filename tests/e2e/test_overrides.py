@@ -11,6 +11,12 @@ from tests.e2e.test_actions import journal
 from tests.harness import Fleet
 
 
+@pytest.fixture
+def fleet(fleet_on_each_database: Fleet) -> Fleet:
+    """Every test here runs on SQLite and on PostgreSQL: the API is the system of record's face."""
+    return fleet_on_each_database
+
+
 async def placement(fleet: Fleet, service: str = "web") -> dict[str, Any]:
     app = await fleet.get("/api/v1/applications/shop")
     svc = next(s for s in app["services"] if s["name"] == service)

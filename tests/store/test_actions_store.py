@@ -1,3 +1,4 @@
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,8 +28,10 @@ def _action(action_id: str = "a1", hosts: tuple[str, ...] = ("h1", "h2")) -> Act
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> ActionStore:
-    return await ActionStore.open(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+async def store(database_url: str) -> AsyncIterator[ActionStore]:
+    store = await ActionStore.open(database_url)
+    yield store
+    await store.close()
 
 
 async def test_an_action_is_stored_with_a_pending_row_per_host(store: ActionStore) -> None:
