@@ -1,9 +1,13 @@
+from typing import Any
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drover.config.loader import load_files
 from drover.config.schema import FleetConfig
 from drover.server.errors import NotFound, Unprocessable
-from drover.server.targeting import Target, resolve
+from drover.server.targeting import Target, format_labels, parse_labels, resolve
 
 
 def _config() -> FleetConfig:
@@ -80,3 +84,146 @@ def test_an_application_with_only_rules_and_nothing_found_runs_nowhere() -> None
     config = load_files({"c.yaml": text.encode()}, "r1")
     with pytest.raises(Unprocessable, match="its discovery rules have found no unit yet"):
         resolve(config, ["h1"], "a", None, None, {})
+
+
+# Selecting by host group and labels
+
+
+def _fleet() -> FleetConfig:
+    text = (
+        "groups:\n"
+        "  web: {hosts: ['web-*']}\n"
+        "  zrh: {labels: {dc: zrh}}\n"
+        "  canary: {hosts: ['web-01']}\n"
+        "hosts:\n"
+        "  web-01: {labels: {env: prod, dc: zrh}}\n"
+        "  web-02: {labels: {env: prod, dc: gva}}\n"
+        "  web-03: {labels: {env: test, dc: zrh}}\n"
+        "applications:\n"
+        "  shop:\n    groups: [web]\n    services:\n"
+        "      web: {command: [a]}\n      worker: {command: [b]}\n"
+    )
+    return load_files({"c.yaml": text.encode()}, "r1")
+
+
+def _select(
+    hosts: list[str] | None = None,
+    groups: list[str] | None = None,
+    labels: dict[str, str] | None = None,
+    service: str | None = None,
+) -> list[str]:
+    # web-04 reports in but has no entry in config: it carries no labels.
+    known = ["web-04"]
+    return resolve(_fleet(), known, "shop", service, hosts, groups=groups, labels=labels).hosts
+
+
+def test_without_groups_or_labels_every_host_it_runs_on_is_selected() -> None:
+    assert _select() == ["web-01", "web-02", "web-03", "web-04"]
+
+
+def test_a_group_selects_the_hosts_in_it() -> None:
+    assert _select(groups=["zrh"]) == ["web-01", "web-03"]
+
+
+def test_several_groups_select_the_hosts_in_any_of_them() -> None:
+    assert _select(groups=["canary", "zrh"]) == ["web-01", "web-03"]
+    assert _select(groups=["canary"]) == ["web-01"]
+
+
+def test_labels_select_the_hosts_that_carry_every_one_of_them() -> None:
+    assert _select(labels={"env": "prod"}) == ["web-01", "web-02"]
+    assert _select(labels={"env": "prod", "dc": "zrh"}) == ["web-01"]
+
+
+def test_hosts_groups_and_labels_must_all_hold() -> None:
+    assert _select(groups=["zrh"], labels={"env": "prod"}) == ["web-01"]
+    # A named host outside the labels is left out, not acted on.
+    assert _select(hosts=["web-01", "web-02"], labels={"dc": "zrh"}) == ["web-01"]
+
+
+def test_a_selection_narrows_a_service_and_the_hosts_discovery_found() -> None:
+    found = {"web-03": {"nginx"}, "web-02": {"nginx"}}
+    target = resolve(_fleet(), [], "shop", "nginx", None, found, groups=["zrh"])
+    assert target == Target("shop", ["nginx"], ["web-03"])
+
+
+def test_an_unknown_group_is_not_found() -> None:
+    with pytest.raises(NotFound, match="no host group 'nope'"):
+        _select(groups=["zrh", "nope"])
+
+
+def test_a_named_host_that_does_not_run_it_is_still_not_found_with_labels() -> None:
+    with pytest.raises(NotFound, match="does not run on host 'db-01'"):
+        _select(hosts=["db-01"], labels={"env": "prod"})
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        (
+            {"groups": ["canary"], "labels": {"env": "test"}},
+            "application 'shop' runs on no host in group 'canary' with labels env=test: "
+            "the selection matches nothing",
+        ),
+        (
+            {"labels": {"env": "prod", "dc": "lon"}},
+            "application 'shop' runs on no host with labels dc=lon,env=prod: ",
+        ),
+        (
+            {"hosts": ["web-02"], "groups": ["zrh", "canary"], "service": "web"},
+            "service 'web' of application 'shop' runs on no host among web-02 in groups "
+            "'zrh', 'canary': ",
+        ),
+    ],
+)
+def test_a_selection_that_leaves_no_host_says_what_selected_nothing(
+    selection: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(Unprocessable) as caught:
+        _select(**selection)
+    assert caught.value.message.startswith(message)
+
+
+# The k=v,k=v form of labels
+
+
+@pytest.mark.parametrize(
+    ("text", "labels"),
+    [
+        ("env=prod", {"env": "prod"}),
+        ("env=prod,dc=zrh", {"env": "prod", "dc": "zrh"}),
+        (" env = prod , dc=zrh ", {"env": "prod", "dc": "zrh"}),
+        ("tier=", {"tier": ""}),
+        ("query=a=b", {"query": "a=b"}),
+    ],
+)
+def test_labels_are_read_from_key_value_pairs(text: str, labels: dict[str, str]) -> None:
+    assert parse_labels(text) == labels
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "labels: none given; write key=value[,key=value…]"),
+        ("  ", "labels: none given; write key=value[,key=value…]"),
+        ("env", "labels 'env': 'env' is not key=value"),
+        ("env=prod,dc", "labels 'env=prod,dc': 'dc' is not key=value"),
+        ("=prod", "labels '=prod': '=prod' has an empty key"),
+        ("env=prod,,dc=zrh", "labels 'env=prod,,dc=zrh': an empty entry (a stray comma?)"),
+        ("env=prod,", "labels 'env=prod,': an empty entry (a stray comma?)"),
+        ("env=prod,env=test", "labels 'env=prod,env=test': 'env' is given twice"),
+    ],
+)
+def test_malformed_labels_are_refused_naming_the_part(text: str, message: str) -> None:
+    with pytest.raises(Unprocessable) as caught:
+        parse_labels(text)
+    assert caught.value.message == message
+    assert caught.value.status_code == 422
+
+
+label_part = st.from_regex(r"[a-z0-9][a-z0-9./_-]{0,10}", fullmatch=True)
+
+
+@given(st.dictionaries(label_part, label_part | st.just(""), min_size=1, max_size=6))
+def test_labels_written_out_read_back_the_same(labels: dict[str, str]) -> None:
+    assert parse_labels(format_labels(labels)) == labels

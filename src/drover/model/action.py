@@ -22,6 +22,9 @@ class HostOutcome(StrEnum):
     EXPIRED = "expired"  # not started before its deadline: never runs
     INTERRUPTED = "interrupted"  # the agent died while running it: never silently re-run
     REJECTED = "rejected"  # the agent refused it (unknown service, bad request)
+    # Set by the server for a rollout, never by an agent:
+    SKIPPED = "skipped"  # never sent: the rollout stopped or was cancelled first; never runs
+    CANCELLED = "cancelled"  # sent, then given up on an operator's cancel; may have run, in part
 
     @property
     def is_final(self) -> bool:
