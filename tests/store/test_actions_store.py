@@ -1,17 +1,22 @@
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from drover.model.action import ActionKind, ActionState, HostOutcome
+from drover.model.rollout import CancelRequest, RolloutState
+from drover.model.strategy import Strategy
 from drover.store.actions import Action, ActionStore, HostResult
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def _pending(host: str) -> HostResult:
-    return HostResult(host, HostOutcome.PENDING, None, None, None, None, "")
+def _pending(host: str, batch: int = 0, released: bool = True) -> HostResult:
+    return HostResult(
+        host, HostOutcome.PENDING, None, None, None, None, "", batch, T0 if released else None
+    )
 
 
 def _action(action_id: str = "a1", hosts: tuple[str, ...] = ("h1", "h2")) -> Action:
@@ -54,7 +59,7 @@ async def test_a_result_is_recorded_once_and_a_second_is_ignored(store: ActionSt
     assert await store.record_result("zz", ok, T0) is False
     found = await store.get("a1")
     assert found is not None
-    assert found.hosts[0] == ok
+    assert found.hosts[0] == replace(ok, sent_at=T0)
     assert found.state is ActionState.RUNNING  # h2 has not answered
     assert [(d.action_id, d.host) for d in await store.undispatched()] == [("a1", "h2")]
     await store.close()
@@ -89,3 +94,47 @@ async def test_hosts_that_never_answered_expire_after_the_cutoff(store: ActionSt
     ]
     assert found.state is ActionState.FAILED
     await store.close()
+
+
+async def test_a_rollout_releases_hosts_batch_by_batch_and_records_the_servers_verdicts(
+    store: ActionStore,
+) -> None:
+    rollout = Action(
+        id="r1",
+        kind=ActionKind.RESTART,
+        application="shop",
+        services=[],
+        requested_by="alice",
+        created_at=T0,
+        deadline=T0 + timedelta(minutes=10),
+        hosts=[_pending(h, batch, released=False) for batch, h in enumerate(["h1", "h2", "h3"])],
+        strategy=Strategy(batch_size=1),
+        rollout_state=RolloutState.RUNNING,
+    )
+    await store.create(rollout)
+    assert await store.undispatched() == []  # nothing is due before the driver releases it
+    assert [a.id for a in await store.in_progress()] == ["r1"]
+
+    host_deadline = T0 + timedelta(minutes=2)
+    await store.release("r1", ["h1"], T0, host_deadline)
+    [due] = await store.undispatched()
+    assert (due.host, due.deadline) == ("h1", host_deadline)
+
+    assert await store.request_cancel("r1", CancelRequest(abort_running=True))
+    await store.mark("r1", {"h2": HostOutcome.SKIPPED, "h3": HostOutcome.SKIPPED}, "cancelled", T0)
+    await store.set_rollout_state("r1", RolloutState.CANCELLED, "cancelled by alice")
+    assert not await store.request_cancel("r1", CancelRequest())  # no longer running
+    got = await store.get("r1")
+    assert got is not None
+    assert (got.rollout_state, got.halt_reason, got.cancel, got.strategy) == (
+        RolloutState.CANCELLED,
+        "cancelled by alice",
+        CancelRequest(abort_running=True),
+        Strategy(batch_size=1),
+    )
+    assert [(h.host, h.outcome, h.batch, h.sent_at) for h in got.hosts] == [
+        ("h1", HostOutcome.PENDING, 0, T0),
+        ("h2", HostOutcome.SKIPPED, 1, None),
+        ("h3", HostOutcome.SKIPPED, 2, None),
+    ]
+    assert [a.id for a in await store.in_progress()] == ["r1"]  # h1 still to answer

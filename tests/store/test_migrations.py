@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection
 
-from drover.store.database import open_database
+from drover.store.database import BASELINE, MIGRATIONS, open_database
 from drover.store.tables import metadata
 from tests.postgres import PostgresCluster
 
@@ -88,7 +90,12 @@ async def test_a_database_made_before_migrations_is_stamped_and_kept(tmp_path: P
     path = tmp_path / "old.db"
     old = create_engine(f"sqlite:///{path}")
     with old.begin() as conn:
-        metadata.create_all(conn)  # what drover did before it had migrations
+        # the schema drover made before it had migrations: the baseline, and no version table
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, BASELINE)
+        conn.execute(text("DROP TABLE alembic_version"))
         conn.execute(
             text(
                 "INSERT INTO actions VALUES ('a1', 'restart', 'shop', '[]', 'x', "

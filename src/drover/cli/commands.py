@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,24 +258,97 @@ def override_clear(override_id: str, server_url: str) -> None:
     print(f"override {override_id} cleared")
 
 
+@dataclass(frozen=True)
+class Rollout:
+    """How an action goes out, as given on the command line."""
+
+    groups: list[str] = field(default_factory=list)
+    labels: str | None = None
+    batch: str | None = None
+    pause: str | None = None
+    health_gate: str | None = None
+    max_failures: str | None = None
+    host_timeout: str | None = None
+    deadline: str = "10m"
+
+    def body(self) -> dict[str, Any]:
+        """The request's selection and strategy; the server checks the values."""
+        from drover.server.errors import Unprocessable
+        from drover.server.targeting import parse_labels
+
+        strategy: dict[str, Any] = {}
+        if self.batch is not None:
+            strategy.update(_count_or_percent("--batch", self.batch, "batch_size", "batch_percent"))
+        if self.max_failures is not None:
+            strategy.update(
+                _count_or_percent(
+                    "--max-failures", self.max_failures, "max_failures", "max_failures_percent"
+                )
+            )
+        for option, value, key in (
+            ("--pause", self.pause, "pause_s"),
+            ("--health-gate", self.health_gate, "health_gate_s"),
+            ("--host-timeout", self.host_timeout, "host_timeout_s"),
+        ):
+            if value is not None:
+                strategy[key] = options.duration(value, option)
+        body: dict[str, Any] = {"deadline_s": options.duration(self.deadline, "--deadline")}
+        if strategy:
+            body["strategy"] = strategy
+        if self.groups:
+            body["groups"] = self.groups
+        if self.labels is not None:
+            try:
+                body["labels"] = parse_labels(self.labels)
+            except Unprocessable as err:
+                raise CliError(f"--labels {self.labels!r}: {err.message}", 2) from err
+        return body
+
+
+def _count_or_percent(option: str, value: str, count: str, percent: str) -> dict[str, Any]:
+    text = value.strip()
+    number = text.removesuffix("%")
+    if not number.isdigit():
+        raise CliError(f"{option} {value!r}: expected a number of hosts (5) or a percent (25%)", 2)
+    return {percent if text.endswith("%") else count: int(number)}
+
+
 def action(
-    kind: str, target: str, hosts: list[str], server_url: str, as_json: bool, timeout: float
+    kind: str,
+    target: str,
+    hosts: list[str],
+    server_url: str,
+    as_json: bool,
+    timeout: float,
+    rollout: Rollout | None = None,
+    dry_run: bool = False,
 ) -> None:
     application, service = options.action_target(target)
     client = ApiClient(server_url)
-    body: dict[str, Any] = {"kind": kind, "application": application}
+    body: dict[str, Any] = {"application": application, **(rollout or Rollout()).body()}
     if service:
         body["service"] = service
     if hosts:
         body["hosts"] = hosts
-    created = client.post("/api/v1/actions", body)
+    if dry_run:
+        planned = client.post("/api/v1/actions/plan", body)
+        _show(planned, as_json, lambda: render.plan_table(kind, planned))
+        return
+    created = client.post("/api/v1/actions", {"kind": kind, **body})
     final = _follow(client, created, timeout, live=not as_json)
     if as_json:
         print(json.dumps(final, indent=2))
     if final["state"] == "running":
         raise CliError(f"action {final['id']}: not every host answered within {timeout:.0f}s")
     if final["state"] != "succeeded":
-        raise CliError(f"action {final['id']} failed on some hosts")
+        why = f": {final['halt_reason']}" if final.get("halt_reason") else ""
+        raise CliError(f"action {final['id']} {final.get('rollout_state') or 'failed'}{why}")
+
+
+def action_cancel(action_id: str, abort_running: bool, server_url: str, as_json: bool) -> None:
+    body = {"abort_running": abort_running}
+    cancelled = ApiClient(server_url).post(f"/api/v1/actions/{action_id}/cancel", body)
+    _show(cancelled, as_json, lambda: render.action_table(cancelled))
 
 
 def _follow(client: ApiClient, action: dict[str, Any], timeout: float, live: bool) -> Any:

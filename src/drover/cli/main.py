@@ -161,14 +161,68 @@ def _action(kind: str) -> Any:
     def command(
         target: Annotated[str, typer.Argument(metavar="APP[/SERVICE]")],
         host: HostOpt = None,
+        group: Annotated[
+            list[str] | None, typer.Option("--group", help="only hosts in this group; repeatable")
+        ] = None,
+        labels: Annotated[
+            str | None, typer.Option("--labels", help="only hosts with these: env=prod,dc=zrh")
+        ] = None,
+        batch: Annotated[
+            str | None, typer.Option("--batch", help="hosts per batch: 5, or 25% (default: all)")
+        ] = None,
+        pause: Annotated[str | None, typer.Option("--pause", help="between batches: 30s")] = None,
+        health_gate: Annotated[
+            str | None,
+            typer.Option("--health-gate", help="a batch's services must hold target this long"),
+        ] = None,
+        max_failures: Annotated[
+            str | None,
+            typer.Option("--max-failures", help="failed hosts tolerated: 2, or 10% (default 0)"),
+        ] = None,
+        host_timeout: Annotated[
+            str | None, typer.Option("--host-timeout", help="per host: 5m (default: deadline)")
+        ] = None,
+        deadline: Annotated[str, typer.Option("--deadline", help="of the whole action")] = "10m",
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="show the batches; run nothing")
+        ] = False,
         server: ServerOpt = DEFAULT_SERVER,
         as_json: JsonOpt = False,
         timeout: TimeoutOpt = 120.0,
     ) -> None:
-        commands.action(kind, target, host or [], server, as_json, timeout)
+        rollout = commands.Rollout(
+            groups=group or [],
+            labels=labels,
+            batch=batch,
+            pause=pause,
+            health_gate=health_gate,
+            max_failures=max_failures,
+            host_timeout=host_timeout,
+            deadline=deadline,
+        )
+        commands.action(
+            kind, target, host or [], server, as_json, timeout, rollout, dry_run=dry_run
+        )
 
-    command.__doc__ = f"{kind.capitalize()} an application's services; wait for every host."
+    command.__doc__ = (
+        f"{kind.capitalize()} an application's services, at once or in batches; follow every "
+        "host until it answers."
+    )
     return command
+
+
+@action_app.command("cancel")
+def action_cancel(
+    action_id: Annotated[str, typer.Argument(metavar="ID")],
+    abort_running: Annotated[
+        bool,
+        typer.Option("--abort-running", help="stop waiting for hosts already sent"),
+    ] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a rollout: hosts not yet sent are skipped; running ones finish (or are given up)."""
+    commands.action_cancel(action_id, abort_running, server, as_json)
 
 
 for _kind in ("restart", "start", "stop"):

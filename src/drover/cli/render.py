@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
@@ -35,6 +35,8 @@ OUTCOME_STYLE = {
     "rejected": "red",
     "pending": "dim",
     "dispatched": "yellow",
+    "skipped": "dim",
+    "cancelled": "red",
 }
 
 
@@ -115,11 +117,19 @@ def action_table(action: dict[str, Any]) -> Table:
         f"action {action['id']}: {action['kind']} {action['application']} "
         f"({', '.join(action['services']) or 'all services'}) — {action['state']}"
     )
+    rollout = action.get("rollout_state")
+    if rollout and rollout not in ("running", action["state"]):
+        title += f", {rollout}"
+    if action.get("halt_reason"):
+        title += f": {action['halt_reason']}"
     table = Table(title=_text(title, "table.title"), title_justify="left")
-    for column in ("host", "outcome", "exit", "duration", "output"):
+    batched = len({h.get("batch", 0) for h in action["hosts"]}) > 1
+    for column in ("batch", "host", "outcome", "exit", "duration", "output")[0 if batched else 1 :]:
         table.add_column(column)
     for h in action["hosts"]:
+        first = [_text(h.get("batch", 0) + 1)] if batched else []
         table.add_row(
+            *first,
             _text(h["host"]),
             _text(h["outcome"], OUTCOME_STYLE.get(h["outcome"], "")),
             _text("" if h["exit_code"] is None else h["exit_code"]),
@@ -127,6 +137,22 @@ def action_table(action: dict[str, Any]) -> Table:
             _text(h["output"]),
         )
     return table
+
+
+def plan_table(kind: str, planned: dict[str, Any]) -> Group:
+    services = ", ".join(planned["services"]) or "all services"
+    hosts = sum(len(batch) for batch in planned["batches"])
+    # The headline above the table, not its title: a narrow table would wrap it.
+    headline = (
+        f"dry run: {kind} {planned['application']} ({services}) on {hosts} hosts in "
+        f"{len(planned['batches'])} batches — nothing is sent"
+    )
+    table = Table()
+    table.add_column("batch")
+    table.add_column("hosts")
+    for number, batch in enumerate(planned["batches"], start=1):
+        table.add_row(_text(number), _text(", ".join(batch)))
+    return Group(_text(headline, "table.title"), table)
 
 
 def _text(value: object, style: str = "") -> Text:

@@ -2,6 +2,8 @@
 
 ServerError
 ├── NotFound       an application, service, host or action that does not exist (404)
+├── Conflict       a request the object's state no longer allows, e.g. cancelling a finished
+│                  rollout (409)
 └── Unprocessable  a request that names real things but cannot be carried out (422)
 """
 
@@ -22,3 +24,7 @@ class NotFound(ServerError):
 
 class Unprocessable(ServerError):
     status_code = 422
+
+
+class Conflict(ServerError):
+    status_code = 409

@@ -17,7 +17,8 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from nats.aio.msg import Msg
@@ -27,14 +28,31 @@ from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.consume import consume
 from drover.bus.errors import MalformedMessage
-from drover.bus.messages import ActionRequest, ActionResult, decode
+from drover.bus.messages import ActionRequest, ActionResult, ServiceState, decode
 from drover.config.schema import FleetConfig
 from drover.model.action import ActionKind, HostOutcome
+from drover.model.rollout import (
+    HALTED,
+    CancelRequest,
+    Dispatch,
+    Done,
+    Expire,
+    Halt,
+    HostProgress,
+    Rollout,
+    RolloutState,
+    Wait,
+    decide,
+    held_since,
+)
+from drover.model.status import Convergence, ServiceStatus, TargetStatus
+from drover.model.strategy import Strategy, plan
 from drover.ops.clock import Clock
-from drover.server.errors import Unprocessable
+from drover.server.errors import Conflict, NotFound, Unprocessable
 from drover.server.fleet import FleetView
-from drover.server.targeting import resolve
-from drover.store.actions import Action, ActionStore, Dispatch, HostResult
+from drover.server.targeting import Target, resolve
+from drover.store.actions import Action, ActionStore, HostResult
+from drover.store.actions import Dispatch as Send
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +93,32 @@ class Orchestrator:
         self._answer_grace = answer_grace
         self._wake = asyncio.Event()
 
+    def plan(
+        self,
+        application: str,
+        service: str | None,
+        hosts: Sequence[str] | None,
+        strategy: Strategy,
+        groups: Sequence[str] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[Target, list[list[str]]]:
+        """What an action would do: its target, and its hosts batch by batch. Runs nothing."""
+        config = self._active_config()
+        if config is None:
+            raise Unprocessable("no valid configuration is active yet")
+        found = self._discovered(application)
+        target = resolve(
+            config,
+            self._fleet.hosts,
+            application,
+            service,
+            hosts,
+            found,
+            groups=groups,
+            labels=labels,
+        )
+        return target, plan(target.hosts, strategy)
+
     async def submit(
         self,
         kind: ActionKind,
@@ -83,12 +127,16 @@ class Orchestrator:
         hosts: Sequence[str] | None,
         requested_by: str,
         deadline: timedelta = DEFAULT_DEADLINE,
+        strategy: Strategy | None = None,
+        groups: Sequence[str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Action:
-        config = self._active_config()
-        if config is None:
-            raise Unprocessable("no valid configuration is active yet")
-        found = self._discovered(application)
-        target = resolve(config, self._fleet.hosts, application, service, hosts, found)
+        """Commit the action, every host `pending` in its batch; the rollout loop releases the
+        batches (the first at once) and the dispatcher sends them."""
+        chosen = (strategy or Strategy()).model_copy(
+            update={"deadline_s": deadline.total_seconds()}
+        )
+        target, batches = self.plan(application, service, hosts, chosen, groups, labels)
         now = self._clock.now()
         action = Action(
             id=new_action_id(),
@@ -98,19 +146,106 @@ class Orchestrator:
             requested_by=requested_by,
             created_at=now,
             deadline=now + deadline,
-            hosts=[_pending(h) for h in target.hosts],
+            hosts=sorted(
+                (_pending(h, n) for n, batch in enumerate(batches) for h in batch),
+                key=lambda h: h.host,
+            ),
+            strategy=chosen,
+            rollout_state=RolloutState.RUNNING,
         )
         await self._store.create(action)
         log.info(
-            "action %s: %s %s on %d hosts by %s",
+            "action %s: %s %s on %d hosts in %d batches by %s",
             action.id,
             kind,
             application,
             len(target.hosts),
+            len(batches),
             requested_by,
         )
         self._wake.set()  # the dispatcher sends it; the caller does not wait on the bus
         return action
+
+    async def cancel(self, action_id: str, abort_running: bool, by: str) -> Action:
+        if not await self._store.request_cancel(action_id, CancelRequest(abort_running)):
+            found = await self._store.get(action_id)
+            if found is None:
+                raise NotFound(f"no action {action_id!r}")
+            raise Conflict(f"action {action_id} is no longer running ({found.rollout_state})")
+        log.info("action %s: cancel asked by %s (abort running: %s)", action_id, by, abort_running)
+        self._wake.set()
+        found = await self._store.get(action_id)
+        assert found is not None
+        return found
+
+    async def _drive_rollouts(self) -> float:
+        """Take every rollout in progress one step further; seconds until one needs a look."""
+        next_look = 2.0
+        for action in await self._store.in_progress():
+            wait = await self._drive(action)
+            if wait is not None:
+                next_look = min(next_look, wait)
+        return max(0.05, next_look)
+
+    async def _drive(self, action: Action) -> float | None:
+        assert action.strategy is not None
+        state = action.rollout_state or RolloutState.RUNNING
+        rollout = Rollout(
+            plan=_plan_of(action),
+            strategy=action.strategy,
+            started_at=action.created_at,
+            state=state if state in HALTED else RolloutState.RUNNING,
+            cancel=action.cancel,
+        )
+        for _ in range(len(rollout.plan) + 4):  # every step but Wait and Done changes the record
+            now = self._clock.now()
+            progress = {
+                h.host: HostProgress(h.outcome, h.sent_at, h.finished_at) for h in action.hosts
+            }
+            health = {h.host: self._held_since(action, h.host) for h in action.hosts}
+            step = decide(rollout, progress, health, now, self._answer_grace)
+            match step:
+                case Dispatch(batch=batch, hosts=hosts):
+                    deadline = rollout.host_deadline(now)
+                    await self._store.release(action.id, hosts, now, deadline)
+                    log.info(
+                        "action %s: batch %d of %d sent (%s)",
+                        action.id,
+                        batch + 1,
+                        len(rollout.plan),
+                        ", ".join(hosts),
+                    )
+                case Expire(hosts=hosts, why=why):
+                    marks = dict.fromkeys(hosts, HostOutcome.EXPIRED)
+                    await self._store.mark(action.id, marks, why, now)
+                case Halt(state=halted, reason=reason, marks=marks):
+                    await self._store.mark(action.id, marks, reason, now)
+                    await self._store.set_rollout_state(action.id, halted, reason)
+                    rollout = replace(rollout, state=halted)
+                    log.warning("action %s: %s: %s", action.id, halted, reason)
+                case Wait(until=until):
+                    return (until - now).total_seconds()
+                case Done(state=final, summary=summary):
+                    if action.rollout_state is not final:
+                        await self._store.set_rollout_state(action.id, final, summary)
+                    return None
+            reloaded = await self._store.get(action.id)
+            assert reloaded is not None
+            action = reloaded
+        return 0.0
+
+    def _held_since(self, action: Action, host: str) -> datetime | None:
+        """Since when the action's services on `host` have all been at their target, as the
+        agent judges it (its reconciler knows the target in force, overrides included)."""
+        states = [
+            s
+            for s in self._fleet.services_of(host)
+            if s.application == action.application
+            and (not action.services or s.service in action.services)
+        ]
+        if not states or any(s.convergence is None for s in states):
+            return None  # not reported, or not judged yet
+        return held_since((s.status, _target_judged(s), s.since) for s in states)
 
     async def dispatch(self) -> None:
         """Send every committed, unsent request; then wait for new ones (or retry in 2 s).
@@ -120,6 +255,7 @@ class Orchestrator:
         """
         while True:
             self._wake.clear()
+            next_look = await self._drive_rollouts()
             pending = await self._store.undispatched()
             sent: list[tuple[str, str]] = []
             for chunk in _chunks(pending, DISPATCH_CONCURRENCY):
@@ -138,9 +274,9 @@ class Orchestrator:
                 log.warning("%d host(s) never answered by their action's deadline", expired)
             if len(sent) < len(pending) or len(pending) == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=2.0)
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(2.0, next_look))
 
-    async def _send(self, dispatch: Dispatch) -> None:
+    async def _send(self, dispatch: Send) -> None:
         # The store's Dispatch carries exactly the request's fields, by name.
         request = ActionRequest.model_validate(dispatch, from_attributes=True)
         await self._bus.publish(
@@ -189,8 +325,23 @@ class Orchestrator:
         await msg.term()
 
 
-def _pending(host: str) -> HostResult:
-    return HostResult(host, HostOutcome.PENDING, None, None, None, None, "")
+def _pending(host: str, batch: int) -> HostResult:
+    return HostResult(host, HostOutcome.PENDING, None, None, None, None, "", batch)
+
+
+def _plan_of(action: Action) -> list[list[str]]:
+    batches: dict[int, list[str]] = {}
+    for h in action.hosts:
+        batches.setdefault(h.batch, []).append(h.host)
+    return [sorted(batches[n]) for n in sorted(batches)]
+
+
+def _target_judged(state: ServiceState) -> TargetStatus:
+    """The target the agent judged the service against: where it is when judged `ok`, else the
+    other one (the health gate only asks whether it is settled at its target)."""
+    up = state.status in (ServiceStatus.RUNNING, ServiceStatus.STARTING)
+    at_target = state.convergence is Convergence.OK
+    return TargetStatus.RUNNING if up == at_target else TargetStatus.STOPPED
 
 
 def _host_result(result: ActionResult) -> HostResult:

@@ -7,6 +7,7 @@ moves it to a final outcome exactly once (a second result for the same host is i
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
+from drover.model.rollout import CancelRequest, RolloutState
+from drover.model.strategy import Strategy
 from drover.store.database import open_database
 from drover.store.tables import action_hosts, actions
 
@@ -44,6 +47,9 @@ class HostResult:
     finished_at: datetime | None
     duration_s: float | None
     output: str
+    batch: int = 0  # its place in the rollout's plan
+    sent_at: datetime | None = None  # released for dispatch; None: its batch is not due yet
+    deadline: datetime | None = None  # of its request; None: the action's
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,10 @@ class Action:
     created_at: datetime
     deadline: datetime
     hosts: list[HostResult]
+    strategy: Strategy | None = None  # None: from before rollouts (sent whole)
+    rollout_state: RolloutState | None = None
+    halt_reason: str | None = None
+    cancel: CancelRequest | None = None
 
     @property
     def state(self) -> ActionState:
@@ -85,6 +95,8 @@ class ActionStore:
                     requested_by=action.requested_by,
                     created_at=action.created_at,
                     deadline=action.deadline,
+                    strategy=action.strategy.model_dump(mode="json") if action.strategy else None,
+                    rollout_state=action.rollout_state.value if action.rollout_state else None,
                 )
             )
             await conn.execute(
@@ -96,17 +108,21 @@ class ActionStore:
                         "outcome": h.outcome.value,
                         "output": "",
                         "updated_at": action.created_at,
+                        "batch": h.batch,
+                        "sent_at": h.sent_at,
+                        "deadline": h.deadline,
                     }
                     for h in action.hosts
                 ],
             )
 
     async def undispatched(self, limit: int = 1000) -> list[Dispatch]:
-        """Requests committed but not yet handed to the bus, oldest first."""
+        """Requests released (their batch is due) but not yet handed to the bus, oldest first."""
         query = (
-            select(actions, action_hosts.c.host)
+            select(actions, action_hosts.c.host, action_hosts.c.deadline.label("host_deadline"))
             .join(action_hosts, action_hosts.c.action_id == actions.c.id)
             .where(action_hosts.c.outcome == HostOutcome.PENDING.value)
+            .where(action_hosts.c.sent_at.is_not(None))
             .order_by(actions.c.created_at, actions.c.id, action_hosts.c.host)
             .limit(limit)
         )
@@ -120,10 +136,67 @@ class ActionStore:
                     services=list(row.services),
                     requested_by=row.requested_by,
                     created_at=row.created_at,
-                    deadline=row.deadline,
+                    deadline=row.host_deadline or row.deadline,
                 )
                 for row in await conn.execute(query)
             ]
+
+    async def release(
+        self, action_id: str, hosts: Sequence[str], now: datetime, deadline: datetime
+    ) -> None:
+        """Let the dispatcher send these hosts' requests, each with `deadline`."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(action_hosts)
+                .where(action_hosts.c.action_id == action_id, action_hosts.c.host.in_(hosts))
+                .where(action_hosts.c.sent_at.is_(None))
+                .values(sent_at=now, deadline=deadline, updated_at=now)
+            )
+
+    async def mark(
+        self, action_id: str, marks: Mapping[str, HostOutcome], why: str, now: datetime
+    ) -> None:
+        """Give hosts still open a final outcome the server decided (skipped, expired, ...)."""
+        async with self._engine.begin() as conn:
+            for host, outcome in marks.items():
+                await conn.execute(
+                    update(action_hosts)
+                    .where(action_hosts.c.action_id == action_id, action_hosts.c.host == host)
+                    .where(action_hosts.c.outcome.in_(_OPEN))
+                    .values(outcome=outcome.value, output=why, finished_at=now, updated_at=now)
+                )
+
+    async def set_rollout_state(
+        self, action_id: str, state: RolloutState, reason: str | None = None
+    ) -> None:
+        async with self._engine.begin() as conn:
+            values: dict[str, Any] = {"rollout_state": state.value}
+            if reason is not None:
+                values["halt_reason"] = reason
+            await conn.execute(update(actions).where(actions.c.id == action_id).values(**values))
+
+    async def request_cancel(self, action_id: str, cancel: CancelRequest) -> bool:
+        """Record a cancel; False if there is no such action still going."""
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                update(actions)
+                .where(actions.c.id == action_id, actions.c.rollout_state == "running")
+                .values(cancel={"abort_running": cancel.abort_running})
+            )
+        return bool(done.rowcount)
+
+    async def in_progress(self) -> list[Action]:
+        """Rollouts still sending, or with hosts still to answer."""
+        open_hosts = select(action_hosts.c.action_id).where(action_hosts.c.outcome.in_(_OPEN))
+        return await self._load(
+            select(actions)
+            .where(actions.c.strategy.is_not(None))
+            .where(
+                (actions.c.rollout_state == RolloutState.RUNNING.value)
+                | actions.c.id.in_(open_hosts.scalar_subquery())
+            )
+            .order_by(actions.c.created_at, actions.c.id)
+        )
 
     async def mark_dispatched(self, sent: list[tuple[str, str]], now: datetime) -> None:
         """(action id, host) pairs now on the bus; one transaction for all of them."""
@@ -212,6 +285,9 @@ class ActionStore:
                         finished_at=h.finished_at,
                         duration_s=h.duration_s,
                         output=h.output,
+                        batch=h.batch,
+                        sent_at=h.sent_at,
+                        deadline=h.deadline,
                     )
                 )
         return [
@@ -224,6 +300,10 @@ class ActionStore:
                 created_at=row.created_at,
                 deadline=row.deadline,
                 hosts=by_action[row.id],
+                strategy=Strategy.model_validate(row.strategy) if row.strategy else None,
+                rollout_state=RolloutState(row.rollout_state) if row.rollout_state else None,
+                halt_reason=row.halt_reason,
+                cancel=CancelRequest(**row.cancel) if row.cancel else None,
             )
             for row in rows
         ]

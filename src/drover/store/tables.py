@@ -52,6 +52,10 @@ actions = Table(
     Column("requested_by", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("deadline", UTCDateTime, nullable=False),
+    Column("strategy", JSON),  # model.strategy.Strategy; null: from before rollouts
+    Column("rollout_state", String(16)),  # model.rollout.RolloutState
+    Column("halt_reason", Text),
+    Column("cancel", JSON),  # {"abort_running": bool} once someone cancelled it
     Index("ix_actions_created_at", "created_at"),
 )
 
@@ -67,6 +71,9 @@ action_hosts = Table(
     Column("duration_s", Float),
     Column("output", Text, nullable=False, default=""),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("batch", Integer, nullable=False, server_default="0"),
+    Column("sent_at", UTCDateTime),  # released to the dispatcher; null: its batch is not due
+    Column("deadline", UTCDateTime),  # of this host's request: not started after it
     Index("ix_action_hosts_outcome", "outcome"),
 )
 

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from drover.config.errors import ConfigProblem
 from drover.model.names import HostId
+from drover.model.strategy import Strategy
 from drover.ops.buildinfo import build_info
 from drover.server.api.schemas import (
     ActionIn,
     ActionOut,
     ApplicationOut,
+    CancelIn,
     ConfigErrorOut,
     ConfigOut,
     ErrorOut,
@@ -22,7 +24,9 @@ from drover.server.api.schemas import (
     InfoOut,
     OverrideIn,
     OverrideOut,
+    PlanOut,
     ProblemOut,
+    TargetIn,
     UnitOut,
 )
 from drover.server.api.views import (
@@ -102,7 +106,41 @@ async def create_action(body: ActionIn, ctx: Ctx, user: User = None) -> ActionOu
         hosts=body.hosts,
         requested_by=user or "anonymous",
         deadline=timedelta(seconds=body.deadline_s),
+        strategy=body.strategy,
+        groups=body.groups,
+        labels=body.labels,
     )
+    return action_view(action)
+
+
+@api.post(
+    "/actions/plan", response_model=PlanOut, responses={**NOT_FOUND, 422: {"model": ErrorOut}}
+)
+async def plan_action(body: TargetIn, ctx: Ctx) -> PlanOut:
+    """A dry run: the hosts an action would reach, batch by batch. Nothing is stored or sent."""
+    strategy = (body.strategy or Strategy()).model_copy(update={"deadline_s": body.deadline_s})
+    target, batches = ctx.orchestrator.plan(
+        body.application, body.service, body.hosts, strategy, body.groups, body.labels
+    )
+    return PlanOut(
+        application=target.application,
+        services=target.services,
+        batches=batches,
+        strategy=strategy,
+    )
+
+
+@api.post(
+    "/actions/{action_id}/cancel",
+    response_model=ActionOut,
+    responses={**NOT_FOUND, 409: {"model": ErrorOut}},
+)
+async def cancel_action(
+    action_id: str, ctx: Ctx, body: CancelIn | None = None, user: User = None
+) -> ActionOut:
+    """Hosts not yet sent are skipped; running ones finish, or are given up on."""
+    cancel = body or CancelIn()
+    action = await ctx.orchestrator.cancel(action_id, cancel.abort_running, user or "anonymous")
     return action_view(action)
 
 

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drover.model.action import ActionKind, ActionState, HostOutcome
 from drover.model.names import HostId, Name
+from drover.model.rollout import RolloutState
 from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus
+from drover.model.strategy import Strategy
 
 
 class Body(BaseModel):
@@ -93,14 +95,46 @@ class ApplicationOut(Body):
     services: list[ServiceOut]
 
 
-class ActionIn(Body):
-    kind: ActionKind
+class TargetIn(Body):
     application: Name
     service: Name | None = None
     hosts: list[HostId] | None = Field(
         default=None, min_length=1, description="default: every host it runs on"
     )
-    deadline_s: float = Field(default=600, gt=0, le=7 * 24 * 3600)
+    groups: list[Name] | None = Field(
+        default=None, min_length=1, description="only hosts in one of these host groups"
+    )
+    labels: dict[str, str] | None = Field(
+        default=None, description="only hosts that carry every one of these labels"
+    )
+    strategy: Strategy | None = Field(
+        default=None,
+        description="batches, pause, health gate, failure threshold, per-host timeout; "
+        "default: every host at once, stop at the first failure. Its deadline_s is the "
+        "request's deadline_s.",
+    )
+    deadline_s: float = Field(
+        default=600, gt=0, le=7 * 24 * 3600, description="of the whole action"
+    )
+
+
+class ActionIn(TargetIn):
+    kind: ActionKind
+
+
+class PlanOut(Body):
+    application: Name
+    services: list[Name] = Field(description="empty: every service of it each host runs")
+    batches: list[list[HostId]]
+    strategy: Strategy
+
+
+class CancelIn(Body):
+    abort_running: bool = Field(
+        default=False,
+        description="false: hosts already sent finish; true: stop waiting for them (they are "
+        "recorded cancelled, and may have run in part)",
+    )
 
 
 class HostResultOut(Body):
@@ -111,6 +145,8 @@ class HostResultOut(Body):
     finished_at: datetime | None
     duration_s: float | None
     output: str
+    batch: int = Field(description="its batch in the plan, from 0")
+    sent_at: datetime | None = Field(description="released for dispatch; null: not yet")
 
 
 class ActionOut(Body):
@@ -122,6 +158,11 @@ class ActionOut(Body):
     requested_by: str
     created_at: datetime
     deadline: datetime
+    strategy: Strategy | None
+    rollout_state: RolloutState | None = Field(
+        description="running, stopped, cancelled, expired, succeeded, failed"
+    )
+    halt_reason: str | None
     hosts: list[HostResultOut]
 
 
