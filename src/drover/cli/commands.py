@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,6 +190,25 @@ def units(server_url: str, host: str | None, state: str | None, as_json: bool) -
     params = {k: v for k, v in (("host", host), ("state", state)) if v is not None}
     found = ApiClient(server_url).get("/api/v1/units", **params)
     _show(found, as_json, lambda: render.units_table(found))
+
+
+def audit(
+    server_url: str,
+    as_json: bool,
+    limit: int,
+    *,
+    actor: str | None,
+    kind: str | None,
+    subject: str | None,
+    since: str | None,
+) -> None:
+    params: dict[str, Any] = {"limit": limit}
+    params.update({k: v for k, v in (("actor", actor), ("kind", kind), ("subject", subject)) if v})
+    if since is not None:
+        back = timedelta(seconds=options.duration(since, "--since"))
+        params["since"] = (datetime.now(UTC) - back).isoformat()
+    found = ApiClient(server_url).get("/api/v1/audit", **params)
+    _show(found, as_json, lambda: render.audit_table(found))
 
 
 def config_status(server_url: str, as_json: bool) -> None:

@@ -124,6 +124,24 @@ def status(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None
     commands.status(server, as_json)
 
 
+@app.command()
+def audit(
+    actor: Annotated[str | None, typer.Option("--actor", help="who: a user, agent:<host>")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="e.g. action.requested, or a prefix: action.")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="an action or override id, a revision")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="how far back: 90s, 2h, 7d")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """The audit trail, newest first: who did what, when, from where."""
+    commands.audit(server, as_json, limit, actor=actor, kind=kind, subject=subject, since=since)
+
+
 class UnitState(StrEnum):
     assigned = "assigned"
     unassigned = "unassigned"

@@ -139,6 +139,23 @@ def action_table(action: dict[str, Any]) -> Table:
     return table
 
 
+def audit_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="audit", title_justify="left")
+    for column in ("when", "who", "what", "about", "from", "detail"):
+        table.add_column(column)
+    for e in entries:
+        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items())
+        table.add_row(
+            _text(e["at"].replace("T", " ")[:19]),
+            _text(e["actor"]),
+            _text(e["kind"]),
+            _text(e["subject"]),
+            _text(e["source"]),
+            _text(detail),
+        )
+    return table
+
+
 def plan_table(kind: str, planned: dict[str, Any]) -> Group:
     services = ", ".join(planned["services"]) or "all services"
     hosts = sum(len(batch) for batch in planned["batches"])

@@ -27,6 +27,7 @@ from drover.server.http import HttpServer
 from drover.server.orchestrator import DEFAULT_ANSWER_GRACE, Orchestrator
 from drover.server.overrides import Overrides
 from drover.store.actions import ActionStore
+from drover.store.audit import AuditEntry, AuditLog
 from drover.store.database import open_database
 from drover.store.overrides import OverrideStore
 
@@ -62,6 +63,7 @@ class Server:
             source, self.clock, settings.config_poll_interval, self._config_changed
         )
         self.http: HttpServer | None = None
+        self._audit: AuditLog | None = None
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -72,6 +74,7 @@ class Server:
             await engine.dispose()
 
     async def _run(self, engine: AsyncEngine, stop: asyncio.Event) -> None:
+        audit = self._audit = AuditLog(engine)
         store = ActionStore(engine)
         overrides = Overrides(
             OverrideStore(engine),
@@ -98,6 +101,7 @@ class Server:
             store,
             overrides,
             self.discovery,
+            audit,
             self.clock,
             self.counters,
             self.clock.now(),
@@ -136,6 +140,15 @@ class Server:
         log.info("server stopped")
 
     async def _config_changed(self, config: FleetConfig) -> None:
+        if self._audit is not None:
+            detail = {
+                "applications": len(config.applications),
+                "source": self.config.source.description,
+            }
+            entry = AuditEntry(
+                "drover", "config.applied", config.revision, self.clock.now(), detail
+            )
+            await self._audit.record(entry)
         self.discovery.config_changed(config)
         await self.desired.config_changed(config)
 

@@ -14,6 +14,7 @@ from drover.server.fleet import FleetView
 from drover.server.orchestrator import Orchestrator
 from drover.server.overrides import Overrides
 from drover.store.actions import ActionStore
+from drover.store.audit import AuditLog
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class ServerContext:
     store: ActionStore
     overrides: Overrides
     discovery: Discovery
+    audit: AuditLog
     clock: Clock
     counters: Counters
     started_at: datetime

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -53,6 +53,7 @@ from drover.server.fleet import FleetView
 from drover.server.targeting import Target, resolve
 from drover.store.actions import Action, ActionStore, HostResult
 from drover.store.actions import Dispatch as Send
+from drover.store.audit import AuditEntry
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,17 @@ class Orchestrator:
             strategy=chosen,
             rollout_state=RolloutState.RUNNING,
         )
-        await self._store.create(action)
+        detail = {
+            "kind": kind.value,
+            "application": action.application,
+            "services": action.services,
+            "hosts": len(target.hosts),
+            "batches": len(batches),
+            "strategy": chosen.model_dump(mode="json", exclude_defaults=True),
+        }
+        await self._store.create(
+            action, AuditEntry(requested_by, "action.requested", action.id, now, detail)
+        )
         log.info(
             "action %s: %s %s on %d hosts in %d batches by %s",
             action.id,
@@ -167,7 +178,14 @@ class Orchestrator:
         return action
 
     async def cancel(self, action_id: str, abort_running: bool, by: str) -> Action:
-        if not await self._store.request_cancel(action_id, CancelRequest(abort_running)):
+        entry = AuditEntry(
+            by,
+            "action.cancel_requested",
+            action_id,
+            self._clock.now(),
+            {"abort_running": abort_running},
+        )
+        if not await self._store.request_cancel(action_id, CancelRequest(abort_running), entry):
             found = await self._store.get(action_id)
             if found is None:
                 raise NotFound(f"no action {action_id!r}")
@@ -207,7 +225,15 @@ class Orchestrator:
             match step:
                 case Dispatch(batch=batch, hosts=hosts):
                     deadline = rollout.host_deadline(now)
-                    await self._store.release(action.id, hosts, now, deadline)
+                    entry = _by_drover(
+                        "action.batch_released",
+                        action.id,
+                        now,
+                        batch=batch + 1,
+                        of=len(rollout.plan),
+                        hosts=list(hosts),
+                    )
+                    await self._store.release(action.id, hosts, now, deadline, entry)
                     log.info(
                         "action %s: batch %d of %d sent (%s)",
                         action.id,
@@ -217,17 +243,31 @@ class Orchestrator:
                     )
                 case Expire(hosts=hosts, why=why):
                     marks = dict.fromkeys(hosts, HostOutcome.EXPIRED)
-                    await self._store.mark(action.id, marks, why, now)
+                    entry = _by_drover(
+                        "action.hosts_expired", action.id, now, hosts=list(hosts), why=why
+                    )
+                    await self._store.mark(action.id, marks, why, now, entry)
                 case Halt(state=halted, reason=reason, marks=marks):
                     await self._store.mark(action.id, marks, reason, now)
-                    await self._store.set_rollout_state(action.id, halted, reason)
+                    entry = _by_drover(
+                        "action.halted",
+                        action.id,
+                        now,
+                        state=halted.value,
+                        reason=reason,
+                        marked={host: outcome.value for host, outcome in marks.items()},
+                    )
+                    await self._store.set_rollout_state(action.id, halted, reason, entry)
                     rollout = replace(rollout, state=halted)
                     log.warning("action %s: %s: %s", action.id, halted, reason)
                 case Wait(until=until):
                     return (until - now).total_seconds()
                 case Done(state=final, summary=summary):
                     if action.rollout_state is not final:
-                        await self._store.set_rollout_state(action.id, final, summary)
+                        entry = _by_drover(
+                            "action.finished", action.id, now, state=final.value, summary=summary
+                        )
+                        await self._store.set_rollout_state(action.id, final, summary, entry)
                     return None
             reloaded = await self._store.get(action.id)
             assert reloaded is not None
@@ -307,8 +347,21 @@ class Orchestrator:
             # One writer per subject: a host answers only for itself.
             await self._drop(msg, f"result for host {result.host!r} published on {msg.subject}")
             return
+        now = self._clock.now()
+        entry = AuditEntry(
+            f"agent:{result.host}",
+            "action.host_result",
+            result.action_id,
+            now,
+            {
+                "host": result.host,
+                "outcome": result.outcome.value,
+                "exit_code": result.exit_code,
+                "duration_s": result.duration_s,
+            },
+        )
         recorded = await self._store.record_result(
-            result.action_id, _host_result(result), self._clock.now()
+            result.action_id, _host_result(result), now, entry
         )
         if not recorded:
             log.warning(
@@ -327,6 +380,11 @@ class Orchestrator:
 
 def _pending(host: str, batch: int) -> HostResult:
     return HostResult(host, HostOutcome.PENDING, None, None, None, None, "", batch)
+
+
+def _by_drover(kind: str, action_id: str, at: datetime, **detail: Any) -> AuditEntry:
+    """An entry for a decision of the server's own."""
+    return AuditEntry("drover", kind, action_id, at, detail)
 
 
 def _plan_of(action: Action) -> list[list[str]]:

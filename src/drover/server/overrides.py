@@ -16,6 +16,7 @@ from drover.model.override import Override
 from drover.model.status import TargetStatus
 from drover.ops.clock import Clock
 from drover.server.errors import NotFound, Unprocessable
+from drover.store.audit import AuditEntry
 from drover.store.overrides import OverrideStore
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,15 @@ class Overrides:
             created_at=now,
             expires_at=now + duration,
         )
-        await self._store.create(override)
+        detail = {
+            "application": application,
+            "service": service,
+            "host": host,
+            "status": status.value,
+            "reason": reason,
+            "expires_at": override.expires_at.isoformat(),
+        }
+        await self._store.create(override, AuditEntry(by, "override.set", override.id, now, detail))
         log.info(
             "override %s: %s/%s on %s → %s until %s by %s: %s",
             override.id,
@@ -86,7 +95,9 @@ class Overrides:
         return override
 
     async def clear(self, override_id: str, by: str) -> None:
-        if not await self._store.clear(override_id, by, self._clock.now()):
+        now = self._clock.now()
+        entry = AuditEntry(by, "override.cleared", override_id, now)
+        if not await self._store.clear(override_id, by, now, entry):
             raise NotFound(f"no override {override_id!r} in force")
         log.info("override %s cleared by %s", override_id, by)
         await self._changed()

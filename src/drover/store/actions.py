@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
 from drover.model.rollout import CancelRequest, RolloutState
 from drover.model.strategy import Strategy
+from drover.store.audit import AuditEntry, write
 from drover.store.database import open_database
 from drover.store.tables import action_hosts, actions
 
@@ -84,8 +85,10 @@ class ActionStore:
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def create(self, action: Action) -> None:
+    async def create(self, action: Action, audit: AuditEntry | None = None) -> None:
         async with self._engine.begin() as conn:
+            if audit is not None:
+                await write(conn, audit)
             await conn.execute(
                 insert(actions).values(
                     id=action.id,
@@ -142,10 +145,17 @@ class ActionStore:
             ]
 
     async def release(
-        self, action_id: str, hosts: Sequence[str], now: datetime, deadline: datetime
+        self,
+        action_id: str,
+        hosts: Sequence[str],
+        now: datetime,
+        deadline: datetime,
+        audit: AuditEntry | None = None,
     ) -> None:
         """Let the dispatcher send these hosts' requests, each with `deadline`."""
         async with self._engine.begin() as conn:
+            if audit is not None:
+                await write(conn, audit)
             await conn.execute(
                 update(action_hosts)
                 .where(action_hosts.c.action_id == action_id, action_hosts.c.host.in_(hosts))
@@ -154,10 +164,17 @@ class ActionStore:
             )
 
     async def mark(
-        self, action_id: str, marks: Mapping[str, HostOutcome], why: str, now: datetime
+        self,
+        action_id: str,
+        marks: Mapping[str, HostOutcome],
+        why: str,
+        now: datetime,
+        audit: AuditEntry | None = None,
     ) -> None:
         """Give hosts still open a final outcome the server decided (skipped, expired, ...)."""
         async with self._engine.begin() as conn:
+            if audit is not None:
+                await write(conn, audit)
             for host, outcome in marks.items():
                 await conn.execute(
                     update(action_hosts)
@@ -167,15 +184,23 @@ class ActionStore:
                 )
 
     async def set_rollout_state(
-        self, action_id: str, state: RolloutState, reason: str | None = None
+        self,
+        action_id: str,
+        state: RolloutState,
+        reason: str | None = None,
+        audit: AuditEntry | None = None,
     ) -> None:
         async with self._engine.begin() as conn:
+            if audit is not None:
+                await write(conn, audit)
             values: dict[str, Any] = {"rollout_state": state.value}
             if reason is not None:
                 values["halt_reason"] = reason
             await conn.execute(update(actions).where(actions.c.id == action_id).values(**values))
 
-    async def request_cancel(self, action_id: str, cancel: CancelRequest) -> bool:
+    async def request_cancel(
+        self, action_id: str, cancel: CancelRequest, audit: AuditEntry | None = None
+    ) -> bool:
         """Record a cancel; False if there is no such action still going."""
         async with self._engine.begin() as conn:
             done = await conn.execute(
@@ -183,6 +208,8 @@ class ActionStore:
                 .where(actions.c.id == action_id, actions.c.rollout_state == "running")
                 .values(cancel={"abort_running": cancel.abort_running})
             )
+            if done.rowcount and audit is not None:
+                await write(conn, audit)
         return bool(done.rowcount)
 
     async def in_progress(self) -> list[Action]:
@@ -203,6 +230,12 @@ class ActionStore:
         if not sent:
             return
         async with self._engine.begin() as conn:
+            by_action: dict[str, list[str]] = {}
+            for action_id, host in sent:
+                by_action.setdefault(action_id, []).append(host)
+            for action_id, hosts in by_action.items():
+                entry = AuditEntry("drover", "action.dispatched", action_id, now, {"hosts": hosts})
+                await write(conn, entry)
             for action_id, host in sent:
                 await conn.execute(
                     update(action_hosts)
@@ -230,7 +263,13 @@ class ActionStore:
             )
         return int(done.rowcount or 0)
 
-    async def record_result(self, action_id: str, result: HostResult, now: datetime) -> bool:
+    async def record_result(
+        self,
+        action_id: str,
+        result: HostResult,
+        now: datetime,
+        audit: AuditEntry | None = None,
+    ) -> bool:
         """Store a host's result; False if the action/host is unknown or already final."""
         async with self._engine.begin() as conn:
             done = await conn.execute(
@@ -250,6 +289,8 @@ class ActionStore:
                     updated_at=now,
                 )
             )
+            if done.rowcount and audit is not None:
+                await write(conn, audit)
         return bool(done.rowcount)
 
     async def get(self, action_id: str) -> Action | None:

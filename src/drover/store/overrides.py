@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drover.model.override import Override
 from drover.model.status import TargetStatus
+from drover.store.audit import AuditEntry, write
 from drover.store.tables import overrides
 
 
@@ -17,8 +18,10 @@ class OverrideStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def create(self, override: Override) -> None:
+    async def create(self, override: Override, audit: AuditEntry | None = None) -> None:
         async with self._engine.begin() as conn:
+            if audit is not None:
+                await write(conn, audit)
             await conn.execute(
                 insert(overrides).values(
                     id=override.id,
@@ -42,7 +45,9 @@ class OverrideStore:
         async with self._engine.connect() as conn:
             return [_override(row) for row in await conn.execute(query)]
 
-    async def clear(self, override_id: str, by: str, now: datetime) -> bool:
+    async def clear(
+        self, override_id: str, by: str, now: datetime, audit: AuditEntry | None = None
+    ) -> bool:
         """Ends an override still in force; False if there is none with this id."""
         async with self._engine.begin() as conn:
             done = await conn.execute(
@@ -54,6 +59,8 @@ class OverrideStore:
                 )
                 .values(cleared_at=now, cleared_by=by)
             )
+            if done.rowcount and audit is not None:
+                await write(conn, audit)
         return bool(done.rowcount)
 
 

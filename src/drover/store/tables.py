@@ -93,3 +93,20 @@ overrides = Table(
     Column("cleared_by", String(200)),
     Index("ix_overrides_expires_at", "expires_at"),
 )
+
+# Append-only: the code never updates or deletes a row (store/audit.py).
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("correlation", String(64), nullable=False),
+    Index("ix_audit_at", "at"),
+    Index("ix_audit_subject", "subject"),
+    Index("ix_audit_actor", "actor"),
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
@@ -15,6 +15,7 @@ from drover.server.api.schemas import (
     ActionIn,
     ActionOut,
     ApplicationOut,
+    AuditOut,
     CancelIn,
     ConfigErrorOut,
     ConfigOut,
@@ -37,7 +38,7 @@ from drover.server.api.views import (
     unit_views,
 )
 from drover.server.context import ServerContext
-from drover.server.errors import NotFound
+from drover.server.errors import NotFound, Unprocessable
 
 
 def context(request: Request) -> ServerContext:
@@ -230,6 +231,35 @@ async def list_units(
     if state == "vanished":
         return [u for u in units if u.vanished_since is not None]
     return units
+
+
+@api.get("/audit", response_model=list[AuditOut])
+async def list_audit(
+    ctx: Ctx,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[
+        str | None, Query(max_length=64, description="a kind, or a prefix ending in '.'")
+    ] = None,
+    subject: Annotated[str | None, Query(max_length=200)] = None,
+    correlation: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditOut]:
+    """The audit trail, newest first."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise Unprocessable(f"{name}: give a time zone, e.g. 2026-11-23T12:00:00Z")
+    entries = await ctx.audit.query(
+        actor=actor,
+        kind=kind,
+        subject=subject,
+        correlation=correlation,
+        since=since,
+        until=until,
+        limit=limit,
+    )
+    return [AuditOut.model_validate(e, from_attributes=True) for e in entries]
 
 
 def _problem(problem: ConfigProblem) -> ProblemOut:

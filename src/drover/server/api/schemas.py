@@ -221,3 +221,14 @@ class HealthOut(Body):
 
 class ErrorOut(Body):
     detail: str
+
+
+class AuditOut(Body):
+    id: int
+    at: datetime
+    actor: str = Field(description="a person, agent:<host>, or drover for its own decisions")
+    kind: str
+    subject: str = Field(description="the action, override or revision it is about")
+    detail: dict[str, object]
+    source: str = Field(description="the client's address; empty for the server's own")
+    correlation: str = Field(description="the request's X-Request-Id")
