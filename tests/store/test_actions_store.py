@@ -121,6 +121,9 @@ async def test_a_rollout_releases_hosts_batch_by_batch_and_records_the_servers_v
     assert (due.host, due.deadline) == ("h1", host_deadline)
 
     assert await store.request_cancel("r1", CancelRequest(abort_running=True))
+    # a release decided before the cancel was seen does nothing now; a skip spares a sent host
+    await store.release("r1", ["h2"], T0, host_deadline)
+    await store.mark("r1", {"h1": HostOutcome.SKIPPED}, "late verdict", T0)
     await store.mark("r1", {"h2": HostOutcome.SKIPPED, "h3": HostOutcome.SKIPPED}, "cancelled", T0)
     await store.set_rollout_state("r1", RolloutState.CANCELLED, "cancelled by alice")
     assert not await store.request_cancel("r1", CancelRequest())  # no longer running
@@ -138,3 +141,5 @@ async def test_a_rollout_releases_hosts_batch_by_batch_and_records_the_servers_v
         ("h3", HostOutcome.SKIPPED, 2, None),
     ]
     assert [a.id for a in await store.in_progress()] == ["r1"]  # h1 still to answer
+    await store.create(_action("plain"))  # from before rollouts: no strategy, not driven
+    assert [a.id for a in await store.in_progress()] == ["r1"]

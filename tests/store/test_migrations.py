@@ -17,6 +17,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection
 
+from drover.store.actions import ActionStore
 from drover.store.database import BASELINE, MIGRATIONS, open_database
 from drover.store.tables import metadata
 from tests.postgres import PostgresCluster
@@ -113,3 +114,32 @@ async def test_a_database_made_before_migrations_is_stamped_and_kept(tmp_path: P
             )
     finally:
         await engine.dispose()
+
+
+async def test_rows_pending_when_rollouts_came_are_still_sent(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = create_engine(f"sqlite:///{path}")
+    with old.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, BASELINE)
+        conn.execute(
+            text(
+                "INSERT INTO actions VALUES ('a1', 'restart', 'shop', '[]', 'x', "
+                "'2026-11-23 12:00:00', '2026-11-23 12:10:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO action_hosts (action_id, host, outcome, output, updated_at) "
+                "VALUES ('a1', 'h1', 'pending', '', '2026-11-23 12:00:00')"
+            )
+        )
+    old.dispose()
+    store = await ActionStore.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert [(d.action_id, d.host) for d in await store.undispatched()] == [("a1", "h1")]
+        assert await store.in_progress() == []  # sent whole, as before: nothing to drive
+    finally:
+        await store.close()

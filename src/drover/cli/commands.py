@@ -278,6 +278,9 @@ def override_clear(override_id: str, server_url: str) -> None:
     print(f"override {override_id} cleared")
 
 
+ANSWER_GRACE_S = 300.0  # the server's default answer grace (server/orchestrator.py)
+
+
 @dataclass(frozen=True)
 class Rollout:
     """How an action goes out, as given on the command line."""
@@ -339,7 +342,7 @@ def action(
     hosts: list[str],
     server_url: str,
     as_json: bool,
-    timeout: float,
+    timeout: float | None,
     rollout: Rollout | None = None,
     dry_run: bool = False,
 ) -> None:
@@ -355,6 +358,9 @@ def action(
         _show(planned, as_json, lambda: render.plan_table(kind, planned))
         return
     created = client.post("/api/v1/actions", {"kind": kind, **body})
+    # By default follow it as long as it may take: to its deadline, and the answer grace.
+    if timeout is None:
+        timeout = body["deadline_s"] + ANSWER_GRACE_S
     final = _follow(client, created, timeout, live=not as_json)
     if as_json:
         print(json.dumps(final, indent=2))
@@ -362,7 +368,9 @@ def action(
         raise CliError(f"action {final['id']}: not every host answered within {timeout:.0f}s")
     if final["state"] != "succeeded":
         why = f": {final['halt_reason']}" if final.get("halt_reason") else ""
-        raise CliError(f"action {final['id']} {final.get('rollout_state') or 'failed'}{why}")
+        state = final.get("rollout_state")
+        shown = state if state and state != "running" else final["state"]
+        raise CliError(f"action {final['id']} {shown}{why}")
 
 
 def action_cancel(action_id: str, abort_running: bool, server_url: str, as_json: bool) -> None:

@@ -41,7 +41,12 @@ ServerOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 HostOpt = Annotated[list[str] | None, typer.Option("--host", help="only on this host (repeatable)")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="seconds to wait for every host")]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", help="seconds to follow the action (default: its deadline, plus 5 min)"
+    ),
+]
 
 
 @app.command()
@@ -206,7 +211,7 @@ def _action(kind: str) -> Any:
         ] = False,
         server: ServerOpt = DEFAULT_SERVER,
         as_json: JsonOpt = False,
-        timeout: TimeoutOpt = 120.0,
+        timeout: TimeoutOpt = None,
     ) -> None:
         rollout = commands.Rollout(
             groups=group or [],

@@ -6,8 +6,8 @@
     Expire(hosts, why)      sent, no answer by their deadline (and grace): record `expired`
     Halt(state, ..., marks) nothing more will be sent: record the rollout's new `state` and each
                             host's outcome in `marks`, then send an abort to each host in `abort`
-    Wait(until, why)        nothing to do now: ask again at `until`, or sooner when a host
-                            answers, a health observation changes or someone cancels
+    Wait(until, why)        nothing to do now: ask again at `until`, or sooner (the
+                            orchestrator asks when a host answers, on a cancel, and every 2 s)
     Done(state, summary)    every host has a final outcome: the rollout is over
 
 The orchestrator applies the step and asks again, until Wait or Done. Every other step changes

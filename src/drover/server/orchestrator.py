@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
+from sqlalchemy.exc import SQLAlchemyError
 
 from drover.bus import subjects
 from drover.bus.connection import Bus
@@ -200,7 +201,13 @@ class Orchestrator:
         """Take every rollout in progress one step further; seconds until one needs a look."""
         next_look = 2.0
         for action in await self._store.in_progress():
-            wait = await self._drive(action)
+            try:
+                wait = await self._drive(action)
+            except (SQLAlchemyError, ValueError, AssertionError) as err:
+                # One broken record must not hold up every other action.
+                self._bus.counters.inc("server.rollout_errors")
+                log.error("action %s: cannot take its rollout further: %r", action.id, err)
+                continue
             if wait is not None:
                 next_look = min(next_look, wait)
         return max(0.05, next_look)
@@ -248,7 +255,6 @@ class Orchestrator:
                     )
                     await self._store.mark(action.id, marks, why, now, entry)
                 case Halt(state=halted, reason=reason, marks=marks):
-                    await self._store.mark(action.id, marks, reason, now)
                     entry = _by_drover(
                         "action.halted",
                         action.id,
@@ -257,7 +263,7 @@ class Orchestrator:
                         reason=reason,
                         marked={host: outcome.value for host, outcome in marks.items()},
                     )
-                    await self._store.set_rollout_state(action.id, halted, reason, entry)
+                    await self._store.halt(action.id, halted, reason, marks, now, entry)
                     rollout = replace(rollout, state=halted)
                     log.warning("action %s: %s: %s", action.id, halted, reason)
                 case Wait(until=until):
@@ -283,6 +289,9 @@ class Orchestrator:
             if s.application == action.application
             and (not action.services or s.service in action.services)
         ]
+        status = self._fleet.host_status(host, self._clock.now())
+        if status is None or not status.online:
+            return None  # its last report may be all that is left of it
         if not states or any(s.convergence is None for s in states):
             return None  # not reported, or not judged yet
         return held_since((s.status, _target_judged(s), s.since) for s in states)
@@ -363,7 +372,9 @@ class Orchestrator:
         recorded = await self._store.record_result(
             result.action_id, _host_result(result), now, entry
         )
-        if not recorded:
+        if recorded:
+            self._wake.set()  # the rollout may take its next step now
+        else:
             log.warning(
                 "late or unknown result for %s on %s (%s) ignored: the row is already final",
                 result.action_id,

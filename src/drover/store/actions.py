@@ -156,10 +156,19 @@ class ActionStore:
         async with self._engine.begin() as conn:
             if audit is not None:
                 await write(conn, audit)
+            # Only hosts still unsent and pending, of a rollout still running and not cancelled:
+            # a halt or cancel recorded meanwhile wins.
+            going = select(actions.c.id).where(
+                actions.c.id == action_id,
+                actions.c.rollout_state == RolloutState.RUNNING.value,
+                actions.c.cancel.is_(None),
+            )
             await conn.execute(
                 update(action_hosts)
                 .where(action_hosts.c.action_id == action_id, action_hosts.c.host.in_(hosts))
                 .where(action_hosts.c.sent_at.is_(None))
+                .where(action_hosts.c.outcome == HostOutcome.PENDING.value)
+                .where(action_hosts.c.action_id.in_(going.scalar_subquery()))
                 .values(sent_at=now, deadline=deadline, updated_at=now)
             )
 
@@ -176,12 +185,28 @@ class ActionStore:
             if audit is not None:
                 await write(conn, audit)
             for host, outcome in marks.items():
-                await conn.execute(
-                    update(action_hosts)
-                    .where(action_hosts.c.action_id == action_id, action_hosts.c.host == host)
-                    .where(action_hosts.c.outcome.in_(_OPEN))
-                    .values(outcome=outcome.value, output=why, finished_at=now, updated_at=now)
-                )
+                await conn.execute(_mark(action_id, host, outcome, why, now))
+
+    async def halt(
+        self,
+        action_id: str,
+        state: RolloutState,
+        reason: str,
+        marks: Mapping[str, HostOutcome],
+        now: datetime,
+        audit: AuditEntry | None = None,
+    ) -> None:
+        """Record a halt: the rollout's new state and its hosts' outcomes, together."""
+        async with self._engine.begin() as conn:
+            if audit is not None:
+                await write(conn, audit)
+            await conn.execute(
+                update(actions)
+                .where(actions.c.id == action_id)
+                .values(rollout_state=state.value, halt_reason=reason)
+            )
+            for host, outcome in marks.items():
+                await conn.execute(_mark(action_id, host, outcome, reason, now))
 
     async def set_rollout_state(
         self,
@@ -348,3 +373,16 @@ class ActionStore:
             )
             for row in rows
         ]
+
+
+def _mark(action_id: str, host: str, outcome: HostOutcome, why: str, now: datetime) -> Any:
+    """A host still open gets the outcome the server decided. `skipped` means never sent: a
+    host released meanwhile (by another decision) keeps going."""
+    query = (
+        update(action_hosts)
+        .where(action_hosts.c.action_id == action_id, action_hosts.c.host == host)
+        .where(action_hosts.c.outcome.in_(_OPEN))
+    )
+    if outcome is HostOutcome.SKIPPED:
+        query = query.where(action_hosts.c.sent_at.is_(None))
+    return query.values(outcome=outcome.value, output=why, finished_at=now, updated_at=now)

@@ -52,10 +52,12 @@ actions = Table(
     Column("requested_by", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("deadline", UTCDateTime, nullable=False),
-    Column("strategy", JSON),  # model.strategy.Strategy; null: from before rollouts
+    Column(
+        "strategy", JSON(none_as_null=True)
+    ),  # model.strategy.Strategy; null: from before rollouts
     Column("rollout_state", String(16)),  # model.rollout.RolloutState
     Column("halt_reason", Text),
-    Column("cancel", JSON),  # {"abort_running": bool} once someone cancelled it
+    Column("cancel", JSON(none_as_null=True)),  # {"abort_running": bool} once someone cancelled it
     Index("ix_actions_created_at", "created_at"),
 )
 

@@ -26,7 +26,8 @@ def upgrade() -> None:
         table.add_column(sa.Column("sent_at", sa.DateTime))
         table.add_column(sa.Column("deadline", sa.DateTime))
     # Actions from before rollouts were sent whole: every row counts as released.
-    op.execute("UPDATE action_hosts SET sent_at = updated_at WHERE outcome <> 'pending'")
+    # (pending ones too: the dispatcher sends those still unsent, as it did before)
+    op.execute("UPDATE action_hosts SET sent_at = updated_at")
 
 
 def downgrade() -> None:
