@@ -87,25 +87,32 @@ async def test_several_server_processes_migrating_one_database_at_once_all_succe
         await engine.dispose()
 
 
-async def test_a_database_made_before_migrations_is_stamped_and_kept(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+def database_at_baseline(path: Path, *statements: str, versioned: bool = True) -> str:
+    """An SQLite database with the baseline schema and `statements` run in it; without the
+    version table (`versioned=False`) it is what drover made before it had migrations."""
     old = create_engine(f"sqlite:///{path}")
     with old.begin() as conn:
-        # the schema drover made before it had migrations: the baseline, and no version table
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
         command.upgrade(config, BASELINE)
-        conn.execute(text("DROP TABLE alembic_version"))
-        conn.execute(
-            text(
-                "INSERT INTO actions VALUES ('a1', 'restart', 'shop', '[]', 'x', "
-                "'2026-11-23 12:00:00', '2026-11-23 12:10:00')"
-            )
-        )
+        if not versioned:
+            conn.execute(text("DROP TABLE alembic_version"))
+        for statement in statements:
+            conn.execute(text(statement))
     old.dispose()
+    return f"sqlite+aiosqlite:///{path}"
 
-    engine = await open_database(f"sqlite+aiosqlite:///{path}")
+
+AN_ACTION = (
+    "INSERT INTO actions VALUES ('a1', 'restart', 'shop', '[]', 'x', "
+    "'2026-11-23 12:00:00', '2026-11-23 12:10:00')"
+)
+
+
+async def test_a_database_made_before_migrations_is_stamped_and_kept(tmp_path: Path) -> None:
+    url = database_at_baseline(tmp_path / "old.db", AN_ACTION, versioned=False)
+    engine = await open_database(url)
     try:
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT id FROM actions"))).scalars().all() == ["a1"]
@@ -117,27 +124,13 @@ async def test_a_database_made_before_migrations_is_stamped_and_kept(tmp_path: P
 
 
 async def test_rows_pending_when_rollouts_came_are_still_sent(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    old = create_engine(f"sqlite:///{path}")
-    with old.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, BASELINE)
-        conn.execute(
-            text(
-                "INSERT INTO actions VALUES ('a1', 'restart', 'shop', '[]', 'x', "
-                "'2026-11-23 12:00:00', '2026-11-23 12:10:00')"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO action_hosts (action_id, host, outcome, output, updated_at) "
-                "VALUES ('a1', 'h1', 'pending', '', '2026-11-23 12:00:00')"
-            )
-        )
-    old.dispose()
-    store = await ActionStore.open(f"sqlite+aiosqlite:///{path}")
+    url = database_at_baseline(
+        tmp_path / "old.db",
+        AN_ACTION,
+        "INSERT INTO action_hosts (action_id, host, outcome, output, updated_at) "
+        "VALUES ('a1', 'h1', 'pending', '', '2026-11-23 12:00:00')",
+    )
+    store = await ActionStore.open(url)
     try:
         assert [(d.action_id, d.host) for d in await store.undispatched()] == [("a1", "h1")]
         assert await store.in_progress() == []  # sent whole, as before: nothing to drive
