@@ -7,13 +7,14 @@ moves it to a final outcome exactly once (a second result for the same host is i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
 from drover.model.rollout import CancelRequest, RolloutState
@@ -85,10 +86,16 @@ class ActionStore:
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def create(self, action: Action, audit: AuditEntry | None = None) -> None:
+    @contextlib.asynccontextmanager
+    async def _change(self, audit: AuditEntry | None) -> AsyncIterator[AsyncConnection]:
+        """A transaction that records `audit` along with whatever the caller changes in it."""
         async with self._engine.begin() as conn:
             if audit is not None:
                 await write(conn, audit)
+            yield conn
+
+    async def create(self, action: Action, audit: AuditEntry | None = None) -> None:
+        async with self._change(audit) as conn:
             await conn.execute(
                 insert(actions).values(
                     id=action.id,
@@ -153,9 +160,7 @@ class ActionStore:
         audit: AuditEntry | None = None,
     ) -> None:
         """Let the dispatcher send these hosts' requests, each with `deadline`."""
-        async with self._engine.begin() as conn:
-            if audit is not None:
-                await write(conn, audit)
+        async with self._change(audit) as conn:
             # Only hosts still unsent and pending, of a rollout still running and not cancelled:
             # a halt or cancel recorded meanwhile wins.
             going = select(actions.c.id).where(
@@ -181,9 +186,7 @@ class ActionStore:
         audit: AuditEntry | None = None,
     ) -> None:
         """Give hosts still open a final outcome the server decided (skipped, expired, ...)."""
-        async with self._engine.begin() as conn:
-            if audit is not None:
-                await write(conn, audit)
+        async with self._change(audit) as conn:
             for host, outcome in marks.items():
                 await conn.execute(_mark(action_id, host, outcome, why, now))
 
@@ -197,9 +200,7 @@ class ActionStore:
         audit: AuditEntry | None = None,
     ) -> None:
         """Record a halt: the rollout's new state and its hosts' outcomes, together."""
-        async with self._engine.begin() as conn:
-            if audit is not None:
-                await write(conn, audit)
+        async with self._change(audit) as conn:
             await conn.execute(
                 update(actions)
                 .where(actions.c.id == action_id)
@@ -215,9 +216,7 @@ class ActionStore:
         reason: str | None = None,
         audit: AuditEntry | None = None,
     ) -> None:
-        async with self._engine.begin() as conn:
-            if audit is not None:
-                await write(conn, audit)
+        async with self._change(audit) as conn:
             values: dict[str, Any] = {"rollout_state": state.value}
             if reason is not None:
                 values["halt_reason"] = reason
