@@ -143,3 +143,21 @@ async def test_a_rollout_releases_hosts_batch_by_batch_and_records_the_servers_v
     assert [a.id for a in await store.in_progress()] == ["r1"]  # h1 still to answer
     await store.create(_action("plain"))  # from before rollouts: no strategy, not driven
     assert [a.id for a in await store.in_progress()] == ["r1"]
+
+
+async def test_a_host_given_up_on_gets_its_real_result_if_it_started_in_time(
+    store: ActionStore,
+) -> None:
+    await store.create(_action("a1", ("h1", "h2")))
+    await store.expire_overdue(T0 + timedelta(hours=1), T0 + timedelta(hours=1))
+    in_time = HostResult("h1", HostOutcome.SUCCEEDED, 0, T0, T0, 0.1, "restarted")
+    too_late = HostResult("h2", HostOutcome.SUCCEEDED, 0, T0 + timedelta(hours=1), T0, 0.1, "")
+    assert await store.record_result("a1", in_time, T0) is True
+    assert await store.record_result("a1", too_late, T0) is False
+    assert await store.record_result("a1", in_time, T0) is False  # only once
+    found = await store.get("a1")
+    assert found is not None
+    assert [(h.host, h.outcome) for h in found.hosts] == [
+        ("h1", HostOutcome.SUCCEEDED),
+        ("h2", HostOutcome.EXPIRED),
+    ]

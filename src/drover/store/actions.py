@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
@@ -294,14 +294,29 @@ class ActionStore:
         now: datetime,
         audit: AuditEntry | None = None,
     ) -> bool:
-        """Store a host's result; False if the action/host is unknown or already final."""
+        """Store a host's result; False if the action/host is unknown or already final.
+
+        One exception to "final": a host the server gave up on (`expired` with no start
+        recorded) whose result shows it started in time gets its real result. A server that
+        was down, or a results consumer behind, must not turn a success into a failure."""
+        open_row: ColumnElement[bool] = action_hosts.c.outcome.in_(_OPEN)
+        if result.started_at is not None:
+            own_deadline = (
+                select(actions.c.deadline).where(actions.c.id == action_id).scalar_subquery()
+            )
+            given_up = (
+                (action_hosts.c.outcome == HostOutcome.EXPIRED.value)
+                & action_hosts.c.started_at.is_(None)
+                & (func.coalesce(action_hosts.c.deadline, own_deadline) >= result.started_at)
+            )
+            open_row = open_row | given_up
         async with self._engine.begin() as conn:
             done = await conn.execute(
                 update(action_hosts)
                 .where(
                     action_hosts.c.action_id == action_id,
                     action_hosts.c.host == result.host,
-                    action_hosts.c.outcome.in_(_OPEN),
+                    open_row,
                 )
                 .values(
                     outcome=result.outcome.value,
