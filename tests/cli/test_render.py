@@ -48,7 +48,9 @@ def test_action_output_and_title_are_shown_literally() -> None:
 def test_host_values_are_shown_literally() -> None:
     host = {
         "host": "web-01",
-        "online": True,
+        "online": False,
+        "state": "[red]lost",
+        "state_since": "2026-11-23T12:00:00Z",
         "services": [],
         "agent_version": "[/x]",
         "last_heartbeat": None,
@@ -58,6 +60,7 @@ def test_host_values_are_shown_literally() -> None:
     text = shown(render.hosts_table([host]))
 
     assert "[/x]" in text
+    assert "[red]lost since 12:00:00" in text
     assert "[bold]" in text
 
 

@@ -234,6 +234,11 @@ def config_status(server_url: str, as_json: bool) -> None:
         raise CliError(f"{wrong} problem(s) with the configuration", 1)
 
 
+def host_decommission(host: str, server_url: str) -> None:
+    ApiClient(server_url).delete(f"/api/v1/hosts/{host}")
+    print(f"host {host} decommissioned")
+
+
 def actions(server_url: str, as_json: bool, limit: int) -> None:
     found = ApiClient(server_url).get("/api/v1/actions", limit=limit)
     if as_json:

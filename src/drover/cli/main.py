@@ -26,6 +26,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(action_app, name="action")
 override_app = typer.Typer(help="Temporary targets for maintenance: set, list, clear.")
 app.add_typer(override_app, name="override")
+host_app = typer.Typer(help="A host's lifecycle: decommission one that is gone.")
+app.add_typer(host_app, name="host")
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
@@ -162,6 +164,14 @@ def units(
 ) -> None:
     """Every systemd unit on the hosts, and the application it belongs to (or none)."""
     commands.units(server, host, state.value if state else None, as_json)
+
+
+@host_app.command("decommission")
+def host_decommission(
+    host: Annotated[str, typer.Argument(metavar="HOST")], server: ServerOpt = DEFAULT_SERVER
+) -> None:
+    """Remove a host that is offline or lost from the fleet, for good (the audit keeps it)."""
+    commands.host_decommission(host, server)
 
 
 @app.command()

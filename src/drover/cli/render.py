@@ -21,6 +21,7 @@ STATUS_STYLE = {
     "unknown": "magenta",
     "vanished": "bold magenta",
 }
+LIFECYCLE_STYLE = {"online": "green", "offline": "bold red", "lost": "bold magenta"}
 # What the agent is doing about a drift, shown after it.
 CONVERGENCE_NOTE = {
     "converging": " (restoring)",
@@ -76,13 +77,18 @@ def _status_row(
 
 def hosts_table(hosts: list[dict[str, Any]]) -> Table:
     table = Table(title="hosts", title_justify="left")
-    for column in ("host", "online", "services", "agent", "last heartbeat", "config revision"):
+    for column in ("host", "state", "services", "agent", "last heartbeat", "config revision"):
         table.add_column(column)
     for h in hosts:
         running = sum(1 for s in h["services"] if s["status"] == "running")
         table.add_row(
             _text(h["host"]),
-            Text("yes", style="green") if h["online"] else Text("no", style="bold red"),
+            _text(
+                h["state"]
+                if h["online"]
+                else f"{h['state']} since {_short_time(h['state_since'])}",
+                LIFECYCLE_STYLE.get(h["state"], ""),
+            ),
             f"{running}/{len(h['services'])} running",
             _text(h["agent_version"]),
             _text(_short_time(h["last_heartbeat"])),

@@ -4,7 +4,8 @@ ServerError
 ├── NotFound       an application, service, host or action that does not exist (404)
 ├── Conflict       a request the object's state no longer allows, e.g. cancelling a finished
 │                  rollout (409)
-└── Unprocessable  a request that names real things but cannot be carried out (422)
+├── Unprocessable  a request that names real things but cannot be carried out (422)
+└── Unavailable    a part the server needs (the bus) cannot be reached now (503)
 """
 
 from __future__ import annotations
@@ -28,3 +29,7 @@ class Unprocessable(ServerError):
 
 class Conflict(ServerError):
     status_code = 409
+
+
+class Unavailable(ServerError):
+    status_code = 503

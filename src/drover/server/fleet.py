@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from drover.bus import subjects
 from drover.bus.connection import Bus
@@ -18,12 +19,27 @@ log = logging.getLogger(__name__)
 ServiceId = tuple[str, str, str]  # host, application, service
 
 MISSED_HEARTBEATS = 3
+LOST_AFTER = timedelta(hours=1)  # offline this long: lost, not just restarting or cut off
+
+
+class Lifecycle(StrEnum):
+    """Where a host stands, from its heartbeats. `decommissioned` hosts are removed outright."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"  # missed MISSED_HEARTBEATS heartbeats
+    LOST = "lost"  # no heartbeat for LOST_AFTER
 
 
 @dataclass(frozen=True)
 class HostStatus:
     record: HostRecord
-    online: bool
+    state: Lifecycle
+    since: datetime  # when it came to this state (for online: when its agent started)
+    cause: str
+
+    @property
+    def online(self) -> bool:
+        return self.state is Lifecycle.ONLINE
 
 
 class FleetView:
@@ -40,7 +56,14 @@ class FleetView:
         if record is None:
             return None
         window = timedelta(seconds=record.heartbeat_interval * MISSED_HEARTBEATS)
-        return HostStatus(record, online=now - record.heartbeat_at <= window)
+        silent = now - record.heartbeat_at
+        if silent <= window:
+            return HostStatus(record, Lifecycle.ONLINE, record.started_at, "heartbeats arrive")
+        if silent <= LOST_AFTER:
+            cause = f"missed {MISSED_HEARTBEATS} heartbeats (every {record.heartbeat_interval:g} s)"
+            return HostStatus(record, Lifecycle.OFFLINE, record.heartbeat_at + window, cause)
+        cause = f"no heartbeat for {LOST_AFTER.total_seconds() / 3600:g} h"
+        return HostStatus(record, Lifecycle.LOST, record.heartbeat_at + LOST_AFTER, cause)
 
     def services_of(self, host: str) -> list[ServiceState]:
         return [state for _, state in sorted(self._services.get(host, {}).items())]

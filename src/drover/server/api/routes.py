@@ -38,6 +38,7 @@ from drover.server.api.views import (
     unit_views,
 )
 from drover.server.context import ServerContext
+from drover.server.decommission import decommission
 from drover.server.errors import NotFound, Unprocessable
 
 
@@ -68,6 +69,17 @@ async def get_host(host: str, ctx: Ctx) -> HostOut:
     if view is None:
         raise NotFound(f"no host {host!r}")
     return view
+
+
+@api.delete(
+    "/hosts/{host}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_FOUND, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
+async def decommission_host(host: str, ctx: Ctx, user: User = None) -> Response:
+    """Remove a host that is not online from the fleet, for good (the audit keeps it)."""
+    await decommission(ctx.bus, ctx.fleet, ctx.audit, ctx.clock, host, user or "anonymous")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @api.get("/applications", response_model=list[ApplicationOut])

@@ -11,6 +11,7 @@ from drover.model.names import HostId, Name
 from drover.model.rollout import RolloutState
 from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus
 from drover.model.strategy import Strategy
+from drover.server.fleet import Lifecycle
 
 
 class Body(BaseModel):
@@ -31,6 +32,9 @@ class ServiceOnHost(Body):
 class HostOut(Body):
     host: HostId
     online: bool
+    state: Lifecycle = Field(description="online, offline (missed heartbeats), lost (silent 1 h)")
+    state_since: datetime
+    state_cause: str
     hostname: str
     agent_version: str
     started_at: datetime

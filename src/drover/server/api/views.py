@@ -37,6 +37,9 @@ def host_view(
     return HostOut(
         host=host,
         online=status.online,
+        state=status.state,
+        state_since=status.since,
+        state_cause=status.cause,
         hostname=record.hostname,
         agent_version=record.agent_version,
         started_at=record.started_at,
