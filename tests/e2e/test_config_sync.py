@@ -42,6 +42,10 @@ async def test_a_bad_commit_keeps_the_last_good_revision_and_says_where(
         assert ("apps/shop.yaml", 3, 5) in problems
         assert any("servics" in p["message"] for p in found["last_error"]["problems"])
         assert [a["name"] for a in await fleet.get("/api/v1/applications")] == ["shop"]
+        # the rejection is on record, with where and what stayed in force
+        [rejected] = await fleet.get("/api/v1/audit?kind=config.rejected")
+        assert rejected["subject"] == bad and rejected["detail"]["kept"] == good
+        assert any("apps/shop.yaml:3:5" in p for p in rejected["detail"]["problems"])
 
         fixed = repo.commit(shop_config(web, web) | {"apps/extra.yaml": _extra()}, "fix")
 

@@ -18,7 +18,7 @@ from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever, unless_stopped, until_success
 from drover.server.api.app import create_app
-from drover.server.configsync import ConfigSync
+from drover.server.configsync import ConfigFailure, ConfigSync
 from drover.server.context import ServerContext
 from drover.server.desired import DesiredPublisher
 from drover.server.discovery.tracker import Discovery
@@ -60,7 +60,11 @@ class Server:
         )
         source = open_source(settings.config_path, settings.config_ref, settings.config_subdir)
         self.config = ConfigSync(
-            source, self.clock, settings.config_poll_interval, self._config_changed
+            source,
+            self.clock,
+            settings.config_poll_interval,
+            self._config_changed,
+            self._config_rejected,
         )
         self.http: HttpServer | None = None
         self._audit: AuditLog | None = None
@@ -151,6 +155,19 @@ class Server:
             await self._audit.record(entry)
         self.discovery.config_changed(config)
         await self.desired.config_changed(config)
+
+    async def _config_rejected(self, failure: ConfigFailure) -> None:
+        if self._audit is None:
+            return
+        detail = {
+            "message": failure.message,
+            "problems": [str(p) for p in failure.problems[:50]],
+            "kept": self.config.active.revision if self.config.active else None,
+            "source": self.config.source.description,
+        }
+        subject = failure.revision or "unknown"
+        entry = AuditEntry("drover", "config.rejected", subject, self.clock.now(), detail)
+        await self._audit.record(entry)
 
     async def _keep_topology(self) -> None:
         """After every reconnect, make sure the streams and buckets exist again: the bus may

@@ -34,8 +34,10 @@ class ConfigSync:
         clock: Clock,
         poll_interval: float,
         on_change: Callable[[FleetConfig], Awaitable[None]],
+        on_reject: Callable[[ConfigFailure], Awaitable[None]] | None = None,
     ) -> None:
         self.source = source
+        self._on_reject = on_reject
         self._clock = clock
         self.poll_interval = poll_interval
         self._on_change = on_change
@@ -62,11 +64,13 @@ class ConfigSync:
         try:
             config = await asyncio.to_thread(load_snapshot, snapshot)
         except ConfigError as err:
-            self._fail(snapshot.revision, err.problems, f"revision {snapshot.revision} is invalid")
+            await self._reject(
+                snapshot.revision, err.problems, f"revision {snapshot.revision} is invalid"
+            )
             return
         except Exception as err:  # same: the revision is reported, not the loop ended
             log.exception("loading revision %s failed", snapshot.revision)
-            self._fail(snapshot.revision, (), f"revision {snapshot.revision}: {err!r}")
+            await self._reject(snapshot.revision, (), f"revision {snapshot.revision}: {err!r}")
             return
         self.active = config
         self.active_since = self._clock.now()
@@ -82,6 +86,14 @@ class ConfigSync:
         while True:
             await self.poll_once()
             await asyncio.sleep(self.poll_interval)
+
+    async def _reject(
+        self, revision: str, problems: tuple[ConfigProblem, ...], message: str
+    ) -> None:
+        """A revision that does not validate: reported once (each revision is read once)."""
+        self._fail(revision, problems, message)
+        if self._on_reject is not None and self.last_error is not None:
+            await self._on_reject(self.last_error)
 
     def _fail(
         self, revision: str | None, problems: tuple[ConfigProblem, ...], message: str
