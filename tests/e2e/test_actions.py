@@ -132,7 +132,7 @@ async def test_an_action_past_its_deadline_expires_and_never_runs(fleet: Fleet) 
     await fleet.start_agent("h1")
     await eventually(lambda: service_pid(fleet, "shop", "web"))
     action = await run_action(
-        fleet, {"kind": "restart", "application": "shop", "deadline_s": 0.000001}
+        fleet, {"kind": "restart", "application": "shop", "deadline_s": 0.001}
     )
     assert action["state"] == "failed"
     assert [h["outcome"] for h in action["hosts"]] == ["expired"]

@@ -48,13 +48,13 @@ class Strategy(BaseModel):
     )
     host_timeout_s: float | None = Field(
         default=None,
-        gt=0,
+        ge=0.001,
         le=WEEK_S,
         description="a sent host not answered in this time is expired; none: the deadline",
     )
     deadline_s: float = Field(
         default=DEFAULT_DEADLINE_S,
-        gt=0,
+        ge=0.001,
         le=WEEK_S,
         description="for the whole rollout: then nothing more is sent",
     )
