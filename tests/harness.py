@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +15,9 @@ import httpx
 from drover.agent.app import Agent, AgentSettings
 from drover.bus.connection import BusSettings
 from drover.bus.embedded import EmbeddedNats
+from drover.model.access import Grant, Role
 from drover.server.app import Server, ServerSettings
+from drover.server.auth.settings import AuthSettings
 
 
 @dataclass
@@ -39,27 +41,38 @@ class Fleet:
     agents: dict[str, Agent] = field(default_factory=dict)
     running: list[Running] = field(default_factory=list)
     http: httpx.AsyncClient | None = None
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+    admin_token: str = ""  # the secret `http` sends; DROVER_TOKEN for a CLI run as admin
 
     async def start_server(
         self,
         poll: float = 0.2,
         answer_grace: timedelta = timedelta(minutes=5),
         database_url: str | None = None,
+        auth: AuthSettings | None = None,
+        port: int = 0,
     ) -> Server:
         self.server = Server(
             ServerSettings(
                 config_path=self.config_dir,
                 database_url=database_url or f"sqlite+aiosqlite:///{self.tmp / 'drover.db'}",
-                listen_port=0,
+                listen_port=port,
                 config_poll_interval=poll,
                 answer_grace=answer_grace,
                 bus=BusSettings(url=self.nats.url, name="test-server"),
+                auth=auth or AuthSettings(),
             )
         )
         self.running.append(_launch(self.server.run))
         await asyncio.wait_for(self.server.ready.wait(), 20)
         assert self.server.http is not None
-        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.server.http.port}")
+        if self.http is not None:  # a restart: the old client's server is gone
+            await self.http.aclose()
+        # `http` acts as an admin, as the person who set drover up would.
+        self.admin_token = await self.token_for("admin", Grant(Role.ADMIN))
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {self.admin_token}"}
+        )
         return self.server
 
     async def start_agent(
@@ -84,6 +97,41 @@ class Fleet:
         await asyncio.wait_for(agent.ready.wait(), 20)
         return agent
 
+    async def client_as(
+        self, name: str, *grants: Grant, groups: Iterable[str] = ()
+    ) -> httpx.AsyncClient:
+        """An API client authenticated by a fresh token as user `name` — made if new, else
+        given exactly these `grants` and `groups` — closed with the fleet. E.g.
+        `await fleet.client_as("olga", Grant(Role.OPERATOR, ("shop",)), groups=["ops"])`."""
+        secret = await self.token_for(name, *grants, groups=groups)
+        return self.client_with_token(secret)
+
+    async def token_for(self, name: str, *grants: Grant, groups: Iterable[str] = ()) -> str:
+        """The secret of a new API token of user `name` (made or changed as by client_as)."""
+        assert self.server is not None and self.server.access is not None
+        accounts = self.server.access.accounts
+        if await accounts.users.get(name) is None:
+            await accounts.add_user(name, by="test", grants=grants, groups=groups)
+        else:
+            await accounts.change_user(name, by="test", grants=grants, groups=groups)
+        issued = await accounts.create_token(
+            name, name="test", expires_in=timedelta(days=1), by="test"
+        )
+        return issued.secret
+
+    def client_with_token(self, secret: str | None) -> httpx.AsyncClient:
+        """An API client sending `secret` as its bearer token (none: no credentials)."""
+        assert self.server is not None and self.server.http is not None
+        headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
+        client = httpx.AsyncClient(base_url=self.base_url, headers=headers)
+        self.clients.append(client)
+        return client
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None and self.server.http is not None
+        return f"http://127.0.0.1:{self.server.http.port}"
+
     async def get(self, path: str) -> Any:
         assert self.http is not None
         response = await self.http.get(path)
@@ -96,6 +144,8 @@ class Fleet:
                 await component.halt()
         if self.http is not None:
             await self.http.aclose()
+        for client in self.clients:
+            await client.aclose()
 
 
 def _launch(run: Any) -> Running:

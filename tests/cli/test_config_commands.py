@@ -52,5 +52,5 @@ def test_the_schema_is_json_schema_for_editors() -> None:
     result = drover("config", "schema")
     assert result.returncode == 0
     schema = json.loads(result.stdout)
-    assert set(schema["properties"]) == {"applications", "hosts", "groups"}
+    assert set(schema["properties"]) >= {"applications", "hosts", "groups", "approvals"}
     assert schema["additionalProperties"] is False

@@ -58,10 +58,16 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+# The token file each `drover dev` writes, by its URL: the CLI finds it as its output says.
+TOKEN_FILES: dict[str, Path] = {}
+
+
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    signed_in = {"DROVER_TOKEN_FILE": str(TOKEN_FILES[url])} if url in TOKEN_FILES else {}
     return subprocess.run(
         [DROVER, *args, "--server", url],
-        env={**os.environ, "COLUMNS": "160"},  # as wide as a terminal, not a pipe's 80
+        # as wide as a terminal, not a pipe's 80
+        env={**os.environ, "COLUMNS": "160", **signed_in},
         capture_output=True,
         text=True,
         timeout=60,
@@ -74,8 +80,13 @@ def wait_until_up(url: str, proc: subprocess.Popen[str], timeout: float = 60) ->
     while time.monotonic() < end:
         if proc.poll() is not None:
             pytest.fail(f"drover dev exited with {proc.returncode}")
+        token_file = TOKEN_FILES[url]
+        if not token_file.exists():
+            time.sleep(0.2)
+            continue
+        auth = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
         try:
-            apps = httpx.get(f"{url}/api/v1/applications", timeout=2).json()
+            apps = httpx.get(f"{url}/api/v1/applications", headers=auth, timeout=2).json()
             if apps and all(p["status"] for a in apps for s in a["services"] for p in s["hosts"]):
                 return
         except httpx.HTTPError:
@@ -107,7 +118,9 @@ def spawn_dev(tmp_path: Path) -> tuple[str, subprocess.Popen[str]]:
             stderr=subprocess.STDOUT,
             text=True,
         )
-    return f"http://127.0.0.1:{port}", proc
+    url = f"http://127.0.0.1:{port}"
+    TOKEN_FILES[url] = tmp_path / "data" / "token"
+    return url, proc
 
 
 def stopped(proc: subprocess.Popen[str], tmp_path: Path, timeout: float = 90) -> int:
@@ -157,6 +170,15 @@ def test_drover_dev_comes_up_is_driven_by_the_cli_and_leaves_no_process(
 
     hosts = cli(url, "hosts")
     assert hosts.returncode == 0 and "devhost" in hosts.stdout
+
+    # It made an admin and says how to sign in; the secrets are for the owner's eyes only.
+    data = tmp_path / "data"
+    for secret in (data / "token", data / "admin-password"):
+        assert secret.stat().st_mode & 0o777 == 0o600
+    assert f"export DROVER_TOKEN_FILE={data / 'token'}" in (tmp_path / "dev.log").read_text()
+    password = (data / "admin-password").read_text().strip()
+    signed_in = httpx.post(f"{url}/api/v1/login", json={"name": "admin", "password": password})
+    assert signed_in.status_code == 200, signed_in.text
 
     children = descendants(proc.pid)
     assert len(children) >= 3  # nats-server and the two running services

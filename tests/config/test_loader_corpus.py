@@ -39,7 +39,7 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
     "missing_services.yaml": [
         (
             "missing_services.yaml:2:9: applications.shop: ",
-            "an application needs 'services', 'discover' rules, or both",
+            "an application needs 'services', 'discover' rules or 'commands'",
         )
     ],
     "discover_bad_glob.yaml": [
@@ -91,6 +91,39 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
         ("unknown_group.yaml:5:19: applications.shop.groups[1]: ", "unknown group 'db'")
     ],
     "not_utf8.yaml": [("not_utf8.yaml:3:21: ", "not valid UTF-8")],
+    "command_unknown_placeholder.yaml": [
+        (
+            "command_unknown_placeholder.yaml:6:53: "
+            "applications.shop.commands.flush-cache.argv[2]: ",
+            "{regoin} names no parameter of this command (declared: region)",
+        )
+    ],
+    "command_bad_default.yaml": [
+        (
+            "command_bad_default.yaml:8:68: "
+            "applications.shop.commands.flush-cache.params.count.default: ",
+            "the default 11 is not a valid value: must be at most 10; got 11",
+        )
+    ],
+    "command_bad_pattern.yaml": [
+        (
+            "command_bad_pattern.yaml:10:22: "
+            "applications.shop.commands.flush-cache.params.region.pattern: ",
+            "invalid regular expression '^[a-z+$': unterminated character set",
+        )
+    ],
+    "command_lone_brace.yaml": [
+        (
+            "command_lone_brace.yaml:6:33: applications.shop.commands.report.argv[1]: ",
+            "'{\"ok\": true}' is not a placeholder: a parameter name goes inside {}",
+        )
+    ],
+    "command_no_host.yaml": [
+        (
+            "command_no_host.yaml:3:5: applications.tools: ",
+            "its commands run on no host: give the application 'hosts' or 'groups'",
+        )
+    ],
     "too_deep.yaml": [("too_deep.yaml:1:1: ", "nesting too deep")],
 }
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+from drover.model.access import Grant, Role
 from tests.conftest import eventually
 from tests.e2e.test_discovery import drover_cli
 from tests.harness import Fleet
@@ -19,12 +20,12 @@ async def trail(fleet: Fleet, **params: str) -> list[dict[str, Any]]:
 
 
 async def test_an_action_is_on_record_from_request_to_result(fleet: Fleet) -> None:
-    assert fleet.http is not None
     await fleet.start_agent("h1")
-    response = await fleet.http.post(
+    alice = await fleet.client_as("alice", Grant(Role.OPERATOR, ("shop",)))
+    response = await alice.post(
         "/api/v1/actions",
         json={"kind": "restart", "application": "shop", "service": "web"},
-        headers={"X-Drover-User": "alice", "X-Request-Id": "change-4711"},
+        headers={"X-Request-Id": "change-4711"},
     )
     assert response.status_code == 202
     assert response.headers["X-Request-Id"] == "change-4711"
@@ -63,16 +64,15 @@ async def _has(got: Any, kind: str) -> bool:
 
 async def test_overrides_and_bad_filters(fleet: Fleet) -> None:
     assert fleet.http is not None
-    created = await fleet.http.post(
+    bob = await fleet.client_as("bob", Grant(Role.OPERATOR))
+    carol = await fleet.client_as("carol", Grant(Role.OPERATOR))
+    created = await bob.post(
         "/api/v1/overrides",
         json={"application": "shop", "status": "stopped", "reason": "disk swap"},
-        headers={"X-Drover-User": "bob"},
     )
     assert created.status_code == 201
     override_id = created.json()["id"]
-    cleared = await fleet.http.delete(
-        f"/api/v1/overrides/{override_id}", headers={"X-Drover-User": "carol"}
-    )
+    cleared = await carol.delete(f"/api/v1/overrides/{override_id}")
     assert cleared.status_code == 204
     entries = await trail(fleet, subject=override_id)
     assert [(e["kind"], e["actor"]) for e in entries] == [

@@ -266,7 +266,7 @@ async def test_a_malformed_or_misaddressed_inventory_is_dropped(
 def drover_cli(fleet: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
     assert fleet.server is not None and fleet.server.http is not None
     url = f"http://127.0.0.1:{fleet.server.http.port}"
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", "DROVER_TOKEN": fleet.admin_token}
     return subprocess.run(
         [DROVER, *args, "--server", url], capture_output=True, text=True, timeout=30, env=env
     )

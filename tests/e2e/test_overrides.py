@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from drover.model.access import Grant, Role
 from tests.conftest import eventually, starts
 from tests.e2e.test_actions import journal
 from tests.harness import Fleet
@@ -28,7 +29,8 @@ async def test_an_override_stops_a_service_until_it_expires(fleet: Fleet) -> Non
     await fleet.start_agent("h1")
     await eventually(lambda: len(starts(journal(fleet, "web"))) == 1)
 
-    created = await fleet.http.post(
+    alice = await fleet.client_as("alice", Grant(Role.OPERATOR, ("shop",)))
+    created = await alice.post(
         "/api/v1/overrides",
         json={
             "application": "shop",
@@ -38,7 +40,6 @@ async def test_an_override_stops_a_service_until_it_expires(fleet: Fleet) -> Non
             "reason": "disk swap",
             "duration_s": 3,
         },
-        headers={"X-Drover-User": "alice"},
     )
     assert created.status_code == 201, created.text
     override = created.json()

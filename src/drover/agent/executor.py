@@ -4,6 +4,10 @@ For every delivery: decode (malformed → log, count, drop); answer from the led
 was seen before (finished → the same result again; begun but unfinished → `interrupted`);
 refuse it if past its deadline (`expired`); otherwise write the id to the ledger (fsync),
 run it, write the result to the ledger, publish it, and only then ack.
+
+An action is either on services (start, stop, restart through the providers) or a command
+(agent/commands.py), whose output streams to the server while it runs; either way the message
+is kept alive meanwhile, so JetStream does not deliver it again.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from drover.agent.commands import CommandRunner
 from drover.agent.errors import AgentError
 from drover.agent.ledger import Ledger
 from drover.agent.providers.base import OperationFailed
@@ -37,6 +43,16 @@ ACK_WAIT = 60.0
 PROGRESS_EVERY = 15.0
 
 
+@dataclass(frozen=True)
+class _Done:
+    """How an action went on this host, before it becomes a result."""
+
+    outcome: HostOutcome
+    exit_code: int | None
+    output: str
+    chunks: int = 0
+
+
 class Executor:
     def __init__(
         self,
@@ -46,8 +62,10 @@ class Executor:
         act: Act,
         clock: Clock,
         services_of: ServicesOf = lambda application: [],
+        commands: CommandRunner | None = None,
     ) -> None:
         self.host = host
+        self._commands = commands or CommandRunner(bus, host)
         self._services_of = services_of
         self._bus = bus
         self._ledger = ledger
@@ -119,6 +137,27 @@ class Executor:
     async def _run(self, request: ActionRequest, msg: Msg) -> ActionResult:
         started = self._clock.now()
         self.executions += 1
+        async with _keep_alive(msg):
+            if request.kind is ActionKind.COMMAND:
+                done = await self._run_command(request)
+            else:
+                done = await self._act_on_services(request)
+        finished = self._clock.now()
+        result = ActionResult(
+            action_id=request.action_id,
+            host=self.host,
+            outcome=done.outcome,
+            exit_code=done.exit_code,
+            started_at=started,
+            finished_at=finished,
+            duration_s=(finished - started).total_seconds(),
+            output=tail(done.output),
+            output_chunks=done.chunks,
+        )
+        await asyncio.to_thread(self._ledger.finish, result)
+        return result
+
+    async def _act_on_services(self, request: ActionRequest) -> _Done:
         # An action on a whole application means what this host runs of it now: hosts differ
         # (discovery finds other units on each), and the config may have changed since.
         services = request.services or self._services_of(request.application)
@@ -132,31 +171,39 @@ class Executor:
         lines, failed = [], not services
         if not services:
             lines.append(f"error: no service of {request.application} runs on this host")
-        async with _keep_alive(msg):
-            for service in services:
-                try:
-                    line = await self._act(request.application, service, request.kind)
-                except (OperationFailed, AgentError) as err:
-                    line, failed = f"error: {err}", True
-                except Exception as err:  # a provider bug fails this service, not the action
-                    log.exception(
-                        "action %s: %s/%s", request.action_id, request.application, service
-                    )
-                    line, failed = f"error: {err!r}", True
-                lines.append(f"{request.application}/{service}: {line}")
-        finished = self._clock.now()
-        result = ActionResult(
-            action_id=request.action_id,
-            host=self.host,
-            outcome=HostOutcome.FAILED if failed else HostOutcome.SUCCEEDED,
-            exit_code=1 if failed else 0,
-            started_at=started,
-            finished_at=finished,
-            duration_s=(finished - started).total_seconds(),
-            output=tail("\n".join(lines)),
+        for service in services:
+            try:
+                line = await self._act(request.application, service, request.kind)
+            except (OperationFailed, AgentError) as err:
+                line, failed = f"error: {err}", True
+            except Exception as err:  # a provider bug fails this service, not the action
+                log.exception("action %s: %s/%s", request.action_id, request.application, service)
+                line, failed = f"error: {err!r}", True
+            lines.append(f"{request.application}/{service}: {line}")
+        return _Done(
+            HostOutcome.FAILED if failed else HostOutcome.SUCCEEDED,
+            1 if failed else 0,
+            "\n".join(lines),
         )
-        await asyncio.to_thread(self._ledger.finish, result)
-        return result
+
+    async def _run_command(self, request: ActionRequest) -> _Done:
+        run = request.command
+        if run is None:
+            return _Done(HostOutcome.REJECTED, None, "error: a command request without a command")
+        log.info("action %s: command %s of %s", request.action_id, run.name, request.application)
+        report = await self._commands.run(request.action_id, request.application, run)
+        output = report.output_tail
+        if report.note:
+            output += ("" if not output or output.endswith("\n") else "\n") + f"[{report.note}]"
+        outcome = HostOutcome.SUCCEEDED if report.succeeded else HostOutcome.FAILED
+        log.info(
+            "action %s: %s exited %s%s",
+            request.action_id,
+            run.name,
+            report.exit_code,
+            f" ({report.note})" if report.note else "",
+        )
+        return _Done(outcome, report.exit_code, output, report.chunks)
 
     def _conclude(self, action_id: str, outcome: HostOutcome, why: str) -> ActionResult:
         result = ActionResult(

@@ -15,6 +15,9 @@ from drover.model.action import ActionKind, HostOutcome
 from drover.model.names import HostId, Name
 from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus
 
+# Bytes of output in one OutputChunk, at most: well under NATS's 1 MiB payload once in base64.
+MAX_CHUNK = 64 * 1024
+
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -104,6 +107,17 @@ class UnitInventory(Message):
     units: list[UnitInfo]
 
 
+class CommandRun(Message):
+    """A command as the agent runs it: rendered and checked by the server, run as it is."""
+
+    name: Name
+    argv: list[str] = Field(min_length=1)
+    params: dict[str, str | int | bool] = Field(default_factory=dict)  # also in its environment
+    run_as: str | None = None  # user or user:group; None: the agent's own
+    timeout_s: float = Field(gt=0)
+    output_limit: int = Field(gt=0)  # bytes of output kept; the rest is counted, not sent
+
+
 class ActionRequest(Message):
     v: Literal[1] = 1
     action_id: str
@@ -114,6 +128,10 @@ class ActionRequest(Message):
     requested_by: str
     created_at: AwareDatetime
     deadline: AwareDatetime
+    # kind `command` only. Added within v1: an older agent does not know the kind `command`, so
+    # it drops such a request as malformed (counted, logged) and the host expires; it never
+    # mistakes it for another kind.
+    command: CommandRun | None = None
 
 
 class ActionResult(Message):
@@ -125,7 +143,21 @@ class ActionResult(Message):
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime
     duration_s: float = 0.0
-    output: str = ""
+    output: str = ""  # its tail; a command's whole output went as OutputChunks
+    output_chunks: int = 0  # how many OutputChunks the command's output was sent in
+
+
+class OutputChunk(Message):
+    """A piece of a running command's output, in order: `seq` counts from 1 per action and
+    host. Sent on the host's own subject with the de-duplication id `output_msg_id`."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    v: Literal[1] = 1
+    action_id: str
+    host: HostId
+    seq: int = Field(ge=1)
+    data: bytes = Field(max_length=MAX_CHUNK)  # raw bytes, as the process wrote them
 
 
 M = TypeVar("M", bound=Message)

@@ -11,6 +11,7 @@ nothing of another host's.
     stream DROVER_EVENTS   drover.event.<host>.<app>.<service>   ServiceState on every change
     stream DROVER_ACTIONS  drover.action.<host>          ActionRequest (server → one agent)
     stream DROVER_RESULTS  drover.result.<host>          ActionResult  (agent → server)
+    stream DROVER_OUTPUT   drover.output.<host>          OutputChunk   (agent → server)
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ INVENTORY_BUCKET = "drover-inventory"
 EVENTS_STREAM = "DROVER_EVENTS"
 ACTIONS_STREAM = "DROVER_ACTIONS"
 RESULTS_STREAM = "DROVER_RESULTS"
+OUTPUT_STREAM = "DROVER_OUTPUT"
 
 EVENTS_ALL = "drover.event.>"
 ACTIONS_ALL = "drover.action.*"
 RESULTS_ALL = "drover.result.*"
+OUTPUT_ALL = "drover.output.*"
 
 SERVER_RESULTS_CONSUMER = "server-results"
+SERVER_OUTPUT_CONSUMER = "server-output"
 
 
 def host_key(host: str) -> str:
@@ -60,6 +64,10 @@ def result_subject(host: str) -> str:
     return f"drover.result.{host}"
 
 
+def output_subject(host: str) -> str:
+    return f"drover.output.{host}"
+
+
 def agent_actions_consumer(host: str) -> str:
     return f"agent-{host}"
 
@@ -71,6 +79,10 @@ def dispatch_msg_id(action_id: str, host: str) -> str:
 
 def result_msg_id(action_id: str, host: str) -> str:
     return f"{action_id}.{host}.result"
+
+
+def output_msg_id(action_id: str, host: str, seq: int) -> str:
+    return f"{action_id}.{host}.output.{seq}"
 
 
 @dataclass(frozen=True)

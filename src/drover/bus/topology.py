@@ -15,6 +15,9 @@ from nats.js.errors import BadRequestError
 from drover.bus import subjects
 
 DAY = 24 * 3600.0
+GIB = 1024**3
+OUTPUT_STREAM_BYTES = 2 * GIB
+OUTPUT_MSG_BYTES = 256 * 1024  # a chunk (messages.MAX_CHUNK) in base64, and its envelope
 
 
 def stream_configs() -> list[StreamConfig]:
@@ -44,6 +47,21 @@ def stream_configs() -> list[StreamConfig]:
             retention=RetentionPolicy.WORK_QUEUE,
             max_age=7 * DAY,
             duplicate_window=120.0,
+        ),
+        # Commands' output on its way to the system of record, which keeps it whole: a work
+        # queue (gone once the server has stored it), as long as results wait for a server that
+        # is down, bounded in bytes. When full it refuses new chunks rather than dropping stored
+        # ones: the agent then knows its output did not get through, and its result says so.
+        StreamConfig(
+            name=subjects.OUTPUT_STREAM,
+            subjects=[subjects.OUTPUT_ALL],
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.WORK_QUEUE,
+            max_age=7 * DAY,
+            max_bytes=OUTPUT_STREAM_BYTES,
+            max_msg_size=OUTPUT_MSG_BYTES,
+            duplicate_window=120.0,
+            discard=DiscardPolicy.NEW,
         ),
     ]
 

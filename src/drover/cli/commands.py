@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.live import Live
 
-from drover.cli import options, render
+from drover.cli import approvals, options, people, render
 from drover.cli.client import ApiClient, CliError
 from drover.cli.signals import run_until_signalled
 from drover.ops import logging as drover_logging
@@ -60,13 +60,21 @@ def dev(
 
 
 def server(
-    nats: str, config: Path, ref: str | None, listen: str, database: str, poll: float, level: str
+    nats: str,
+    config: Path,
+    ref: str | None,
+    listen: str,
+    database: str,
+    poll: float,
+    level: str,
+    auth: people.AuthOptions | None = None,
 ) -> None:
     level = options.log_level(level)
     host, port = options.listen_address(listen)
     options.config_source(config, ref)
     database = options.database_url(database)
     nats = options.nats_url(nats)
+    auth_settings = people.auth_settings(auth or people.AuthOptions())
     options.ensure_listen_free(listen, host, port)
     from drover.bus.connection import BusSettings
     from drover.server.app import Server, ServerSettings
@@ -79,6 +87,7 @@ def server(
         listen_port=port,
         config_poll_interval=poll,
         bus=BusSettings(url=nats, name="drover-server"),
+        auth=auth_settings,
     )
     drover_logging.configure(level)
     asyncio.run(run_until_signalled(Server(settings).run))
@@ -284,6 +293,7 @@ def override_clear(override_id: str, server_url: str) -> None:
 
 
 ANSWER_GRACE_S = 300.0  # the server's default answer grace (server/orchestrator.py)
+WAITING_FOR_APPROVAL = 3  # exit code of `drover action` for an action held for approval
 
 
 @dataclass(frozen=True)
@@ -363,6 +373,13 @@ def action(
         _show(planned, as_json, lambda: render.plan_table(kind, planned))
         return
     created = client.post("/api/v1/actions", {"kind": kind, **body})
+    if created["state"] == "pending-approval":
+        # Following it would only wait: no host is sent anything before the approval.
+        if as_json:
+            print(json.dumps(created, indent=2))
+        else:
+            print(approvals.waiting(created))
+        raise SystemExit(WAITING_FOR_APPROVAL)  # not an error, and not done either
     # By default follow it as long as it may take: to its deadline, and the answer grace.
     if timeout is None:
         timeout = body["deadline_s"] + ANSWER_GRACE_S
@@ -429,9 +446,11 @@ def config_check(path: Path, ref: str | None) -> None:
         raise CliError(f"{len(err.problems)} problem(s) in {path}", 1) from err
     services = sum(len(a.services) for a in config.applications.values())
     rules = sum(len(a.discover) for a in config.applications.values())
+    runnable = sum(len(a.commands) for a in config.applications.values())
     print(
         f"{path}: ok — {len(config.applications)} applications, {services} services, "
-        f"{rules} discovery rules, {len(config.hosts)} hosts, {len(config.groups)} groups "
+        f"{runnable} commands, {rules} discovery rules, {len(config.hosts)} hosts, "
+        f"{len(config.groups)} groups "
         f"(revision {config.revision})"
     )
 

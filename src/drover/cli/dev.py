@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from drover.agent.app import Agent, AgentSettings
 from drover.bus.connection import BusSettings
 from drover.bus.embedded import EmbeddedNats
+from drover.cli.credentials import store_token
+from drover.model.access import Grant, Role
 from drover.model.names import host_id_from_hostname
 from drover.ops.loops import unless_stopped
 from drover.server.app import Server, ServerSettings
+from drover.server.auth.credentials import new_password, sha256
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DEV_ADMIN = "admin"
 
 
 async def run_dev(
@@ -63,14 +69,53 @@ async def run_dev(
             # retry until they exist.
             server_up, _ = await unless_stopped(server.ready.wait(), stop)
             if server_up:
+                signed_in = await bootstrap_admin(server, data_dir)
                 tg.create_task(agent.run(stop))
-                tg.create_task(_announce(server, agent, stop))
+                tg.create_task(_announce(server, agent, stop, signed_in))
     finally:
         await nats.stop()
         log.info("drover dev stopped")
 
 
-async def _announce(server: Server, agent: Agent, stop: asyncio.Event) -> None:
+@dataclass(frozen=True)
+class DevLogin:
+    token_file: Path
+    password_file: Path
+
+
+async def bootstrap_admin(server: Server, data_dir: Path) -> DevLogin:
+    """An `admin` on the first start, with a random password in <data_dir>/admin-password;
+    a valid token of theirs in <data_dir>/token (a new one if it is missing, expired or
+    revoked). Both files are readable by their owner only."""
+    assert server.access is not None
+    accounts = server.access.accounts
+    password_file, token_file = data_dir / "admin-password", data_dir / "token"
+    if await accounts.users.get(DEV_ADMIN) is None:
+        password = new_password()
+        await accounts.add_user(
+            DEV_ADMIN, by="drover dev", grants=[Grant(Role.ADMIN)], password=password
+        )
+        store_token(password_file, password)
+        log.info("user %s made; its password is in %s", DEV_ADMIN, password_file)
+    if not await _valid_token(server, token_file):
+        issued = await accounts.create_token(
+            DEV_ADMIN, name="drover dev", expires_in=timedelta(days=30), by="drover dev"
+        )
+        store_token(token_file, issued.secret)
+    return DevLogin(token_file, password_file)
+
+
+async def _valid_token(server: Server, path: Path) -> bool:
+    assert server.access is not None
+    try:
+        secret = (await asyncio.to_thread(path.read_text)).strip()
+    except OSError:
+        return False
+    found = await server.access.accounts.tokens.by_secret(sha256(secret))
+    return found is not None and found[0].valid(server.clock.now()) and not found[1].disabled
+
+
+async def _announce(server: Server, agent: Agent, stop: asyncio.Event, signed_in: DevLogin) -> None:
     """Say where to look, once everything is up."""
     agent_up, _ = await unless_stopped(agent.ready.wait(), stop)
     if not agent_up:
@@ -79,6 +124,10 @@ async def _announce(server: Server, agent: Agent, stop: asyncio.Event) -> None:
     url = f"http://{server.settings.listen_host}:{server.http.port}"
     server_opt = "" if url == DEFAULT_URL else f" --server {url}"
     log.info("drover is up: API %s, docs %s/docs", url, url)
+    log.info(
+        "the CLI signs in as %s with: export DROVER_TOKEN_FILE=%s", DEV_ADMIN, signed_in.token_file
+    )
+    log.info("a browser signs in as %s with the password in %s", DEV_ADMIN, signed_in.password_file)
     log.info("try: %s status%s   (Ctrl-C stops everything)", _this_command(), server_opt)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from drover.cli import commands
+from drover.cli import approvals, commands, people
 from drover.cli.client import CliError
 
 app = typer.Typer(
@@ -28,6 +28,10 @@ override_app = typer.Typer(help="Temporary targets for maintenance: set, list, c
 app.add_typer(override_app, name="override")
 host_app = typer.Typer(help="A host's lifecycle: decommission one that is gone.")
 app.add_typer(host_app, name="host")
+user_app = typer.Typer(help="People who may use drover: add, list, remove (admins).")
+app.add_typer(user_app, name="user")
+token_app = typer.Typer(help="API tokens for the CLI and scripts: create, list, revoke.")
+app.add_typer(token_app, name="token")
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
@@ -79,9 +83,43 @@ def server(
     ),
     poll: Annotated[float, typer.Option(help="seconds between config polls")] = 10.0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DROVER_PUBLIC_URL",
+            help="where people reach the server, e.g. https://drover.example.com (https: "
+            "Secure cookies; the base of OIDC's redirect)",
+        ),
+    ] = None,
+    oidc_issuer: Annotated[
+        str | None, typer.Option(envvar="DROVER_OIDC_ISSUER", help="OIDC provider's issuer URL")
+    ] = None,
+    oidc_client_id: Annotated[
+        str | None, typer.Option(envvar="DROVER_OIDC_CLIENT_ID", help="OIDC client id")
+    ] = None,
+    oidc_client_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="DROVER_OIDC_CLIENT_SECRET_FILE", help="file holding the OIDC client secret"
+        ),
+    ] = None,
+    oidc_username_claim: Annotated[
+        str, typer.Option(help="id_token claim naming the user (else 'sub')")
+    ] = "preferred_username",
+    oidc_groups_claim: Annotated[
+        str, typer.Option(help="id_token claim listing the user's groups")
+    ] = "groups",
 ) -> None:
     """Run the drover server."""
-    commands.server(nats, config, ref, listen, database, poll, log_level)
+    auth = people.AuthOptions(
+        public_url=public_url,
+        oidc_issuer=oidc_issuer,
+        oidc_client_id=oidc_client_id,
+        oidc_client_secret_file=oidc_client_secret_file,
+        oidc_username_claim=oidc_username_claim,
+        oidc_groups_claim=oidc_groups_claim,
+    )
+    commands.server(nats, config, ref, listen, database, poll, log_level, auth)
 
 
 AGENT_HELP = (
@@ -262,6 +300,113 @@ for _kind in ("restart", "start", "stop"):
     action_app.command(_kind)(_action(_kind))
 
 
+@app.command(name="run")
+def run_command(
+    application: Annotated[str, typer.Argument(metavar="APP")],
+    command: Annotated[str, typer.Argument(metavar="COMMAND")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="NAME=VALUE (repeatable)")
+    ] = None,
+    host: HostOpt = None,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", help="only hosts in this group; repeatable")
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option("--labels", help="only hosts with these: env=prod,dc=zrh")
+    ] = None,
+    batch: Annotated[
+        str | None, typer.Option("--batch", help="hosts per batch: 5, or 25% (default: all)")
+    ] = None,
+    pause: Annotated[str | None, typer.Option("--pause", help="between batches: 30s")] = None,
+    health_gate: Annotated[
+        str | None,
+        typer.Option("--health-gate", help="a batch's services must hold target this long"),
+    ] = None,
+    max_failures: Annotated[
+        str | None,
+        typer.Option("--max-failures", help="failed hosts tolerated: 2, or 10% (default 0)"),
+    ] = None,
+    host_timeout: Annotated[
+        str | None, typer.Option("--host-timeout", help="per host: 5m (default: deadline)")
+    ] = None,
+    deadline: Annotated[str, typer.Option("--deadline", help="of the whole action")] = "10m",
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Run one of an application's commands on its hosts and follow its output, line by line
+    after each host's name. Exit 1 if it failed on any host."""
+    from drover.cli import jobs
+
+    rollout = commands.Rollout(
+        groups=group or [],
+        labels=labels,
+        batch=batch,
+        pause=pause,
+        health_gate=health_gate,
+        max_failures=max_failures,
+        host_timeout=host_timeout,
+        deadline=deadline,
+    )
+    jobs.run(application, command, param or [], host or [], server, rollout)
+
+
+@app.command()
+def output(
+    action_id: Annotated[str, typer.Argument(metavar="ID")],
+    host: HostOpt = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="live, until every host has ended")
+    ] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """A command's output: whole as stored so far (one host: its exact bytes), or followed live."""
+    from drover.cli import jobs
+
+    jobs.output(action_id, host or [], follow, server)
+
+
+@app.command()
+def approve(
+    action_id: Annotated[str, typer.Argument(metavar="ID")],
+    comment: Annotated[str, typer.Option("--comment", help="shown with your approval")] = "",
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve an action held for approval (four eyes); the last approval releases it."""
+    approvals.approve(action_id, comment, server, as_json)
+
+
+@app.command()
+def reject(
+    action_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason", help="why not: everyone sees it")],
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject an action held for approval: it never runs."""
+    approvals.reject(action_id, reason, server, as_json)
+
+
+class ApprovalState(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+@app.command("approvals")
+def approvals_inbox(
+    state: Annotated[
+        ApprovalState | None,
+        typer.Option("--state", help="every request in this state (default: your inbox)"),
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Actions waiting for your approval; or every request in a state."""
+    approvals.inbox(server, state.value if state else None, as_json)
+
+
 @override_app.command("set")
 def override_set(
     target: Annotated[str, typer.Argument(metavar="APP[/SERVICE]")],
@@ -311,6 +456,107 @@ def config_schema() -> None:
     from drover.config.loader import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="read the password from stdin, not a prompt")
+]
+ExpiresOpt = Annotated[
+    int, typer.Option("--expires-in", min=1, max=3650, help="days until the token expires")
+]
+
+
+@app.command()
+def login(
+    server: ServerOpt = DEFAULT_SERVER,
+    name: Annotated[str | None, typer.Option("--name", help="default: your login name")] = None,
+    password_stdin: PasswordStdinOpt = False,
+    expires_in: ExpiresOpt = 30,
+) -> None:
+    """Sign in with your password; keeps an API token for the next commands (in
+    $DROVER_TOKEN_FILE, else ~/.config/drover/token, readable by you only)."""
+    people.login(server, name, password_stdin, expires_in)
+
+
+@app.command()
+def whoami(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Who the server takes you for, your groups and what you may do."""
+    people.whoami(server, as_json)
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    role: Annotated[
+        str | None, typer.Option("--role", help="viewer, operator, approver or admin")
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope", help="limit the role: app=GLOB,env=GLOB (repeatable; default: all)"
+        ),
+    ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", help="a group of the config's access: (repeatable)"),
+    ] = None,
+    password_stdin: PasswordStdinOpt = False,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="write to this database directly, without a server (the first admin)",
+        ),
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Add a user; with --password-stdin it may sign in with a password, else with tokens."""
+    people.user_add(server, name, role, scope or [], group or [], password_stdin, database)
+
+
+@user_app.command("list")
+def user_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Every user, with grants and groups."""
+    people.user_list(server, as_json)
+
+
+@user_app.command("remove")
+def user_remove(
+    name: Annotated[str, typer.Argument(metavar="NAME")], server: ServerOpt = DEFAULT_SERVER
+) -> None:
+    """Remove a user with its tokens and sessions (the audit keeps what they did)."""
+    people.user_remove(server, name)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="what it is for")] = "cli",
+    expires_in: ExpiresOpt = 90,
+    user: Annotated[str | None, typer.Option("--user", help="for another user (admins)")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an API token and print its secret, this once."""
+    people.token_create(server, name, expires_in, user, as_json)
+
+
+@token_app.command("list")
+def token_list(
+    user: Annotated[str | None, typer.Option("--user", help="another user's (admins)")] = None,
+    everyone: Annotated[bool, typer.Option("--all", help="everyone's (admins)")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Your tokens (never their secrets), revoked ones too."""
+    people.token_list(server, user, everyone, as_json)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(metavar="ID")], server: ServerOpt = DEFAULT_SERVER
+) -> None:
+    """Revoke a token: it stops working at once."""
+    people.token_revoke(server, token_id)
 
 
 @app.command()

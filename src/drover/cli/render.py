@@ -119,10 +119,14 @@ def units_table(units: list[dict[str, Any]]) -> Table:
 
 
 def action_table(action: dict[str, Any]) -> Table:
-    title = (
-        f"action {action['id']}: {action['kind']} {action['application']} "
-        f"({', '.join(action['services']) or 'all services'}) — {action['state']}"
+    command = action.get("command")
+    what = (
+        f"command {action['application']} {command['name']}"
+        if command
+        else f"{action['kind']} {action['application']} "
+        f"({', '.join(action['services']) or 'all services'})"
     )
+    title = f"action {action['id']}: {what} — {action['state']}"
     rollout = action.get("rollout_state")
     if rollout and rollout not in ("running", action["state"]):
         title += f", {rollout}"

@@ -24,12 +24,13 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from drover.config.errors import ConfigError, ConfigProblem
 from drover.config.schema import ConfigFile, FleetConfig, rule_key
 from drover.config.source import Snapshot, is_config_path
+from drover.model.approval import ApprovalPolicy
 from drover.model.names import is_name
 
 Position = tuple[int, int]  # 0-based line and column, as ruamel stores them
 LocItem = str | int
 
-_SECTIONS = ("applications", "hosts", "groups")
+_SECTIONS = ("applications", "hosts", "groups", "access")
 # Parsing and validation recurse with every level; a file nested deeper than Python's stack
 # allows is a mistake in that file, not a crash of whoever reads it.
 _TOO_DEEP = "nesting too deep: lists and mappings nested more levels than can be read"
@@ -95,11 +96,14 @@ def load_files(files: Mapping[str, bytes], revision: str) -> FleetConfig:
         if model is not None:
             models.append(model)
     problems.extend(_duplicate_names(parsed))
+    problems.extend(_duplicate_policy_names(parsed))
     if check_groups:
         problems.extend(_unknown_groups(parsed))
     if problems:
         raise ConfigError(problems)
-    return _merge(models, revision, dict(_rule_locations(parsed)))
+    config = _merge(models, revision, dict(_rule_locations(parsed)))
+    # Every file validated, so `models` holds one model per parsed file, in the same order.
+    return config.model_copy(update={"approvals": _approval_policies(parsed, models)})
 
 
 def load_snapshot(snapshot: Snapshot) -> FleetConfig:
@@ -318,6 +322,44 @@ def _rule_locations(files: Sequence[_File]) -> Iterator[tuple[str, tuple[str, in
                 yield rule_key(str(app), index), (file.path, line + 1, column + 1)
 
 
+def _approval_lines(file: _File) -> list[int]:
+    """The line of each rule in the file's `approvals` list, 1-based."""
+    rules = file.root.get("approvals")
+    if not isinstance(rules, CommentedSeq):
+        return []
+    return [(_entry(rules, index) or [0])[0] + 1 for index in range(len(rules))]
+
+
+def _approval_policies(
+    files: Sequence[_File], models: Sequence[ConfigFile]
+) -> list[ApprovalPolicy]:
+    """Every file's approval rules as policies; one without a name is called by its place."""
+    return [
+        rule.policy(f"{file.path}:{line}")
+        for file, model in zip(files, models, strict=True)
+        for rule, line in zip(model.approvals, _approval_lines(file), strict=True)
+    ]
+
+
+def _duplicate_policy_names(files: Sequence[_File]) -> Iterator[ConfigProblem]:
+    """Approvers tell policies apart by name: two with one name would read as one."""
+    first: dict[str, str] = {}
+    for file in files:
+        rules = file.root.get("approvals")
+        if not isinstance(rules, CommentedSeq):
+            continue
+        for index, rule in enumerate(rules):
+            name = rule.get("name") if isinstance(rule, CommentedMap) else None
+            if not isinstance(name, str):
+                continue
+            line, column = (_entry(rule, "name") or [0, 0])[:2]
+            if name in first:
+                message = f"approvals[{index}].name: {name!r} already names the rule at "
+                yield _at(file.path, (line, column), message + first[name])
+            else:
+                first[name] = f"{file.path}:{line + 1}:{column + 1}"
+
+
 def _merge(
     models: Sequence[ConfigFile], revision: str, rule_locations: dict[str, tuple[str, int, int]]
 ) -> FleetConfig:
@@ -326,5 +368,6 @@ def _merge(
         applications={name: app for model in models for name, app in model.applications.items()},
         hosts={name: host for model in models for name, host in model.hosts.items()},
         groups={name: group for model in models for name, group in model.groups.items()},
+        access={group: binds for model in models for group, binds in model.access.items()},
         rule_locations=rule_locations,
     )

@@ -1,8 +1,9 @@
 """The YAML schema, as pydantic models. Unknown fields are errors, so typos never pass silently.
 
 A config repository holds any number of `*.yaml` / `*.yml` files. Each file is a mapping with
-any of the top-level keys `applications`, `hosts` and `groups`; the loader merges them, and a
-name defined in two files is an error that points at both.
+any of the top-level keys `applications`, `hosts`, `groups`, `approvals` (four-eyes rules, see
+`ApprovalRule`) and `access` (who may do what, see `AccessBinding`); the loader merges them,
+and a name defined in two files is an error that points at both.
 
     applications:
       shop:
@@ -22,10 +23,15 @@ name defined in two files is an error that points at both.
       web-01: {labels: {env: prod, dc: zrh}}
     groups:
       web: {hosts: ["web-*"], labels: {env: prod}}
+    access:                      # people's groups (from drover or the OIDC provider) → roles
+      team-shop:
+        - {role: operator, applications: [shop], environments: [staging]}
+        - {role: viewer}
 """
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -38,6 +44,16 @@ from pydantic import (
 )
 
 from drover.config.globs import glob_problem
+from drover.model.access import GROUP_NAME_PATTERN, Grant, Role
+from drover.model.action import ActionKind
+from drover.model.approval import (
+    COMMAND_PREFIX,
+    DEFAULT_OPEN_FOR_S,
+    MAX_OPEN_FOR_S,
+    MAX_REQUIRED,
+    ApprovalPolicy,
+)
+from drover.model.command import CommandSpec
 from drover.model.names import HostId, Name
 from drover.model.status import Policy, TargetStatus
 
@@ -174,12 +190,19 @@ class Application(_Strict):
     groups: list[Name] = Field(default_factory=list, description="host group names")
     services: dict[Name, ServiceSpec] = Field(default_factory=dict)
     discover: list[DiscoveryRule] = Field(default_factory=list)
+    commands: dict[Name, CommandSpec] = Field(
+        default_factory=dict, description="operations run on its hosts on request"
+    )
 
     @model_validator(mode="after")
     def _has_something_to_run(self) -> Application:
-        if not (self.services or self.discover):
-            raise ValueError("an application needs 'services', 'discover' rules, or both")
+        if not (self.services or self.discover or self.commands):
+            raise ValueError("an application needs 'services', 'discover' rules or 'commands'")
         placed = bool(self.hosts or self.groups)
+        if self.commands and not (placed or self.discover):
+            raise ValueError(
+                "its commands run on no host: give the application 'hosts' or 'groups'"
+            )
         for index, rule in enumerate(self.discover):
             if not (placed or rule.scoped):
                 raise ValueError(
@@ -200,12 +223,111 @@ class GroupSpec(_Strict):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+def _action_kind_glob(value: str) -> str:
+    """A glob that can match an action kind: start, stop, restart, or command:<name>."""
+    if value.startswith(COMMAND_PREFIX):
+        if value == COMMAND_PREFIX:
+            raise ValueError("'command:' needs a command name or glob, e.g. command:*")
+        return value
+    # any command's label, to let `*` or `c*` through
+    labels = [k.value for k in ActionKind if k.value != "command"] + [f"{COMMAND_PREFIX}x"]
+    if not any(fnmatchcase(label, value) for label in labels):
+        plain = ", ".join(label for label in labels[:-1])
+        raise ValueError(
+            f"unknown action kind {value!r}: expected {plain} or command:<name> (globs allowed)"
+        )
+    return value
+
+
+# Names, or globs over names: characters a name may have, and *, ?, [...].
+PolicyGlob = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9_*?\[\]!-]{1,100}$"), AfterValidator(_glob)
+]
+KindGlob = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_glob),
+    AfterValidator(_action_kind_glob),
+]
+GroupOfPeople = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ApprovalRule(_Strict):
+    """Actions that need four eyes: approved by `required` people other than the requester
+    before anything is sent. Every rule that matches an action applies; all must be satisfied.
+
+        approvals:
+          - name: production changes     # shown to approvers (default: file:line)
+            applications: ["*"]          # globs over application names
+            environments: [production]   # globs over the application's environment
+            kinds: [restart, stop, "command:*"]
+            required: 2                  # distinct approvers
+            from_groups: [ops-leads]     # approvers must be in one; empty: any approver
+            open_for: 14400              # seconds; then the request expires unrun
+    """
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    applications: list[PolicyGlob] = Field(default_factory=lambda: ["*"], min_length=1)
+    environments: list[PolicyGlob] = Field(default_factory=lambda: ["*"], min_length=1)
+    kinds: list[KindGlob] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        description="start, stop, restart, command:<name>; globs",
+    )
+    required: int = Field(default=1, ge=1, le=MAX_REQUIRED, description="distinct approvers")
+    from_groups: list[GroupOfPeople] = Field(
+        default_factory=list, description="approvers must be in one of these; empty: anyone"
+    )
+    open_for: float = Field(
+        default=DEFAULT_OPEN_FOR_S,
+        ge=1,
+        le=MAX_OPEN_FOR_S,
+        description="seconds a request stays open; then it expires and the action never runs",
+    )
+
+    def policy(self, where: str) -> ApprovalPolicy:
+        """The policy as it applies, named after the rule or after `where` it is written."""
+        return ApprovalPolicy(
+            name=self.name or where,
+            applications=tuple(self.applications),
+            environments=tuple(self.environments),
+            kinds=tuple(self.kinds),
+            required=self.required,
+            from_groups=tuple(self.from_groups),
+            open_for_s=self.open_for,
+        )
+
+
+GroupName = Annotated[str, StringConstraints(pattern=GROUP_NAME_PATTERN)]
+NameGlob = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_glob)]
+
+
+class AccessBinding(_Strict):
+    """What the members of a group may do: a role, on the applications and environments whose
+    names match these globs (every one when left out).
+
+        access:
+          team-shop:
+            - {role: operator, applications: [shop], environments: [staging]}
+            - {role: viewer}
+    """
+
+    role: Role
+    applications: list[NameGlob] = Field(default_factory=lambda: ["*"], min_length=1)
+    environments: list[NameGlob] = Field(default_factory=lambda: ["*"], min_length=1)
+
+    def grant(self) -> Grant:
+        return Grant(self.role, tuple(self.applications), tuple(self.environments))
+
+
 class ConfigFile(_Strict):
     """What one YAML file may contain."""
 
     applications: dict[Name, Application] = Field(default_factory=dict)
     hosts: dict[HostId, HostSpec] = Field(default_factory=dict)
     groups: dict[Name, GroupSpec] = Field(default_factory=dict)
+    approvals: list[ApprovalRule] = Field(default_factory=list)
+    access: dict[GroupName, list[AccessBinding]] = Field(default_factory=dict)
 
 
 class FleetConfig(_Strict):
@@ -215,6 +337,10 @@ class FleetConfig(_Strict):
     applications: dict[Name, Application] = Field(default_factory=dict)
     hosts: dict[HostId, HostSpec] = Field(default_factory=dict)
     groups: dict[Name, GroupSpec] = Field(default_factory=dict)
+    # Every approval rule of every file, in file order (drover.model.approval).
+    approvals: list[ApprovalPolicy] = Field(default_factory=list)
+    # Group → what its members may do (drover.model.access), from every file's `access:`.
+    access: dict[GroupName, list[AccessBinding]] = Field(default_factory=dict)
     # Where each discovery rule is written, (file, line, column) by `rule_key`: a rule that
     # turns out to match nothing is reported at its place, long after loading.
     rule_locations: dict[str, tuple[str, int, int]] = Field(default_factory=dict)

@@ -10,6 +10,7 @@ class ActionKind(StrEnum):
     START = "start"
     STOP = "stop"
     RESTART = "restart"
+    COMMAND = "command"  # one of the application's declared commands (drover.model.command)
 
 
 class HostOutcome(StrEnum):
@@ -36,8 +37,9 @@ class HostOutcome(StrEnum):
 
 
 class ActionState(StrEnum):
-    """The state of an action as a whole, derived from its hosts."""
+    """The state of an action as a whole, derived from its hosts (and its approval)."""
 
+    PENDING_APPROVAL = "pending-approval"  # held until approved: nothing is sent before
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"

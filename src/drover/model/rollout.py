@@ -55,9 +55,21 @@ class RolloutState(StrEnum):
     # Only in Done, when every host was sent:
     SUCCEEDED = "succeeded"  # and every host succeeded
     FAILED = "failed"  # and some failed, no more than allowed
+    # Before it starts, for an action that needs four eyes (drover.model.approval):
+    PENDING_APPROVAL = "pending-approval"  # held: nothing is sent until it is approved
+    REJECTED = "rejected"  # an approver said no: nothing was ever sent
+    APPROVAL_EXPIRED = "approval-expired"  # not decided in time: nothing was ever sent
 
 
-HALTED = frozenset({RolloutState.STOPPED, RolloutState.CANCELLED, RolloutState.EXPIRED})
+HALTED = frozenset(
+    {
+        RolloutState.STOPPED,
+        RolloutState.CANCELLED,
+        RolloutState.EXPIRED,
+        RolloutState.REJECTED,
+        RolloutState.APPROVAL_EXPIRED,
+    }
+)
 FAILURES = frozenset(
     {HostOutcome.FAILED, HostOutcome.EXPIRED, HostOutcome.INTERRUPTED, HostOutcome.REJECTED}
 )

@@ -18,17 +18,23 @@ from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever, unless_stopped, until_success
 from drover.server.api.app import create_app
+from drover.server.approvals import Approvals
+from drover.server.auth.service import Access, build_access
+from drover.server.auth.settings import AuthSettings
 from drover.server.configsync import ConfigFailure, ConfigSync
 from drover.server.context import ServerContext
 from drover.server.desired import DesiredPublisher
 from drover.server.discovery.tracker import Discovery
 from drover.server.fleet import FleetView
 from drover.server.http import HttpServer
-from drover.server.orchestrator import DEFAULT_ANSWER_GRACE, Orchestrator
+from drover.server.orchestrator import DEFAULT_ANSWER_GRACE, DEFAULT_OUTPUT_LIMIT, Orchestrator
+from drover.server.output_collector import OutputCollector
 from drover.server.overrides import Overrides
 from drover.store.actions import ActionStore
+from drover.store.approvals import ApprovalStore
 from drover.store.audit import AuditEntry, AuditLog
 from drover.store.database import open_database
+from drover.store.output import OutputStore
 from drover.store.overrides import OverrideStore
 
 log = logging.getLogger(__name__)
@@ -42,9 +48,11 @@ class ServerSettings:
     config_subdir: str = ""
     config_poll_interval: float = 5.0
     answer_grace: timedelta = DEFAULT_ANSWER_GRACE
+    output_limit: int = DEFAULT_OUTPUT_LIMIT  # bytes of a command's output kept per host
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     bus: BusSettings = field(default_factory=lambda: BusSettings(name="drover-server"))
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 class Server:
@@ -68,6 +76,7 @@ class Server:
         )
         self.http: HttpServer | None = None
         self._audit: AuditLog | None = None
+        self.access: Access | None = None  # once running: users and tokens, e.g. to bootstrap
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -79,7 +88,11 @@ class Server:
 
     async def _run(self, engine: AsyncEngine, stop: asyncio.Event) -> None:
         audit = self._audit = AuditLog(engine)
+        access = self.access = build_access(
+            engine, audit, self.clock, self.settings.auth, lambda: self.config.active
+        )
         store = ActionStore(engine)
+        approval_store = ApprovalStore(engine)
         overrides = Overrides(
             OverrideStore(engine),
             self.clock,
@@ -96,7 +109,11 @@ class Server:
             self.clock,
             self.settings.answer_grace,
             self.discovery.services_of,
+            approvals=approval_store,
+            output_limit=self.settings.output_limit,
         )
+        approvals = Approvals(approval_store, store, audit, self.clock, orchestrator.wake)
+        output = OutputCollector(OutputStore(engine), self.bus, self.clock)
         ctx = ServerContext(
             self.bus,
             self.fleet,
@@ -109,6 +126,9 @@ class Server:
             self.clock,
             self.counters,
             self.clock.now(),
+            approvals=approvals,
+            access=access,
+            output=output,
         )
         self.http = HttpServer(
             create_app(ctx), self.settings.listen_host, self.settings.listen_port
@@ -128,7 +148,10 @@ class Server:
                         ("server.desired", self.desired.publish),
                         ("server.results", orchestrator.consume_results),
                         ("server.dispatch", orchestrator.dispatch),
+                        ("server.output", output.consume),
+                        ("server.output_close", output.close_finished),
                         ("server.topology", self._keep_topology),
+                        ("server.sessions", access.sessions.purge_ended),
                     )
                 ]
             )
@@ -136,6 +159,7 @@ class Server:
                 self.ready.set()
                 log.info("server on http://%s:%d", self.settings.listen_host, self.http.port)
                 await stop.wait()
+            output.changes.close()  # live output streams end; their readers resume elsewhere
             self.http.stop()
             await http
             for task in loops:

@@ -8,10 +8,13 @@ from datetime import datetime
 from drover.bus.connection import Bus
 from drover.ops.clock import Clock
 from drover.ops.counters import Counters
+from drover.server.approvals import Approvals
+from drover.server.auth.service import Access
 from drover.server.configsync import ConfigSync
 from drover.server.discovery.tracker import Discovery
 from drover.server.fleet import FleetView
 from drover.server.orchestrator import Orchestrator
+from drover.server.output_collector import OutputCollector
 from drover.server.overrides import Overrides
 from drover.store.actions import ActionStore
 from drover.store.audit import AuditLog
@@ -30,3 +33,6 @@ class ServerContext:
     clock: Clock
     counters: Counters
     started_at: datetime
+    approvals: Approvals
+    access: Access  # authentication: accounts, tokens, sessions, OIDC
+    output: OutputCollector  # commands' output: stored whole, followed live

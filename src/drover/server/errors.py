@@ -1,6 +1,10 @@
 """Errors of the server, each mapped to one HTTP status by the API.
 
 ServerError
+├── BadRequest     a request that cannot be understood, e.g. an OIDC callback out of turn (400)
+├── Unauthorized   no valid credentials: no token, an unknown, expired or revoked one (401)
+├── Forbidden      valid credentials without the permission the request needs (403)
+├── TooManyRequests  too many failed logins for a name or from an address (429)
 ├── NotFound       an application, service, host or action that does not exist (404)
 ├── Conflict       a request the object's state no longer allows, e.g. cancelling a finished
 │                  rollout (409)
@@ -17,6 +21,37 @@ class ServerError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer must carry besides the message."""
+        return {}
+
+
+class BadRequest(ServerError):
+    status_code = 400
+
+
+class Unauthorized(ServerError):
+    status_code = 401
+
+    def headers(self) -> dict[str, str]:
+        # RFC 9110: a 401 names how to authenticate; the reason goes in the body too.
+        return {"WWW-Authenticate": 'Bearer realm="drover"'}
+
+
+class Forbidden(ServerError):
+    status_code = 403
+
+
+class TooManyRequests(ServerError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class NotFound(ServerError):

@@ -32,6 +32,8 @@ from drover.bus.errors import MalformedMessage
 from drover.bus.messages import ActionRequest, ActionResult, ServiceState, decode
 from drover.config.schema import FleetConfig
 from drover.model.action import ActionKind, HostOutcome
+from drover.model.approval import Approval, Subject, applicable, kind_label, open_request
+from drover.model.command import CommandInvocation, ParamError, invoke
 from drover.model.rollout import (
     HALTED,
     CancelRequest,
@@ -54,6 +56,7 @@ from drover.server.fleet import FleetView
 from drover.server.targeting import Target, resolve
 from drover.store.actions import Action, ActionStore, HostResult
 from drover.store.actions import Dispatch as Send
+from drover.store.approvals import ApprovalStore
 from drover.store.audit import AuditEntry
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DEADLINE = timedelta(minutes=10)
 # How long past its deadline a host may still answer: it may have begun just before it.
 DEFAULT_ANSWER_GRACE = timedelta(minutes=5)
+DEFAULT_OUTPUT_LIMIT = 64 * 1024 * 1024  # bytes of a command's output kept per host
 DISPATCH_CONCURRENCY = 256
 
 T = TypeVar("T")
@@ -85,8 +89,13 @@ class Orchestrator:
         clock: Clock,
         answer_grace: timedelta = DEFAULT_ANSWER_GRACE,
         discovered: Callable[[str], Mapping[str, set[str]]] = lambda application: {},
+        *,
+        approvals: ApprovalStore,
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
     ) -> None:
         self._discovered = discovered
+        self._approvals = approvals
+        self._output_limit = output_limit
         self._store = store
         self._bus = bus
         self._fleet = fleet
@@ -103,6 +112,7 @@ class Orchestrator:
         strategy: Strategy,
         groups: Sequence[str] | None = None,
         labels: Mapping[str, str] | None = None,
+        for_command: bool = False,
     ) -> tuple[Target, list[list[str]]]:
         """What an action would do: its target, and its hosts batch by batch. Runs nothing."""
         config = self._active_config()
@@ -118,6 +128,7 @@ class Orchestrator:
             found,
             groups=groups,
             labels=labels,
+            for_command=for_command,
         )
         return target, plan(target.hosts, strategy)
 
@@ -132,28 +143,52 @@ class Orchestrator:
         strategy: Strategy | None = None,
         groups: Sequence[str] | None = None,
         labels: Mapping[str, str] | None = None,
+        command: str | None = None,
+        params: Mapping[str, object] | None = None,
     ) -> Action:
         """Commit the action, every host `pending` in its batch; the rollout loop releases the
-        batches (the first at once) and the dispatcher sends them."""
+        batches (the first at once) and the dispatcher sends them.
+
+        A `command` action names one of the application's commands and its `params`; they are
+        checked and the argv rendered here (a mistake is a 422 naming the parameter), and the
+        action records and sends exactly that.
+
+        An action the approval policies cover is committed `pending-approval` with its request,
+        and nothing is released until the request is approved (server/approvals.py). Its
+        deadline then counts from the approval; until then it is a bound: the request's open
+        time plus the action's own."""
         chosen = (strategy or Strategy()).model_copy(
             update={"deadline_s": deadline.total_seconds()}
         )
-        target, batches = self.plan(application, service, hosts, chosen, groups, labels)
+        is_command = kind is ActionKind.COMMAND
+        _check_command_fields(kind, service, command, params)
+        target, batches = self.plan(
+            application, service, hosts, chosen, groups, labels, for_command=is_command
+        )
+        invocation = self._invocation(target.application, command, params) if is_command else None
         now = self._clock.now()
+        action_id = new_action_id()
+        name = invocation.name if invocation else None
+        approval = self._approval_for(
+            action_id, target.application, kind_label(kind.value, name), requested_by, now
+        )
+        held_for = approval.open_until - now if approval else timedelta(0)
         action = Action(
-            id=new_action_id(),
+            id=action_id,
             kind=kind,
             application=target.application,
             services=target.services,
             requested_by=requested_by,
             created_at=now,
-            deadline=now + deadline,
+            deadline=now + held_for + deadline,
             hosts=sorted(
                 (_pending(h, n) for n, batch in enumerate(batches) for h in batch),
                 key=lambda h: h.host,
             ),
             strategy=chosen,
-            rollout_state=RolloutState.RUNNING,
+            rollout_state=RolloutState.PENDING_APPROVAL if approval else RolloutState.RUNNING,
+            approval=approval,
+            command=invocation,
         )
         detail = {
             "kind": kind.value,
@@ -163,6 +198,8 @@ class Orchestrator:
             "batches": len(batches),
             "strategy": chosen.model_dump(mode="json", exclude_defaults=True),
         }
+        if invocation is not None:
+            detail |= {"command": invocation.name, "params": invocation.params}
         await self._store.create(
             action, AuditEntry(requested_by, "action.requested", action.id, now, detail)
         )
@@ -175,8 +212,50 @@ class Orchestrator:
             len(batches),
             requested_by,
         )
+        if approval is not None:
+            log.info(
+                "action %s: held for approval until %s (%s)",
+                action.id,
+                approval.open_until.isoformat(timespec="seconds"),
+                "; ".join(f"{p.name}: {p.required}" for p in approval.policies),
+            )
         self._wake.set()  # the dispatcher sends it; the caller does not wait on the bus
         return action
+
+    def _invocation(
+        self, application: str, command: str | None, params: Mapping[str, object] | None
+    ) -> CommandInvocation:
+        """The command checked against its declaration and rendered, or a 404/422 saying why."""
+        config = self._active_config()
+        app = config.applications.get(application) if config else None
+        assert app is not None and command is not None  # `plan` found it; checked before
+        spec = app.commands.get(command)
+        if spec is None:
+            has = ", ".join(sorted(app.commands)) or "none"
+            raise NotFound(
+                f"application {application!r} has no command {command!r} (it has: {has})"
+            )
+        try:
+            return invoke(command, spec, params or {}, self._output_limit)
+        except ParamError as err:
+            raise Unprocessable(f"params.{err.param}: {err.why}") from err
+
+    def _approval_for(
+        self, action_id: str, application: str, kind: str, requested_by: str, now: datetime
+    ) -> Approval | None:
+        """The approval request the active config's policies ask for; None: none applies."""
+        config = self._active_config()
+        if config is None:
+            raise Unprocessable("no valid configuration is active yet")
+        app = config.applications.get(application)
+        environment = app.environment if app is not None else "default"
+        subject = Subject(application, environment, kind)
+        policies = applicable(config.approvals, subject)
+        return open_request(action_id, subject, policies, requested_by, now) if policies else None
+
+    def wake(self) -> None:
+        """Look at the rollouts now: one was released (an approval), or changed."""
+        self._wake.set()
 
     async def cancel(self, action_id: str, abort_running: bool, by: str) -> Action:
         entry = AuditEntry(
@@ -190,7 +269,9 @@ class Orchestrator:
             found = await self._store.get(action_id)
             if found is None:
                 raise NotFound(f"no action {action_id!r}")
-            raise Conflict(f"action {action_id} is no longer running ({found.rollout_state})")
+            # Held for approval: withdrawing the request ends it; nothing was ever sent.
+            if not await self._approvals.cancel(action_id, by, self._clock.now()):
+                raise Conflict(f"action {action_id} is no longer running ({found.rollout_state})")
         log.info("action %s: cancel asked by %s (abort running: %s)", action_id, by, abort_running)
         self._wake.set()
         found = await self._store.get(action_id)
@@ -218,7 +299,7 @@ class Orchestrator:
         rollout = Rollout(
             plan=_plan_of(action),
             strategy=action.strategy,
-            started_at=action.created_at,
+            started_at=action.released_at or action.created_at,
             state=state if state in HALTED else RolloutState.RUNNING,
             cancel=action.cancel,
         )
@@ -304,6 +385,7 @@ class Orchestrator:
         """
         while True:
             self._wake.clear()
+            await self._expire_approvals()
             next_look = await self._drive_rollouts()
             pending = await self._store.undispatched()
             sent: list[tuple[str, str]] = []
@@ -324,6 +406,12 @@ class Orchestrator:
             if len(sent) < len(pending) or len(pending) == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=min(2.0, next_look))
+
+    async def _expire_approvals(self) -> None:
+        """Requests not decided in time end here: their actions never run. Several server
+        processes may do this at once; the store expires each request once."""
+        for action_id in await self._approvals.expire_due(self._clock.now()):
+            log.warning("action %s: not approved in time; it will not run", action_id)
 
     async def _send(self, dispatch: Send) -> None:
         # The store's Dispatch carries exactly the request's fields, by name.
@@ -389,6 +477,24 @@ class Orchestrator:
         await msg.term()
 
 
+def _check_command_fields(
+    kind: ActionKind,
+    service: str | None,
+    command: str | None,
+    params: Mapping[str, object] | None,
+) -> None:
+    if kind is not ActionKind.COMMAND:
+        if command is not None or params:
+            raise Unprocessable("'command' and 'params' go with kind 'command' only")
+        return
+    if command is None:
+        raise Unprocessable("kind 'command' needs 'command': which of the application's commands")
+    if service is not None:
+        raise Unprocessable(
+            "a command runs once on each host, not on a service: leave out 'service'"
+        )
+
+
 def _pending(host: str, batch: int) -> HostResult:
     return HostResult(host, HostOutcome.PENDING, None, None, None, None, "", batch)
 
@@ -421,5 +527,7 @@ def _host_result(result: ActionResult) -> HostResult:
         result.started_at,
         result.finished_at,
         result.duration_s,
-        result.output,
+        # PostgreSQL's text cannot hold NUL, which a command may well print.
+        result.output.replace("\x00", "\ufffd"),
+        output_chunks=result.output_chunks,
     )

@@ -35,10 +35,13 @@ def resolve(
     *,
     groups: Sequence[str] | None = None,
     labels: Mapping[str, str] | None = None,
+    for_command: bool = False,
 ) -> Target:
     """`discovered`: host → the application's services that discovery found there (vanished
     ones left out). `groups`: names of config groups, a host in any of them is selected;
-    `labels`: every one must be on a host (see `parse_labels` for the `k=v,k=v` form)."""
+    `labels`: every one must be on a host (see `parse_labels` for the `k=v,k=v` form).
+    `for_command`: a command runs on every host the application is placed on or found on,
+    whether or not it has services there."""
     app = config.applications.get(application)
     if app is None:
         raise NotFound(f"no application {application!r}")
@@ -46,7 +49,7 @@ def resolve(
         if group not in config.groups:
             raise NotFound(f"no host group {group!r}")
     what = f"service {service!r} of application" if service else "application"
-    where = _runs_on(config, app, known_hosts, application, service, discovered or {})
+    where = _runs_on(config, app, known_hosts, application, service, discovered or {}, for_command)
     if hosts:
         for host in hosts:
             if host not in where:
@@ -71,10 +74,12 @@ def _runs_on(
     application: str,
     service: str | None,
     found: Mapping[str, set[str]],
+    for_command: bool = False,
 ) -> set[str]:
     placed = {h for h in set(known_hosts) | set(config.hosts) if runs_on(config, app, h)}
     if service is None:
-        return (placed if app.services else set()) | {h for h, names in found.items() if names}
+        placing = app.services or for_command
+        return (placed if placing else set()) | {h for h, names in found.items() if names}
     where = {h for h, names in found.items() if service in names}
     if service in app.services:
         where |= placed

@@ -17,8 +17,11 @@ from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
+from drover.model.approval import Approval
+from drover.model.command import CommandInvocation
 from drover.model.rollout import CancelRequest, RolloutState
 from drover.model.strategy import Strategy
+from drover.store.approvals import insert_request, load_approvals
 from drover.store.audit import AuditEntry, write
 from drover.store.database import open_database
 from drover.store.tables import action_hosts, actions
@@ -38,6 +41,7 @@ class Dispatch:
     requested_by: str
     created_at: datetime
     deadline: datetime
+    command: CommandInvocation | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class HostResult:
     batch: int = 0  # its place in the rollout's plan
     sent_at: datetime | None = None  # released for dispatch; None: its batch is not due yet
     deadline: datetime | None = None  # of its request; None: the action's
+    output_chunks: int | None = None  # a command's: the chunks its output was sent in
 
 
 @dataclass(frozen=True)
@@ -68,9 +73,15 @@ class Action:
     rollout_state: RolloutState | None = None
     halt_reason: str | None = None
     cancel: CancelRequest | None = None
+    # Four eyes: when its rollout began (None: when requested), and its approval, if it needs one.
+    released_at: datetime | None = None
+    approval: Approval | None = None
+    command: CommandInvocation | None = None  # kind `command`: which, with what, rendered how
 
     @property
     def state(self) -> ActionState:
+        if self.rollout_state is RolloutState.PENDING_APPROVAL:
+            return ActionState.PENDING_APPROVAL  # its hosts are pending, but none is running
         return action_state(h.outcome for h in self.hosts)
 
 
@@ -107,6 +118,7 @@ class ActionStore:
                     deadline=action.deadline,
                     strategy=action.strategy.model_dump(mode="json") if action.strategy else None,
                     rollout_state=action.rollout_state.value if action.rollout_state else None,
+                    command=action.command.model_dump(mode="json") if action.command else None,
                 )
             )
             await conn.execute(
@@ -121,10 +133,13 @@ class ActionStore:
                         "batch": h.batch,
                         "sent_at": h.sent_at,
                         "deadline": h.deadline,
+                        "output_open": action.command is not None,
                     }
                     for h in action.hosts
                 ],
             )
+            if action.approval is not None:
+                await insert_request(conn, action.approval)
 
     async def undispatched(self, limit: int = 1000) -> list[Dispatch]:
         """Requests released (their batch is due) but not yet handed to the bus, oldest first."""
@@ -147,6 +162,7 @@ class ActionStore:
                     requested_by=row.requested_by,
                     created_at=row.created_at,
                     deadline=row.host_deadline or row.deadline,
+                    command=_command(row.command),
                 )
                 for row in await conn.execute(query)
             ]
@@ -242,6 +258,8 @@ class ActionStore:
         return await self._load(
             select(actions)
             .where(actions.c.strategy.is_not(None))
+            # held for approval: nothing to drive until it is released
+            .where(actions.c.rollout_state.is_distinct_from(RolloutState.PENDING_APPROVAL.value))
             .where(
                 (actions.c.rollout_state == RolloutState.RUNNING.value)
                 | actions.c.id.in_(open_hosts.scalar_subquery())
@@ -325,6 +343,7 @@ class ActionStore:
                     finished_at=result.finished_at,
                     duration_s=result.duration_s,
                     output=result.output,
+                    output_chunks=result.output_chunks,
                     updated_at=now,
                 )
             )
@@ -368,8 +387,10 @@ class ActionStore:
                         batch=h.batch,
                         sent_at=h.sent_at,
                         deadline=h.deadline,
+                        output_chunks=h.output_chunks,
                     )
                 )
+            approvals = await load_approvals(conn, ids)
         return [
             Action(
                 id=row.id,
@@ -384,6 +405,9 @@ class ActionStore:
                 rollout_state=RolloutState(row.rollout_state) if row.rollout_state else None,
                 halt_reason=row.halt_reason,
                 cancel=CancelRequest(**row.cancel) if row.cancel else None,
+                released_at=row.released_at,
+                approval=approvals.get(row.id),
+                command=_command(row.command),
             )
             for row in rows
         ]
@@ -400,3 +424,7 @@ def _mark(action_id: str, host: str, outcome: HostOutcome, why: str, now: dateti
     if outcome is HostOutcome.SKIPPED:
         query = query.where(action_hosts.c.sent_at.is_(None))
     return query.values(outcome=outcome.value, output=why, finished_at=now, updated_at=now)
+
+
+def _command(stored: Any) -> CommandInvocation | None:
+    return CommandInvocation.model_validate(stored) if stored else None

@@ -7,17 +7,21 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 
@@ -58,6 +62,10 @@ actions = Table(
     Column("rollout_state", String(16)),  # model.rollout.RolloutState
     Column("halt_reason", Text),
     Column("cancel", JSON(none_as_null=True)),  # {"abort_running": bool} once someone cancelled it
+    # When its rollout began: null for one released when it was requested; set by an approval.
+    Column("released_at", UTCDateTime),
+    # kind `command`: model.command.CommandInvocation (name, params, rendered argv, ...)
+    Column("command", JSON(none_as_null=True)),
     Index("ix_actions_created_at", "created_at"),
 )
 
@@ -76,7 +84,61 @@ action_hosts = Table(
     Column("batch", Integer, nullable=False, server_default="0"),
     Column("sent_at", UTCDateTime),  # released to the dispatcher; null: its batch is not due
     Column("deadline", UTCDateTime),  # of this host's request: not started after it
+    Column("output_chunks", Integer),  # a command's: how many chunks its result says it sent
+    # A command's output here may still grow: true until the end of its stream is written
+    # (store/output.py), so that only these rows are looked at, however long the history.
+    Column("output_open", Boolean, nullable=False, server_default=false()),
     Index("ix_action_hosts_outcome", "outcome"),
+    Index("ix_action_hosts_output_open", "output_open"),
+)
+
+# A command's output, stored whole (store/output.py): seq 1..n per host as the agent sent it,
+# and seq 0 for the end of the host's stream. `position` orders every row of an action in the
+# order they were stored, without gaps: what the live output follows and resumes from.
+action_output = Table(
+    "action_output",
+    metadata,
+    Column("action_id", String(64), ForeignKey("actions.id"), primary_key=True),
+    Column("host", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+    UniqueConstraint("action_id", "position", name="uq_action_output_position"),
+)
+
+# Four-eyes approvals (store/approvals.py): one request per action that needs it, and its votes.
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("action_id", String(64), ForeignKey("actions.id"), primary_key=True),
+    Column("state", String(16), nullable=False),  # model.approval.ApprovalState
+    Column("application", String(64), nullable=False),
+    Column("environment", String(64), nullable=False),  # the application's, when requested
+    Column("kind", String(200), nullable=False),  # restart, command:<name>, ...
+    Column("policies", JSON, nullable=False),  # [model.approval.ApprovalPolicy], as requested
+    Column("requested_by", String(200), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("open_until", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", String(200)),
+    Column("reason", Text),  # why it was rejected, expired or cancelled
+    Column("updated_at", UTCDateTime, nullable=False),  # also: touched to lock it for a vote
+    Index("ix_approval_requests_state_open_until", "state", "open_until"),
+)
+
+# One vote per person and request: the primary key says so, whatever races.
+approval_votes = Table(
+    "approval_votes",
+    metadata,
+    Column("action_id", String(64), ForeignKey("approval_requests.action_id"), primary_key=True),
+    Column("approver", String(200), primary_key=True),
+    Column("decision", String(16), nullable=False),  # model.approval.Decision
+    Column("comment", Text, nullable=False),  # a rejection's reason
+    Column("at", UTCDateTime, nullable=False),
+    Column("via", String(64), nullable=False),
+    Column("groups", JSON, nullable=False),  # the approver's, when they voted
 )
 
 overrides = Table(
@@ -111,4 +173,69 @@ audit = Table(
     Index("ix_audit_at", "at"),
     Index("ix_audit_subject", "subject"),
     Index("ix_audit_actor", "actor"),
+)
+
+# People and access (store/users.py, tokens.py, sessions.py, logins.py). No secret is stored:
+# passwords as argon2 hashes, token secrets and session ids as their SHA-256.
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("password_hash", Text),  # argon2; null: signs in by OIDC or holds tokens only
+    Column("source", String(16), nullable=False),  # model.access.UserSource
+    Column("grants", JSON, nullable=False),  # [{role, applications, environments}]
+    Column("groups", JSON, nullable=False),  # [name]; for OIDC users, as the last login said
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public: shown in lists, used to revoke
+    Column("user", String(200), ForeignKey("users.name"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),  # null: until revoked
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+    Index("ix_api_tokens_user", "user"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("user", String(200), ForeignKey("users.name"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("via", String(16), nullable=False),  # password or oidc
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # absolute: however active it is
+    Column("idle_expires_at", UTCDateTime, nullable=False),  # moved on by each use
+    Index("ix_sessions_user", "user"),
+)
+
+# Failed logins of the last minutes, for the rate limit shared by every server process.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("source", String(100), nullable=False),
+    Index("ix_login_failures_at", "at"),
+    Index("ix_login_failures_name", "name"),
+    Index("ix_login_failures_source", "source"),
+)
+
+# OIDC logins under way: between the redirect to the provider and its callback.
+oidc_requests = Table(
+    "oidc_requests",
+    metadata,
+    Column("state_sha256", String(64), primary_key=True),
+    Column("nonce", String(128), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )

@@ -46,6 +46,9 @@ class Provider(Protocol):
         """Stop everything this provider started (the agent is shutting down)."""
 
 
+NOT_A_SERVICE_OPERATION = "a command is not an operation on a service"
+
+
 class OperationFailed(Exception):
     def __init__(self, application: str, service: str, reason: str) -> None:
         super().__init__(f"{application}/{service}: {reason}")

@@ -19,7 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from drover.agent.errors import UnknownService
-from drover.agent.providers.base import Listeners, OperationFailed, StateListener
+from drover.agent.providers.base import (
+    NOT_A_SERVICE_OPERATION,
+    Listeners,
+    OperationFailed,
+    StateListener,
+)
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
@@ -218,6 +223,8 @@ class ProcessProvider:
                 return await proc.stop()
             case ActionKind.RESTART:
                 return await proc.restart()
+            case ActionKind.COMMAND:
+                raise OperationFailed(application, service, NOT_A_SERVICE_OPERATION)
 
     def states(self) -> list[ServiceState]:
         return [p.state for p in self._services.values()]

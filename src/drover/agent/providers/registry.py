@@ -11,7 +11,13 @@ import logging
 from collections.abc import Sequence
 
 from drover.agent.errors import UnknownService
-from drover.agent.providers.base import Listeners, OperationFailed, Provider, StateListener
+from drover.agent.providers.base import (
+    NOT_A_SERVICE_OPERATION,
+    Listeners,
+    OperationFailed,
+    Provider,
+    StateListener,
+)
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus
@@ -45,6 +51,8 @@ class Providers:
         return sorted(svc for app, svc in self._provider_of if app == application)
 
     async def act(self, application: str, service: str, kind: ActionKind) -> str:
+        if kind is ActionKind.COMMAND:  # the executor runs commands itself
+            raise OperationFailed(application, service, NOT_A_SERVICE_OPERATION)
         name = self._provider_of.get((application, service))
         if name is None:
             raise UnknownService(application, service)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from drover import __version__
+from drover.server.api.approval_routes import approvals
+from drover.server.api.auth_routes import auth, oidc
+from drover.server.api.output_routes import output
+from drover.server.api.people_routes import people
 from drover.server.api.routes import api, system
 from drover.server.context import ServerContext
 from drover.server.errors import ServerError
@@ -28,6 +36,11 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.include_router(api)
+    app.include_router(approvals)
+    app.include_router(output)
+    app.include_router(auth)
+    app.include_router(people)
+    app.include_router(oidc)
     app.include_router(system)
 
     @app.middleware("http")
@@ -47,8 +60,22 @@ def create_app(ctx: ServerContext) -> FastAPI:
         response.headers[REQUEST_ID] = correlation
         return response
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, but in ASCII JSON: what was sent may hold text that UTF-8
+        # cannot encode (a lone surrogate, "\ud800"), and echoing it back must not turn a 422
+        # into a 500.
+        return _AsciiJSONResponse({"detail": jsonable_encoder(err.errors())}, status_code=422)
+
     @app.exception_handler(ServerError)
     async def server_error(_request: Request, err: ServerError) -> JSONResponse:
-        return JSONResponse({"detail": err.message}, status_code=err.status_code)
+        return JSONResponse(
+            {"detail": err.message}, status_code=err.status_code, headers=err.headers()
+        )
 
     return app
+
+
+class _AsciiJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")

@@ -1,16 +1,37 @@
-"""The /api/v1 routes, /healthz and /info."""
+"""The /api/v1 routes of the fleet, /healthz and /info.
+
+Every route asks who the caller is (`Caller`, 401 without valid credentials) and whether they
+may touch what they name (`authorize`, 403 on the audit trail), before it touches it:
+
+- reading an application, an action or an override needs `read` on its application (in the
+  application's environment); lists show only what the caller may read, never a 403;
+- actions, cancelling them and overrides need `act` on the application;
+- a plan (a dry run) needs `read`: it changes nothing;
+- hosts and units are visible to a caller who may read an application placed on the host or
+  reported there (every host with `read` unscoped), showing only those applications' services;
+- the config status needs `read` in any scope (it is about the repository everyone edits);
+- decommissioning a host needs `admin` without a scope, the audit trail `audit` without one.
+
+A request that names an application is authorized on that name before anything is looked up,
+so the answer (403 or 404) never tells an outsider whether it exists; one that names an object
+by id looks it up first (404 if there is none: ids are random, they reveal nothing) and is
+then authorized on the object's application.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from drover.config.errors import ConfigProblem
+from drover.model.access import Permission
 from drover.model.names import HostId
 from drover.model.strategy import Strategy
 from drover.ops.buildinfo import build_info
+from drover.server.api.access import Caller, MaybeCaller, authorize
+from drover.server.api.deps import Ctx
 from drover.server.api.schemas import (
     ActionIn,
     ActionOut,
@@ -37,38 +58,37 @@ from drover.server.api.views import (
     override_view,
     unit_views,
 )
-from drover.server.context import ServerContext
+from drover.server.api.visibility import Visibility
 from drover.server.decommission import decommission
 from drover.server.errors import NotFound, Unprocessable
 
-
-def context(request: Request) -> ServerContext:
-    ctx: ServerContext = request.app.state.ctx
-    return ctx
-
-
-Ctx = Annotated[ServerContext, Depends(context)]
-# Who asks. Until authentication exists (the operator-workflows issue), a name the client gives.
-User = Annotated[str | None, Header(alias="X-Drover-User", max_length=200)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+DENIED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no valid credentials"},
+    403: {"model": ErrorOut, "description": "not allowed: says which role is missing"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {**DENIED, 404: {"model": ErrorOut}}
 
 api = APIRouter(prefix="/api/v1")
 system = APIRouter()
 
 
-@api.get("/hosts", response_model=list[HostOut])
-async def list_hosts(ctx: Ctx) -> list[HostOut]:
+@api.get("/hosts", response_model=list[HostOut], responses=DENIED)
+async def list_hosts(ctx: Ctx, caller: Caller) -> list[HostOut]:
+    """The hosts the caller may see, each with the services of applications they may read."""
     now = ctx.clock.now()
+    seen = Visibility(ctx, caller)
     views = (host_view(ctx.fleet, host, now, ctx.discovery) for host in sorted(ctx.fleet.hosts))
-    return [v for v in views if v is not None]
+    return [seen.host_out(v) for v in views if v is not None and seen.host(v.host)]
 
 
 @api.get("/hosts/{host}", response_model=HostOut, responses=NOT_FOUND)
-async def get_host(host: str, ctx: Ctx) -> HostOut:
+async def get_host(host: str, ctx: Ctx, caller: Caller) -> HostOut:
+    seen = Visibility(ctx, caller)
+    await seen.require_host(host)
     view = host_view(ctx.fleet, host, ctx.clock.now(), ctx.discovery)
     if view is None:
         raise NotFound(f"no host {host!r}")
-    return view
+    return seen.host_out(view)
 
 
 @api.delete(
@@ -76,14 +96,15 @@ async def get_host(host: str, ctx: Ctx) -> HostOut:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**NOT_FOUND, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
-async def decommission_host(host: str, ctx: Ctx, user: User = None) -> Response:
+async def decommission_host(host: str, ctx: Ctx, caller: Caller) -> Response:
     """Remove a host that is not online from the fleet, for good (the audit keeps it)."""
-    await decommission(ctx.bus, ctx.fleet, ctx.audit, ctx.clock, host, user or "anonymous")
+    await authorize(ctx, caller, Permission.ADMIN)
+    await decommission(ctx.bus, ctx.fleet, ctx.audit, ctx.clock, host, caller.name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@api.get("/applications", response_model=list[ApplicationOut])
-async def list_applications(ctx: Ctx) -> list[ApplicationOut]:
+@api.get("/applications", response_model=list[ApplicationOut], responses=DENIED)
+async def list_applications(ctx: Ctx, caller: Caller) -> list[ApplicationOut]:
     config = ctx.config.active
     if config is None:
         return []
@@ -92,11 +113,13 @@ async def list_applications(ctx: Ctx) -> list[ApplicationOut]:
     return [
         application_view(config, ctx.fleet, name, app, now, overrides, ctx.discovery)
         for name, app in sorted(config.applications.items())
+        if caller.may(Permission.READ, name, app.environment)
     ]
 
 
 @api.get("/applications/{name}", response_model=ApplicationOut, responses=NOT_FOUND)
-async def get_application(name: str, ctx: Ctx) -> ApplicationOut:
+async def get_application(name: str, ctx: Ctx, caller: Caller) -> ApplicationOut:
+    await authorize(ctx, caller, Permission.READ, name)
     config = ctx.config.active
     if config is None or name not in config.applications:
         raise NotFound(f"no application {name!r}")
@@ -111,17 +134,20 @@ async def get_application(name: str, ctx: Ctx) -> ApplicationOut:
     status_code=status.HTTP_202_ACCEPTED,
     responses={**NOT_FOUND, 422: {"model": ErrorOut}},
 )
-async def create_action(body: ActionIn, ctx: Ctx, user: User = None) -> ActionOut:
+async def create_action(body: ActionIn, ctx: Ctx, caller: Caller) -> ActionOut:
+    await authorize(ctx, caller, Permission.ACT, body.application)
     action = await ctx.orchestrator.submit(
         kind=body.kind,
         application=body.application,
         service=body.service,
         hosts=body.hosts,
-        requested_by=user or "anonymous",
+        requested_by=caller.name,
         deadline=timedelta(seconds=body.deadline_s),
         strategy=body.strategy,
         groups=body.groups,
         labels=body.labels,
+        command=body.command,
+        params=body.params,
     )
     return action_view(action)
 
@@ -129,8 +155,9 @@ async def create_action(body: ActionIn, ctx: Ctx, user: User = None) -> ActionOu
 @api.post(
     "/actions/plan", response_model=PlanOut, responses={**NOT_FOUND, 422: {"model": ErrorOut}}
 )
-async def plan_action(body: TargetIn, ctx: Ctx) -> PlanOut:
+async def plan_action(body: TargetIn, ctx: Ctx, caller: Caller) -> PlanOut:
     """A dry run: the hosts an action would reach, batch by batch. Nothing is stored or sent."""
+    await authorize(ctx, caller, Permission.READ, body.application)
     strategy = (body.strategy or Strategy()).model_copy(update={"deadline_s": body.deadline_s})
     target, batches = ctx.orchestrator.plan(
         body.application, body.service, body.hosts, strategy, body.groups, body.labels
@@ -149,26 +176,37 @@ async def plan_action(body: TargetIn, ctx: Ctx) -> PlanOut:
     responses={**NOT_FOUND, 409: {"model": ErrorOut}},
 )
 async def cancel_action(
-    action_id: str, ctx: Ctx, body: CancelIn | None = None, user: User = None
+    action_id: str, ctx: Ctx, caller: Caller, body: CancelIn | None = None
 ) -> ActionOut:
     """Hosts not yet sent are skipped; running ones finish, or are given up on."""
+    found = await ctx.store.get(action_id)
+    if found is None:
+        raise NotFound(f"no action {action_id!r}")
+    await authorize(ctx, caller, Permission.ACT, found.application)
     cancel = body or CancelIn()
-    action = await ctx.orchestrator.cancel(action_id, cancel.abort_running, user or "anonymous")
+    action = await ctx.orchestrator.cancel(action_id, cancel.abort_running, caller.name)
     return action_view(action)
 
 
-@api.get("/actions", response_model=list[ActionOut])
+@api.get("/actions", response_model=list[ActionOut], responses=DENIED)
 async def list_actions(
-    ctx: Ctx, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ctx: Ctx, caller: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[ActionOut]:
-    return [action_view(a) for a in await ctx.store.recent(limit)]
+    """The most recent actions the caller may read (up to `limit` of them)."""
+    seen = Visibility(ctx, caller)
+    if seen.everything:
+        return [action_view(a) for a in await ctx.store.recent(limit)]
+    # Filtered after reading: read more than asked, so a scoped caller still gets a page.
+    recent = await ctx.store.recent(500)
+    return [action_view(a) for a in recent if seen.application(a.application)][:limit]
 
 
 @api.get("/actions/{action_id}", response_model=ActionOut, responses=NOT_FOUND)
-async def get_action(action_id: str, ctx: Ctx) -> ActionOut:
+async def get_action(action_id: str, ctx: Ctx, caller: Caller) -> ActionOut:
     action = await ctx.store.get(action_id)
     if action is None:
         raise NotFound(f"no action {action_id!r}")
+    await authorize(ctx, caller, Permission.READ, action.application)
     return action_view(action)
 
 
@@ -178,7 +216,8 @@ async def get_action(action_id: str, ctx: Ctx) -> ActionOut:
     status_code=status.HTTP_201_CREATED,
     responses={**NOT_FOUND, 422: {"model": ErrorOut}},
 )
-async def set_override(body: OverrideIn, ctx: Ctx, user: User = None) -> OverrideOut:
+async def set_override(body: OverrideIn, ctx: Ctx, caller: Caller) -> OverrideOut:
+    await authorize(ctx, caller, Permission.ACT, body.application)
     override = await ctx.overrides.set(
         application=body.application,
         service=body.service,
@@ -186,24 +225,33 @@ async def set_override(body: OverrideIn, ctx: Ctx, user: User = None) -> Overrid
         status=body.status,
         reason=body.reason,
         duration=timedelta(seconds=body.duration_s),
-        by=user or "anonymous",
+        by=caller.name,
     )
     return override_view(override)
 
 
-@api.get("/overrides", response_model=list[OverrideOut])
-async def list_overrides(ctx: Ctx) -> list[OverrideOut]:
-    return [override_view(o) for o in await ctx.overrides.active()]
+@api.get("/overrides", response_model=list[OverrideOut], responses=DENIED)
+async def list_overrides(ctx: Ctx, caller: Caller) -> list[OverrideOut]:
+    seen = Visibility(ctx, caller)
+    return [
+        override_view(o) for o in await ctx.overrides.active() if seen.application(o.application)
+    ]
 
 
 @api.delete("/overrides/{override_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def clear_override(override_id: str, ctx: Ctx, user: User = None) -> Response:
-    await ctx.overrides.clear(override_id, by=user or "anonymous")
+async def clear_override(override_id: str, ctx: Ctx, caller: Caller) -> Response:
+    found = next((o for o in await ctx.overrides.active() if o.id == override_id), None)
+    if found is None:
+        raise NotFound(f"no override {override_id!r} in force")
+    await authorize(ctx, caller, Permission.ACT, found.application)
+    await ctx.overrides.clear(override_id, by=caller.name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@api.get("/config", response_model=ConfigOut)
-async def get_config(ctx: Ctx) -> ConfigOut:
+@api.get("/config", response_model=ConfigOut, responses=DENIED)
+async def get_config(ctx: Ctx, caller: Caller) -> ConfigOut:
+    if not caller.may_somewhere(Permission.READ):
+        await authorize(ctx, caller, Permission.READ)  # denies, on the record
     sync = ctx.config
     error = sync.last_error
     return ConfigOut(
@@ -228,14 +276,24 @@ UnitState = Literal["assigned", "unassigned", "vanished"]
 @api.get("/units", response_model=list[UnitOut], responses=NOT_FOUND)
 async def list_units(
     ctx: Ctx,
+    caller: Caller,
     host: Annotated[HostId | None, Query(description="one host only")] = None,
     state: Annotated[UnitState | None, Query(description="only units in this state")] = None,
 ) -> list[UnitOut]:
-    """Every systemd unit the agents reported, and the application each belongs to."""
-    if host is not None and host not in ctx.fleet.hosts and host not in ctx.discovery.hosts():
-        raise NotFound(f"no host {host!r}")
+    """Every systemd unit the agents reported, and the application each belongs to; to a
+    scoped caller, only the units of applications they may read."""
+    seen = Visibility(ctx, caller)
+    if host is not None:
+        await seen.require_host(host)
+        if host not in ctx.fleet.hosts and host not in ctx.discovery.hosts():
+            raise NotFound(f"no host {host!r}")
     hosts = [host] if host else ctx.discovery.hosts()
-    units = [u for h in hosts for u in unit_views(h, ctx.discovery.units_of(h))]
+    units = [
+        u
+        for h in hosts
+        for u in unit_views(h, ctx.discovery.units_of(h))
+        if seen.everything or (u.application is not None and seen.application(u.application))
+    ]
     if state == "assigned":
         return [u for u in units if u.application is not None and u.vanished_since is None]
     if state == "unassigned":
@@ -245,9 +303,10 @@ async def list_units(
     return units
 
 
-@api.get("/audit", response_model=list[AuditOut])
+@api.get("/audit", response_model=list[AuditOut], responses=DENIED)
 async def list_audit(
     ctx: Ctx,
+    caller: Caller,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     kind: Annotated[
         str | None, Query(max_length=64, description="a kind, or a prefix ending in '.'")
@@ -259,6 +318,7 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditOut]:
     """The audit trail, newest first."""
+    await authorize(ctx, caller, Permission.AUDIT)
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise Unprocessable(f"{name}: give a time zone, e.g. 2026-11-23T12:00:00Z")
@@ -282,6 +342,7 @@ def _problem(problem: ConfigProblem) -> ProblemOut:
 
 @system.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
 async def healthz(ctx: Ctx, response: Response) -> HealthOut:
+    """Open to everyone (load balancers): whether the server can do its work."""
     health = HealthOut(
         status="ok",
         bus_connected=ctx.bus.is_connected,
@@ -294,9 +355,12 @@ async def healthz(ctx: Ctx, response: Response) -> HealthOut:
 
 
 @system.get("/info", response_model=InfoOut)
-async def info(ctx: Ctx) -> InfoOut:
+async def info(ctx: Ctx, caller: MaybeCaller) -> InfoOut:
+    """Open to everyone: version, build and uptime. The counters (message and error counts,
+    which describe the fleet's traffic) only to a caller who may read something."""
     build = build_info()
     now = ctx.clock.now()
+    counters = ctx.counters.snapshot() if caller and caller.may_somewhere(Permission.READ) else {}
     return InfoOut(
         version=build.version,
         commit=build.commit,
@@ -304,5 +368,5 @@ async def info(ctx: Ctx) -> InfoOut:
         started_at=ctx.started_at,
         now=now,
         uptime_s=(now - ctx.started_at).total_seconds(),
-        counters=ctx.counters.snapshot(),
+        counters=counters,
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from drover.model.action import ActionKind, ActionState, HostOutcome
+from drover.model.approval import ApprovalState, Decision
 from drover.model.names import HostId, Name
 from drover.model.rollout import RolloutState
 from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus
@@ -117,13 +119,22 @@ class TargetIn(Body):
         "default: every host at once, stop at the first failure. Its deadline_s is the "
         "request's deadline_s.",
     )
+    # At least a millisecond: times are kept to the microsecond; a shorter one would be none.
     deadline_s: float = Field(
-        default=600, gt=0, le=7 * 24 * 3600, description="of the whole action"
+        default=600, ge=0.001, le=7 * 24 * 3600, description="of the whole action"
     )
 
 
 class ActionIn(TargetIn):
     kind: ActionKind
+    command: Name | None = Field(
+        default=None, description="kind command: which of the application's commands"
+    )
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="kind command: its parameters by name; a string is accepted for any type "
+        '("3" for an integer, "true" for a boolean)',
+    )
 
 
 class PlanOut(Body):
@@ -151,6 +162,82 @@ class HostResultOut(Body):
     output: str
     batch: int = Field(description="its batch in the plan, from 0")
     sent_at: datetime | None = Field(description="released for dispatch; null: not yet")
+    output_chunks: int | None = Field(
+        default=None,
+        description="a command's: the chunks its whole output came in (see /output); "
+        "`output` is only its tail",
+    )
+
+
+class VoteOut(Body):
+    approver: str
+    decision: Decision
+    at: datetime
+    comment: str = Field(description="an approval's comment; a rejection's reason")
+    via: str = Field(description="how the approver signed in: token, session, ...")
+
+
+class ApprovalPolicyOut(Body):
+    name: str = Field(description="the rule's name, or where it is written (file:line)")
+    applications: list[str]
+    environments: list[str]
+    kinds: list[str]
+    required: int = Field(description="distinct approvers, none of them the requester")
+    from_groups: list[str] = Field(description="approvers must be in one; empty: any approver")
+    approved_by: list[str] = Field(description="those whose approval counts toward it")
+    satisfied: bool
+
+
+class ApprovalOut(Body):
+    action_id: str
+    application: Name
+    environment: str = Field(description="the application's, when the action was requested")
+    kind: str = Field(description="start, stop, restart, or command:<name>")
+    state: ApprovalState = Field(description="pending, approved, rejected, expired, cancelled")
+    requested_by: str
+    requested_at: datetime
+    open_until: datetime = Field(description="not decided by then: expired, never runs")
+    policies: list[ApprovalPolicyOut] = Field(
+        description="every policy that covered the action when it was requested; all must be "
+        "satisfied"
+    )
+    votes: list[VoteOut]
+    decided_at: datetime | None
+    decided_by: str | None
+    reason: str | None = Field(description="why it was rejected, expired or cancelled")
+
+
+def _printable(value: str) -> str:
+    # A NUL can be neither shown nor stored (PostgreSQL refuses it in text).
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value.strip()
+
+
+def _not_blank(value: str) -> str:
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+class ApproveIn(Body):
+    comment: Annotated[str, AfterValidator(_printable)] = Field(
+        default="", max_length=500, description="shown with the approval"
+    )
+
+
+class RejectIn(Body):
+    reason: Annotated[str, AfterValidator(_printable), AfterValidator(_not_blank)] = Field(
+        min_length=1, max_length=500, description="why not: shown to the requester and everyone"
+    )
+
+
+class CommandOut(Body):
+    name: Name
+    params: dict[str, str | int | bool] = Field(description="every parameter, defaults included")
+    argv: list[str] = Field(description="as rendered, sent and run")
+    run_as: str | None = Field(description="user or user:group; null: the agent's user")
+    timeout_s: float
 
 
 class ActionOut(Body):
@@ -168,6 +255,13 @@ class ActionOut(Body):
     )
     halt_reason: str | None
     hosts: list[HostResultOut]
+    released_at: datetime | None = Field(
+        default=None,
+        description="when its rollout began, for an approved one: its deadline counts from "
+        "then; null: when it was requested",
+    )
+    approval: ApprovalOut | None = Field(default=None, description="null: it needed no approval")
+    command: CommandOut | None = Field(default=None, description="kind command: what it runs")
 
 
 class ProblemOut(Body):

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from drover.bus.messages import UnitInfo
 from drover.config.placement import runs_on
 from drover.config.schema import Application, FleetConfig
+from drover.model.approval import Approval
 from drover.model.override import Override, effective_target
 from drover.model.status import Policy, ServiceStatus, TargetStatus, has_drift
 from drover.server.api.schemas import (
     ActionOut,
     ApplicationOut,
+    ApprovalOut,
+    ApprovalPolicyOut,
     HostOut,
     OverrideOut,
     Placement,
     ServiceOnHost,
     ServiceOut,
     UnitOut,
+    VoteOut,
 )
 from drover.server.discovery.matching import Claim, HostUnits
 from drover.server.discovery.tracker import Discovery
@@ -205,7 +209,43 @@ def unit_views(host: str, units: HostUnits) -> list[UnitOut]:
 
 def action_view(action: Action) -> ActionOut:
     # The store's dataclasses carry the same field names as the API's models.
-    return ActionOut.model_validate(action, from_attributes=True)
+    view = ActionOut.model_validate(replace(action, approval=None), from_attributes=True)
+    if action.approval is None:
+        return view
+    return view.model_copy(update={"approval": approval_view(action.approval)})
+
+
+def approval_view(approval: Approval) -> ApprovalOut:
+    return ApprovalOut(
+        action_id=approval.action_id,
+        application=approval.subject.application,
+        environment=approval.subject.environment,
+        kind=approval.subject.kind,
+        state=approval.state,
+        requested_by=approval.requested_by,
+        requested_at=approval.requested_at,
+        open_until=approval.open_until,
+        policies=[
+            ApprovalPolicyOut(
+                name=p.policy.name,
+                applications=list(p.policy.applications),
+                environments=list(p.policy.environments),
+                kinds=list(p.policy.kinds),
+                required=p.policy.required,
+                from_groups=list(p.policy.from_groups),
+                approved_by=list(p.approved_by),
+                satisfied=p.satisfied,
+            )
+            for p in approval.progress()
+        ],
+        votes=[
+            VoteOut(approver=v.approver, decision=v.decision, at=v.at, comment=v.comment, via=v.via)
+            for v in approval.votes
+        ],
+        decided_at=approval.decided_at,
+        decided_by=approval.decided_by,
+        reason=approval.reason,
+    )
 
 
 def override_view(override: Override) -> OverrideOut:

@@ -17,7 +17,12 @@ from functools import partial
 from typing import Any
 
 from drover.agent.errors import UnknownService
-from drover.agent.providers.base import Listeners, OperationFailed, StateListener
+from drover.agent.providers.base import (
+    NOT_A_SERVICE_OPERATION,
+    Listeners,
+    OperationFailed,
+    StateListener,
+)
 from drover.agent.providers.systemd.errors import SystemdError
 from drover.agent.providers.systemd.manager import SystemdManager
 from drover.agent.providers.systemd.mapping import Mapped, UnitSnapshot
@@ -124,14 +129,7 @@ class SystemdProvider:
             if unit.state.message:
                 why += f" ({unit.state.status}, {unit.state.message})"
             raise OperationFailed(application, service, why)
-        after = unit.state.pid
-        match kind:
-            case ActionKind.START:
-                return f"started {unit.name} (pid {after or '-'})"
-            case ActionKind.STOP:
-                return f"stopped {unit.name} (was pid {before or '-'})"
-            case ActionKind.RESTART:
-                return f"restarted {unit.name} (pid {before or '-'} → {after or '-'})"
+        return _done(kind, unit.name, before, unit.state.pid)
 
     async def close(self) -> None:
         """Stop listening and disconnect; every unit stays as it is."""
@@ -239,6 +237,8 @@ class SystemdProvider:
                 return await self.manager.stop_unit(name)
             case ActionKind.RESTART:
                 return await self.manager.restart_unit(name)
+            case ActionKind.COMMAND:
+                raise SystemdError(name, "drover.NotAJob", NOT_A_SERVICE_OPERATION)
 
     # -- the connection -----------------------------------------------------------------------
 
@@ -301,3 +301,16 @@ def _moved(unit: _Unit, wanted: Mapping[tuple[str, str], DesiredService]) -> boo
     """The service now names another unit: forget the old one, take on the new."""
     spec = wanted.get((unit.spec.application, unit.spec.service))
     return spec is not None and unit_name(spec) != unit.name
+
+
+def _done(kind: ActionKind, unit: str, before: int | None, after: int | None) -> str:
+    """What a unit's job did, said in one line (a job that did not end `done` raised before)."""
+    match kind:
+        case ActionKind.START:
+            return f"started {unit} (pid {after or '-'})"
+        case ActionKind.STOP:
+            return f"stopped {unit} (was pid {before or '-'})"
+        case ActionKind.RESTART:
+            return f"restarted {unit} (pid {before or '-'} → {after or '-'})"
+        case ActionKind.COMMAND:  # refused by `_job` before anything ran
+            raise AssertionError(NOT_A_SERVICE_OPERATION)

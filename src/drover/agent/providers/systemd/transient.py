@@ -29,7 +29,7 @@ from typing import Any
 
 from dbus_fast import Variant
 
-from drover.agent.providers.base import OperationFailed
+from drover.agent.providers.base import NOT_A_SERVICE_OPERATION, OperationFailed
 from drover.agent.providers.systemd.errors import SystemdError
 from drover.agent.providers.systemd.manager import NO_SUCH_UNIT, UNIT_EXISTS
 from drover.agent.providers.systemd.mapping import (
@@ -205,6 +205,8 @@ class TransientProcessProvider(SystemdProvider):
                 # stop, then create afresh: the stopped unit is gone (CollectMode)
                 result = await self._stop(unit)
                 return await self._start(unit) if result == "done" else result
+            case ActionKind.COMMAND:
+                raise SystemdError(name, "drover.NotAJob", NOT_A_SERVICE_OPERATION)
 
     async def _start(self, unit: _Unit) -> str:
         if _exists(unit.snapshot):

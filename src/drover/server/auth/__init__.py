@@ -1,0 +1,1 @@
+"""Authentication: API tokens, password and OIDC sessions, and the principal they resolve to."""
