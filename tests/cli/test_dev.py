@@ -173,6 +173,7 @@ def test_drover_dev_comes_up_is_driven_by_the_cli_and_leaves_no_process(
 
     # It made an admin and says how to sign in; the secrets are for the owner's eyes only.
     data = tmp_path / "data"
+    assert data.stat().st_mode & 0o777 == 0o700  # the database holds hashes and the audit
     for secret in (data / "token", data / "admin-password"):
         assert secret.stat().st_mode & 0o777 == 0o600
     assert f"export DROVER_TOKEN_FILE={data / 'token'}" in (tmp_path / "dev.log").read_text()

@@ -36,6 +36,9 @@ async def run_dev(
     host_id: str | None,
     nats_port: int = 0,
 ) -> None:
+    # It holds the database (password and token hashes, the audit) and the admin's secrets.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     nats = EmbeddedNats(data_dir / "nats", port=nats_port)
     await nats.start()
     log.info("nats-server (pid %s) on %s", nats.pid(), nats.url)
