@@ -47,6 +47,29 @@ ServerOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 HostOpt = Annotated[list[str] | None, typer.Option("--host", help="only on this host (repeatable)")]
+# The rollout options `drover action` and `drover run` share.
+GroupOpt = Annotated[
+    list[str] | None, typer.Option("--group", help="only hosts in this group; repeatable")
+]
+LabelsOpt = Annotated[
+    str | None, typer.Option("--labels", help="only hosts with these: env=prod,dc=zrh")
+]
+BatchOpt = Annotated[
+    str | None, typer.Option("--batch", help="hosts per batch: 5, or 25% (default: all)")
+]
+PauseOpt = Annotated[str | None, typer.Option("--pause", help="between batches: 30s")]
+HealthGateOpt = Annotated[
+    str | None,
+    typer.Option("--health-gate", help="a batch's services must hold target this long"),
+]
+MaxFailuresOpt = Annotated[
+    str | None,
+    typer.Option("--max-failures", help="failed hosts tolerated: 2, or 10% (default 0)"),
+]
+HostTimeoutOpt = Annotated[
+    str | None, typer.Option("--host-timeout", help="per host: 5m (default: deadline)")
+]
+DeadlineOpt = Annotated[str, typer.Option("--deadline", help="of the whole action")]
 TimeoutOpt = Annotated[
     float | None,
     typer.Option(
@@ -232,28 +255,14 @@ def _action(kind: str) -> Any:
     def command(
         target: Annotated[str, typer.Argument(metavar="APP[/SERVICE]")],
         host: HostOpt = None,
-        group: Annotated[
-            list[str] | None, typer.Option("--group", help="only hosts in this group; repeatable")
-        ] = None,
-        labels: Annotated[
-            str | None, typer.Option("--labels", help="only hosts with these: env=prod,dc=zrh")
-        ] = None,
-        batch: Annotated[
-            str | None, typer.Option("--batch", help="hosts per batch: 5, or 25% (default: all)")
-        ] = None,
-        pause: Annotated[str | None, typer.Option("--pause", help="between batches: 30s")] = None,
-        health_gate: Annotated[
-            str | None,
-            typer.Option("--health-gate", help="a batch's services must hold target this long"),
-        ] = None,
-        max_failures: Annotated[
-            str | None,
-            typer.Option("--max-failures", help="failed hosts tolerated: 2, or 10% (default 0)"),
-        ] = None,
-        host_timeout: Annotated[
-            str | None, typer.Option("--host-timeout", help="per host: 5m (default: deadline)")
-        ] = None,
-        deadline: Annotated[str, typer.Option("--deadline", help="of the whole action")] = "10m",
+        group: GroupOpt = None,
+        labels: LabelsOpt = None,
+        batch: BatchOpt = None,
+        pause: PauseOpt = None,
+        health_gate: HealthGateOpt = None,
+        max_failures: MaxFailuresOpt = None,
+        host_timeout: HostTimeoutOpt = None,
+        deadline: DeadlineOpt = "10m",
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="show the batches; run nothing")
         ] = False,
@@ -308,28 +317,14 @@ def run_command(
         list[str] | None, typer.Option("--param", help="NAME=VALUE (repeatable)")
     ] = None,
     host: HostOpt = None,
-    group: Annotated[
-        list[str] | None, typer.Option("--group", help="only hosts in this group; repeatable")
-    ] = None,
-    labels: Annotated[
-        str | None, typer.Option("--labels", help="only hosts with these: env=prod,dc=zrh")
-    ] = None,
-    batch: Annotated[
-        str | None, typer.Option("--batch", help="hosts per batch: 5, or 25% (default: all)")
-    ] = None,
-    pause: Annotated[str | None, typer.Option("--pause", help="between batches: 30s")] = None,
-    health_gate: Annotated[
-        str | None,
-        typer.Option("--health-gate", help="a batch's services must hold target this long"),
-    ] = None,
-    max_failures: Annotated[
-        str | None,
-        typer.Option("--max-failures", help="failed hosts tolerated: 2, or 10% (default 0)"),
-    ] = None,
-    host_timeout: Annotated[
-        str | None, typer.Option("--host-timeout", help="per host: 5m (default: deadline)")
-    ] = None,
-    deadline: Annotated[str, typer.Option("--deadline", help="of the whole action")] = "10m",
+    group: GroupOpt = None,
+    labels: LabelsOpt = None,
+    batch: BatchOpt = None,
+    pause: PauseOpt = None,
+    health_gate: HealthGateOpt = None,
+    max_failures: MaxFailuresOpt = None,
+    host_timeout: HostTimeoutOpt = None,
+    deadline: DeadlineOpt = "10m",
     server: ServerOpt = DEFAULT_SERVER,
 ) -> None:
     """Run one of an application's commands on its hosts and follow its output, line by line
