@@ -3,6 +3,7 @@ stops, and that the output it streams adds up to what the process wrote."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from drover.agent.abort import Abort
 from drover.agent.commands import CannotRun, CommandRunner, environment, identity_of
 from drover.agent.output import OutputPublisher, truncation_note, utf8_boundary
 from drover.bus import subjects, topology
@@ -21,6 +23,7 @@ from drover.bus.connection import Bus, BusSettings
 from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import CommandRun, OutputChunk, decode
 from drover.ops.counters import Counters
+from tests.conftest import eventually
 
 
 @pytest.fixture
@@ -96,6 +99,54 @@ async def test_a_timeout_stops_the_process_group_with_sigterm_then_sigkill(
     assert report.output_tail == "started\n"
     for pid in (int(p) for p in pids.read_text().split()):
         assert _gone(pid)
+
+
+async def test_an_abort_stops_the_process_group_with_sigterm_then_sigkill(
+    bus: Bus, tmp_path: Path
+) -> None:
+    # The shell ignores SIGTERM, so only SIGKILL ends it; its child must not survive either.
+    pids = tmp_path / "pids"
+    script = f"trap '' TERM; sleep 300 & echo $$ $! > {pids}; echo started; wait"
+    runner = CommandRunner(bus, "h1", kill_grace=0.5)
+    abort = Abort()
+    running = asyncio.create_task(
+        runner.run("a1", "shop", command("sh", "-c", script, timeout=60), abort)
+    )
+    await eventually(lambda: pids.exists() and pids.read_text().strip())
+    began = time.monotonic()
+    abort.request("alice")
+    report = await running
+    assert time.monotonic() - began < 5
+    assert (report.exit_code, report.timed_out, report.aborted) == (137, False, True)
+    assert not report.succeeded
+    assert report.note == "aborted by alice: its process group was stopped; killed by SIGKILL"
+    assert report.output_tail == "started\n"
+    for pid in (int(p) for p in pids.read_text().split()):
+        assert _gone(pid)
+
+
+async def test_an_abort_before_the_command_starts_keeps_it_from_starting(
+    bus: Bus, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    abort = Abort()
+    abort.request("bob")
+    report = await CommandRunner(bus, "h1").run(
+        "a1", "shop", command("sh", "-c", f"touch {marker}"), abort
+    )
+    assert (report.exit_code, report.aborted, report.note) == (
+        None,
+        True,
+        "aborted by bob before it started",
+    )
+    assert not marker.exists()
+
+
+async def test_an_abort_after_the_command_exited_changes_nothing(bus: Bus) -> None:
+    abort = Abort()
+    report = await CommandRunner(bus, "h1").run("a1", "shop", command("true"), abort)
+    abort.request("carol")  # too late: it had ended
+    assert (report.exit_code, report.aborted, report.succeeded) == (0, False, True)
 
 
 def _gone(pid: int) -> bool:

@@ -217,3 +217,52 @@ async def test_the_token_in_the_environment_comes_before_the_files(
     )
     both = {"DROVER_TOKEN_FILE": str(named), "DROVER_TOKEN": fleet.admin_token}
     assert ok(await drover(tmp_path, "whoami", "--server", url, env=both)).startswith("admin")
+
+
+async def test_drover_user_passwd_makes_a_password_your_own(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from drover.cli import people
+    from drover.cli.client import CliError
+
+    await fleet.start_server()
+    assert fleet.http is not None
+    made = await fleet.http.post(
+        "/api/v1/users",
+        json={"name": "pat", "grants": [{"role": "approver"}], "password": PASSWORD},
+    )
+    assert made.json()["password_set_by"] == "admin"
+    monkeypatch.setattr(sys, "stdin", io.StringIO("wrong password\nmy own password\n"))
+    with pytest.raises(CliError, match="login refused: wrong name or password"):
+        await asyncio.to_thread(people.user_passwd, fleet.base_url, "pat", True)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{PASSWORD}\nshort\n"))
+    with pytest.raises(CliError, match="a password needs at least 10 characters"):
+        await asyncio.to_thread(people.user_passwd, fleet.base_url, "pat", True)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{PASSWORD}\nmy own password\n"))
+    await asyncio.to_thread(people.user_passwd, fleet.base_url, "pat", True)
+    changed = (await fleet.http.get("/api/v1/users/pat")).json()
+    assert changed["password_set_by"] == "pat" and changed["password_set_at"] is not None
+
+
+def test_server_flags_refuse_an_issuer_without_tls_and_odd_proxies(tmp_path: Path) -> None:
+    from drover.cli.client import CliError
+    from drover.cli.people import AuthOptions, auth_settings
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    oidc = AuthOptions(
+        public_url="https://drover.example.com",
+        oidc_issuer="http://id.example.com/realms/ops",
+        oidc_client_id="drover",
+        oidc_client_secret_file=secret,
+    )
+    with pytest.raises(CliError, match=r"must be an https:// URL \(http only on loopback\)"):
+        auth_settings(oidc)
+    local = auth_settings(AuthOptions(**{**oidc.__dict__, "oidc_issuer": "http://127.0.0.1:9"}))
+    assert local.oidc is not None
+    proxies = auth_settings(AuthOptions(trusted_proxies=("10.0.0.1", "192.168.0.0/24")))
+    assert proxies.trusted_proxies == ("10.0.0.1/32", "192.168.0.0/24")
+    with pytest.raises(CliError, match=r"--trusted-proxy 'proxy\.example': expected an IP"):
+        auth_settings(AuthOptions(trusted_proxies=("proxy.example",)))

@@ -19,6 +19,7 @@ import pytest
 from drover.bus import subjects
 from drover.bus.embedded import EmbeddedNats
 from drover.model.access import Grant, Role
+from drover.store.approvals import ApprovalStore
 from tests.conftest import eventually
 from tests.e2e.test_discovery import DROVER
 from tests.e2e.test_rollout import follow, service_pids, start_agents
@@ -408,3 +409,31 @@ async def test_the_cli_holds_approves_and_rejects_and_says_why_it_refuses(fleet:
     assert second in listed.stdout and "change freeze" in listed.stdout
     shown = await run(olga, "actions")
     assert "rejected by otto: change freeze" in shown.stdout
+
+
+async def test_a_cancel_racing_the_last_approval_stops_the_rollout_it_became(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel finds the action held; before it can withdraw the request, the second
+    approval releases it. The cancel must then stop the rollout, not be refused."""
+    await start_agents(fleet, HOSTS)
+    who = await people(fleet)
+    held = await request_restart(who.rita)
+    await call(who.olga, f"/api/v1/actions/{held['id']}/approve", 200, {})
+    withdraw = ApprovalStore.cancel
+
+    async def approved_first(store: ApprovalStore, action_id: str, by: str, now: Any) -> bool:
+        await call(who.otto, f"/api/v1/actions/{action_id}/approve", 200, {})
+        return await withdraw(store, action_id, by, now)
+
+    monkeypatch.setattr(ApprovalStore, "cancel", approved_first)
+    cancelled = await call(
+        who.rita, f"/api/v1/actions/{held['id']}/cancel", 200, {"abort_running": True}
+    )
+    assert cancelled["approval"]["state"] == "approved"
+    final = await follow(fleet, held["id"])
+    assert final["rollout_state"] == "cancelled"
+    kinds = await audit_kinds(fleet, held["id"])
+    assert "action.cancel_requested" in kinds and kinds.index("action.released") < kinds.index(
+        "action.cancel_requested"
+    )

@@ -16,12 +16,15 @@ import httpx
 
 from drover.bus.embedded import EmbeddedNats
 from drover.model.access import Grant, Role
+from drover.server.auth.authenticator import CSRF_HEADER
 from drover.server.auth.credentials import sha256
 from drover.server.auth.settings import AuthSettings
 from drover.store.audit import AuditEntry
 from drover.store.tokens import ApiToken
 from tests.conftest import eventually
 from tests.e2e.conftest import Journaled, shop_config
+from tests.e2e.test_approvals import config as approvals_config
+from tests.e2e.test_approvals import request_restart
 from tests.harness import Fleet, fleet_of, write_tree
 
 PASSWORD = "correct horse battery"
@@ -244,12 +247,16 @@ async def test_too_many_failed_logins_are_throttled_by_name_and_by_address(
         await add_user(fleet, "alice", Grant(Role.VIEWER))
         for _ in range(3):
             assert (await login(fleet, "alice", "guess")).status_code == 401
-        throttled = await login(fleet, "alice")  # even the right password, for now
+        throttled = await login(fleet, "alice")  # even the right password, from here, for now
         assert throttled.status_code == 429
         assert 1 <= int(throttled.headers["Retry-After"]) <= 300
-        assert "too many failed logins for 'alice'" in throttled.json()["detail"]
+        assert "too many failed logins for 'alice' from 127.0.0.1" in throttled.json()["detail"]
         [entry] = await audit(fleet, kind="auth.login_throttled")
-        assert entry["detail"] == {"failures": 3, "limit": 3, "which": "for 'alice'"}
+        assert entry["detail"] == {
+            "failures": 3,
+            "limit": 3,
+            "which": "for 'alice' from 127.0.0.1",
+        }
 
         # From one address, across names.
         for name in ("bob", "carol"):
@@ -258,6 +265,92 @@ async def test_too_many_failed_logins_are_throttled_by_name_and_by_address(
         from_here = await login(fleet, "dave")
         assert from_here.status_code == 429
         assert "from 127.0.0.1" in from_here.json()["detail"]
+
+
+async def login_from(fleet: Fleet, source: str, name: str, password: str = PASSWORD) -> int:
+    """A login as if from `source`, through a proxy the server trusts (X-Forwarded-For)."""
+    async with httpx.AsyncClient(base_url=fleet.base_url) as client:
+        response = await client.post(
+            "/api/v1/login",
+            json={"name": name, "password": password},
+            headers={"X-Forwarded-For": source},
+        )
+    return response.status_code
+
+
+async def test_nobody_locks_a_user_out_from_where_they_sign_in(
+    nats_server: EmbeddedNats, tmp_path: Path, journaled_service: Journaled
+) -> None:
+    limits = AuthSettings(
+        login_failures_per_name=3,
+        login_failures_per_name_anywhere=4,
+        trusted_proxies=("127.0.0.1",),
+    )
+    async with fleet_with(nats_server, tmp_path, journaled_service, limits) as fleet:
+        await add_user(fleet, "alice", Grant(Role.VIEWER))
+        assert await login_from(fleet, "10.0.0.1", "alice") == 200  # her desk
+        # Someone guesses from one address: refused there, even the right password...
+        for _ in range(3):
+            assert await login_from(fleet, "10.0.0.66", "alice", "guess") == 401
+        assert await login_from(fleet, "10.0.0.66", "alice") == 429
+        # ... but alice signs in from her own.
+        assert await login_from(fleet, "10.0.0.1", "alice") == 200
+        # Guessing spread over addresses: slowed down for alice's name from anywhere new, for
+        # a short while (the name's window), still not from where she signs in.
+        assert await login_from(fleet, "10.0.1.1", "alice", "guess") == 401
+        async with httpx.AsyncClient(base_url=fleet.base_url) as client:
+            spread = await client.post(
+                "/api/v1/login",
+                json={"name": "alice", "password": "guess"},
+                headers={"X-Forwarded-For": "10.0.1.2"},
+            )
+        assert spread.status_code == 429
+        assert "too many failed logins for 'alice';" in spread.json()["detail"]
+        assert 1 <= int(spread.headers["Retry-After"]) <= 60
+        assert await login_from(fleet, "10.0.0.1", "alice") == 200
+
+
+async def test_parallel_wrong_logins_cannot_pass_the_limit(
+    nats_server: EmbeddedNats, tmp_path: Path, journaled_service: Journaled
+) -> None:
+    limits = AuthSettings(login_failures_per_name=5)
+    async with fleet_with(nats_server, tmp_path, journaled_service, limits) as fleet:
+        await add_user(fleet, "alice", Grant(Role.VIEWER))
+        assert fleet.server is not None and fleet.server.access is not None
+        passwords = fleet.server.access.sessions._passwords
+        checked = 0
+        verify = passwords.verify
+
+        async def counting(stored: str | None, password: str) -> bool:
+            nonlocal checked
+            checked += 1
+            return await verify(stored, password)
+
+        passwords.verify = counting  # type: ignore[method-assign]
+        async with httpx.AsyncClient(base_url=fleet.base_url, timeout=60) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post("/api/v1/login", json={"name": "alice", "password": f"guess{n}"})
+                    for n in range(40)
+                )
+            )
+        statuses = sorted(a.status_code for a in answers)
+        assert checked <= 5
+        assert statuses.count(401) == checked
+        assert statuses.count(429) == 40 - checked
+        assert all("Retry-After" in a.headers for a in answers if a.status_code == 429)
+
+
+async def test_a_forged_x_forwarded_for_does_not_change_the_source(fleet: Fleet) -> None:
+    async with httpx.AsyncClient(base_url=fleet.base_url) as client:
+        refused = await client.post(
+            "/api/v1/login",
+            json={"name": "alice", "password": "guess"},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+        )
+    assert refused.status_code == 401
+    [failed] = await audit(fleet, kind="auth.login_failed")
+    assert failed["detail"]["source"] == "127.0.0.1"
 
 
 async def test_a_successful_login_forgives_earlier_failures(fleet: Fleet) -> None:
@@ -437,3 +530,84 @@ async def test_odd_input_is_refused_clearly_on_each_database(fleet_on_each_datab
     assert subjects[:2] == ["a\\0b", "/api/v1/users/a\\0b"]
     nul_name = await fleet.http.post("/api/v1/tokens", json={"name": "a\x00b"})
     assert nul_name.status_code == 422
+
+
+async def signed_in(fleet: Fleet, name: str, password: str = PASSWORD) -> httpx.AsyncClient:
+    """A browser session of `name`, sending its CSRF token as the GUI does."""
+    answer = await login(fleet, name, password)
+    assert answer.status_code == 200, answer.text
+    client = browser(fleet, answer)
+    client.headers[CSRF_HEADER] = answer.json()["csrf_token"]
+    fleet.clients.append(client)
+    return client
+
+
+async def test_four_eyes_count_only_credentials_their_holder_set(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """An admin who makes a token for otto, resets otto's password, or makes a new approver,
+    cannot then approve as them: only a credential its holder set counts."""
+    async with fleet_of(nats_server, tmp_path, approvals_config(tmp_path, required=1)) as fleet:
+        await fleet.start_server(poll=0.1)
+        rita = await fleet.client_as("rita", Grant(Role.ADMIN), groups=["ops-leads"])
+        await fleet.client_as("otto", Grant(Role.APPROVER), groups=["ops-leads"])
+        first = (await request_restart(rita))["id"]
+
+        async def approve(client: httpx.AsyncClient, action: str) -> httpx.Response:
+            return await client.post(f"/api/v1/actions/{action}/approve", json={})
+
+        # A token rita made for otto.
+        minted = await rita.post("/api/v1/tokens", json={"user": "otto"})
+        assert minted.status_code == 201 and minted.json()["created_by"] == "rita"
+        refused = await approve(fleet.client_with_token(minted.json()["secret"]), first)
+        assert refused.status_code == 403
+        assert refused.json()["detail"].startswith(
+            "approve with a credential you set yourself: this API token was made by rita"
+        )
+        # A password rita set for otto; and a token made with it is still rita's doing.
+        reset = await rita.patch("/api/v1/users/otto", json={"password": "rita knows this one"})
+        assert reset.status_code == 200 and reset.json()["password_set_by"] == "rita"
+        otto = await signed_in(fleet, "otto", "rita knows this one")
+        refused = await approve(otto, first)
+        assert refused.status_code == 403
+        assert "your password was set by rita; set your own" in refused.json()["detail"]
+        laundered = await otto.post("/api/v1/tokens", json={})
+        assert laundered.json()["created_by"] == "rita"
+        refused = await approve(fleet.client_with_token(laundered.json()["secret"]), first)
+        assert refused.status_code == 403 and "made by rita" in refused.json()["detail"]
+        # A new approver rita made, with a password she chose.
+        made = await rita.post(
+            "/api/v1/users",
+            json={
+                "name": "eve",
+                "grants": [{"role": "approver"}],
+                "groups": ["ops-leads"],
+                "password": PASSWORD,
+            },
+        )
+        assert made.status_code == 201
+        eve = await signed_in(fleet, "eve")
+        refused = await approve(eve, first)
+        assert refused.status_code == 403
+        assert "your password was set by rita" in refused.json()["detail"]
+        denied = await audit(fleet, kind="approval.refused")
+        assert len(denied) == 4 and {e["actor"] for e in denied} == {"otto", "eve"}
+        assert all(e["detail"]["reason"].startswith("approve with a credential") for e in denied)
+        assert (await fleet.get(f"/api/v1/actions/{first}"))["state"] == "pending-approval"
+
+        # Once they set their own password (no admin needed), their votes count.
+        own = await otto.patch("/api/v1/users/otto", json={"password": "only otto knows"})
+        assert own.status_code == 200 and own.json()["password_set_by"] == "otto"
+        otto = await signed_in(fleet, "otto", "only otto knows")
+        assert (await otto.patch("/api/v1/users/otto", json={"groups": []})).status_code == 403
+        counted = await approve(otto, first)
+        assert counted.status_code == 200, counted.text
+        second = (await request_restart(rita))["id"]
+        assert (
+            await eve.patch("/api/v1/users/eve", json={"password": "eve's own"})
+        ).status_code == 422
+        assert (
+            await eve.patch("/api/v1/users/eve", json={"password": "eve's very own"})
+        ).status_code == 200
+        eve = await signed_in(fleet, "eve", "eve's very own")
+        assert (await approve(eve, second)).status_code == 200

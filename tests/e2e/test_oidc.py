@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -218,3 +219,91 @@ async def test_without_oidc_settings_its_routes_say_so(
                 assert answer.json() == {
                     "detail": "sign-in through OIDC is not configured on this server"
                 }
+
+
+async def signed_in_as(fleet: Fleet, client: httpx.AsyncClient) -> httpx.Response:
+    _, query = await sign_in(client)
+    return await callback(client, query)
+
+
+async def test_a_user_is_the_providers_subject_not_a_name_it_may_reuse(
+    fleet: Fleet, provider: OidcProvider
+) -> None:
+    async with browser(fleet) as client:
+        assert (await signed_in_as(fleet, client)).status_code == 200  # olga, u-1001
+    # Someone else at the provider now called olga: not a way into her drover user.
+    provider.user = {"sub": "u-2002", "preferred_username": "olga", "groups": ["team-shop"]}
+    async with browser(fleet) as client:
+        refused = await signed_in_as(fleet, client)
+        assert refused.status_code == 403
+        assert "belongs to another identity at the provider" in refused.json()["detail"]
+        assert "drover_session" not in refused.headers.get("set-cookie", "")
+    [failed] = await audit(fleet, kind="auth.login_failed")
+    assert "another identity" in failed["detail"]["reason"]
+    # Olga renamed at the provider: still her drover user, under its first name.
+    provider.user = {"sub": "u-1001", "preferred_username": "olga.k", "groups": ["team-shop"]}
+    async with browser(fleet) as client:
+        assert (await signed_in_as(fleet, client)).status_code == 200
+        assert (await client.get("/api/v1/whoami")).json()["name"] == "olga"
+    assert fleet.http is not None
+    assert (await fleet.http.get("/api/v1/users/olga.k")).status_code == 404
+
+
+def test_an_email_names_a_user_only_when_the_provider_verified_it() -> None:
+    from drover.server.auth.oidc import _username
+    from drover.server.errors import Unauthorized
+
+    claims = {"sub": "u-1", "email": "olga@example.com"}
+    for verified in (None, False, "true"):
+        with pytest.raises(Unauthorized, match="'email' is not verified"):
+            _username({**claims, "email_verified": verified}, "email")
+    assert _username({**claims, "email_verified": True}, "email") == "olga@example.com"
+
+
+async def test_removing_an_oidc_user_sticks_and_its_tokens_are_short(
+    fleet: Fleet, provider: OidcProvider
+) -> None:
+    assert fleet.http is not None
+    async with browser(fleet) as client:
+        assert (await signed_in_as(fleet, client)).status_code == 200
+        csrf = {"X-CSRF-Token": client.cookies["drover_csrf"]}
+        made = await client.post("/api/v1/tokens", json={"expires_in_days": 90}, headers=csrf)
+        assert made.status_code == 201, made.text
+        token = made.json()
+    lifetime = datetime.fromisoformat(token["expires_at"]) - datetime.fromisoformat(
+        token["created_at"]
+    )
+    assert lifetime <= timedelta(hours=24)
+
+    assert (await fleet.http.delete("/api/v1/users/olga")).status_code == 204
+    assert (await fleet.http.get("/api/v1/users/olga")).json()["disabled_at"] is not None
+    assert (await fleet.client_with_token(token["secret"]).get("/api/v1/whoami")).status_code == 401
+    logins = len(await audit(fleet, kind="auth.login"))
+    async with browser(fleet) as client:
+        refused = await signed_in_as(fleet, client)
+        assert refused.status_code == 403
+        assert "disabled" in refused.json()["detail"]
+        assert "Signed in" not in refused.text
+        assert "drover_session" not in refused.headers.get("set-cookie", "")
+    assert len(await audit(fleet, kind="auth.login")) == logins
+
+
+async def test_an_issuer_without_tls_is_refused_unless_on_loopback(tmp_path: Path) -> None:
+    from drover.ops.clock import SystemClock
+    from drover.server.auth.service import AuthSetupError, build_access
+    from drover.server.auth.settings import issuer_problem
+
+    assert issuer_problem("http://127.0.0.1:9000/realms/x") is None
+    assert issuer_problem("http://localhost:9000") is None
+    assert issuer_problem("http://[::1]:9000") is None
+    assert issuer_problem("https://id.example.com/realms/ops") is None
+    for bad in ("http://id.example.com", "http://10.0.0.5", "ftp://id.example.com", "https://"):
+        assert "must be an https:// URL" in (issuer_problem(bad) or "")
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    settings = AuthSettings(
+        public_url="https://drover.example.com",
+        oidc=OidcSettings("http://id.example.com", CLIENT_ID, secret),
+    )
+    with pytest.raises(AuthSetupError, match="https"):
+        build_access(None, None, SystemClock(), settings, lambda: None)  # type: ignore[arg-type]

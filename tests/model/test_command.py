@@ -68,7 +68,12 @@ def test_a_request_is_checked_and_rendered_into_the_argv_the_action_records() ->
         ({"region": "eu-west"}, "region", "'eu-west' does not match ^[a-z]+$"),  # whole match
         ({"region": 7}, "region", "must be a string; got 7"),
         ({"region": "eu\x00"}, "region", "must not contain a NUL character"),
-        ({"region": "e" * 5000}, "region", "longer than 4096 characters"),
+        ({"region": "e" * 1025}, "region", "longer than 1024 characters"),
+        (
+            {"region": "\ud800"},
+            "region",
+            "is not valid text: it holds a lone surrogate, which UTF-8 cannot encode",
+        ),
         ({"region": "eu", "count": 0}, "count", "must be at least 1; got 0"),
         ({"region": "eu", "count": 11}, "count", "must be at most 10; got 11"),
         ({"region": "eu", "count": 2.5}, "count", "must be an integer; got 2.5"),
@@ -219,3 +224,53 @@ def test_a_value_never_splits_or_merges_arguments_whatever_it_holds(
 
 def test_types_are_the_four_documented() -> None:
     assert [t.value for t in ParamType] == ["string", "integer", "boolean", "choice"]
+
+
+OPTIONS = CommandSpec.model_validate(
+    {
+        "argv": ["git", "checkout", "{ref}", "--", "{path}"],
+        "params": {
+            "ref": {"type": "string", "required": True},
+            "path": {"type": "string", "allow_dash": True, "default": "."},
+            "short": {"type": "string", "pattern": "^[a-z-]{1,8}$", "default": "x"},
+        },
+    }
+)
+
+
+def test_a_string_beginning_with_a_dash_is_refused_unless_the_parameter_allows_it() -> None:
+    with pytest.raises(ParamError) as refused:
+        resolve_params(OPTIONS, {"ref": "--output=/etc/cron.d/x"})
+    assert (refused.value.param, refused.value.why) == (
+        "ref",
+        "'--output=/etc/cron.d/x' begins with '-', which the program could take for an option; "
+        "the command's parameter must say allow_dash: true to accept it",
+    )
+    # A pattern that happens to let a dash through does not: allowing it is said on purpose.
+    with pytest.raises(ParamError, match="begins with '-'"):
+        resolve_params(OPTIONS, {"ref": "main", "short": "-x"})
+    values = resolve_params(OPTIONS, {"ref": "main", "path": "-weird-file"})
+    assert (values["ref"], values["path"]) == ("main", "-weird-file")
+    assert resolve_params(OPTIONS, {"ref": "re-lease"})["ref"] == "re-lease"  # inside is fine
+
+
+def test_allow_dash_is_for_strings_and_a_default_is_checked_against_it() -> None:
+    assert spec_problem(type="integer", allow_dash=True, default=1) == (
+        "-: 'allow_dash' only applies to string parameters"
+    )
+    assert spec_problem(type="string", default="-v") == (
+        "default: the default '-v' is not a valid value: '-v' begins with '-', which the "
+        "program could take for an option; the command's parameter must say allow_dash: true "
+        "to accept it"
+    )
+    assert spec_problem(type="string", minimum=0, default="a") == (
+        "-: 'minimum' only applies to integer parameters"
+    )
+
+
+def test_a_numeric_run_as_needs_its_group() -> None:
+    assert command_problem(argv=["echo"], run_as="1001") == (
+        "run_as: '1001': a numeric user id needs its group too, as uid:gid (e.g. 1001:1001)"
+    )
+    for fine in ("1001:1001", "1001:shop", "shop", "shop:1001"):
+        assert CommandSpec.model_validate({"argv": ["echo"], "run_as": fine}).run_as == fine

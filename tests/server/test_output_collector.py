@@ -140,6 +140,8 @@ def test_an_event_id_is_a_position_this_feed_sent() -> None:
         None,
         None,
     ]
+    # Digits to str.isdigit() but not ids: "²" int() refuses, "٣" it would read as 3.
+    assert [parse_event_id(v) for v in ("²", "1²", "٣", "１")] == [None] * 4
     event = FeedEvent("output", "3", {"host": "h1", "seq": 1, "text": "a\nb"})
     assert event.encode() == (
         b'event: output\nid: 3\ndata: {"host": "h1", "seq": 1, "text": "a\\nb"}\n\n'

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -218,3 +218,33 @@ async def test_votes_cast_at_the_same_moment_by_two_servers_are_counted_one_afte
     finally:
         for engine in servers:
             await engine.dispose()
+
+
+async def test_pending_requests_come_soonest_deadline_first_so_a_limit_keeps_the_most_urgent(
+    stores: Stores,
+) -> None:
+    """The inbox reads a bounded number of pending requests: they must be those that expire
+    first, not the newest (with more pending than the bound, the oldest would never show)."""
+    urgent = held("a-urgent")
+    await stores.actions.create(urgent)
+    later = held("a-later", LEADS.model_copy(update={"open_for_s": 7200}))
+    assert later.approval is not None
+    later = replace(later, approval=replace(later.approval, requested_at=T0 + timedelta(minutes=1)))
+    await stores.actions.create(later)
+    found = await stores.approvals.find(ApprovalState.PENDING, limit=1)
+    assert [a.action_id for a in found] == ["a-urgent"]
+    everything = await stores.approvals.find(limit=1)  # any state: newest first, as before
+    assert [a.action_id for a in everything] == ["a-later"]
+
+
+async def test_an_action_records_the_environment_it_was_requested_in(database_url: str) -> None:
+    engine = await open_database(database_url)
+    try:
+        store = ActionStore(engine, environment_of=lambda application: "staging")
+        plain = replace(held("a-plain"), approval=None, rollout_state=RolloutState.RUNNING)
+        await store.create(plain)
+        await store.create(held("a-held"))  # its request says production: what policies matched
+        found = {a.id: a.environment for a in await store.recent()}
+        assert found == {"a-plain": "staging", "a-held": "production"}
+    finally:
+        await engine.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from drover.model.access import Grant, Role, UserSource
 from drover.store.audit import AuditEntry, AuditLog
 from drover.store.database import open_database
-from drover.store.logins import LoginStore, OidcRequest
+from drover.store.logins import LoginLimit, LoginStore, OidcRequest, Throttled
 from drover.store.sessions import Session, SessionStore
 from drover.store.tokens import ApiToken, TokenStore
 from drover.store.users import User, UserChange, UserStore
@@ -136,34 +136,45 @@ async def test_a_session_ends_at_its_idle_or_absolute_expiry_and_is_purged(
     assert not await sessions.close("cd" * 32, entry("auth.logout", "alice"))
 
 
-async def test_failed_logins_are_counted_by_name_and_source_and_forgiven_by_a_login(
+def _limits(name: str, source: str, attempts: int) -> list[LoginLimit]:
+    window = timedelta(minutes=5)
+    return [
+        LoginLimit("pair", {"name": name, "source": source}, attempts, window),
+        LoginLimit("source", {"source": source}, attempts + 1, window),
+    ]
+
+
+async def test_login_attempts_are_recorded_before_checked_counted_and_forgiven_by_a_login(
     engine: AsyncEngine,
 ) -> None:
     await UserStore(engine).add(ALICE, None, entry("user.added", "alice"))
     logins = LoginStore(engine)
-    for n, (name, source) in enumerate(
-        [("alice", "10.0.0.1"), ("alice", "10.0.0.2"), ("bob", "10.0.0.1"), ("alice", "10.0.0.1")]
-    ):
-        at = T0 + timedelta(minutes=n)
-        await logins.failed(
-            name, source, at, T0 - timedelta(hours=1), entry("auth.login_failed", name)
-        )
+    old, known = T0 - timedelta(hours=1), T0 - timedelta(days=30)
 
-    recent = await logins.failures("alice", "10.0.0.1", T0)
-    assert recent.of_name == [T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)]
-    assert recent.from_source == [T0 + timedelta(minutes=2), T0 + timedelta(minutes=3)]
-    # Old failures go when the next is recorded.
-    await logins.failed(
-        "carol", "10.0.0.9", T0 + timedelta(hours=1), T0 + timedelta(minutes=2), entry("x", "carol")
-    )
-    assert (await logins.failures("alice", "10.0.0.1", T0 - timedelta(days=1))).of_name == [
-        T0 + timedelta(minutes=3)
-    ]
-    session = Session(
-        "alice", "csrf", "password", T0, T0 + timedelta(hours=12), T0 + timedelta(hours=1)
-    )
-    await SessionStore(engine).open("cd" * 32, session, entry("auth.login", "alice"))
-    assert (await logins.failures("alice", "x", T0 - timedelta(days=1))).of_name == []
+    async def attempt(name: str, source: str, minute: int, attempts: int = 2) -> int | Throttled:
+        at = T0 + timedelta(minutes=minute)
+        return await logins.attempt(name, source, at, _limits(name, source, attempts), old, known)
+
+    first = await attempt("alice", "10.0.0.1", 0)
+    second = await attempt("alice", "10.0.0.1", 1)  # the first is pending: it counts
+    assert isinstance(first, int) and isinstance(second, int)
+    refused = await attempt("alice", "10.0.0.1", 2)
+    assert isinstance(refused, Throttled) and refused.limit.which == "pair"
+    assert (refused.attempts, refused.free_at) == (2, T0 + timedelta(minutes=5))
+    # Another address is another pair; the refused attempt was not recorded.
+    elsewhere = await attempt("alice", "10.0.0.2", 2)
+    assert isinstance(elsewhere, int)
+    await logins.failed(first, entry("auth.login_failed", "alice"))
+    # A sign-in forgives the pair's failures (not those from elsewhere) and is remembered.
+    await logins.succeeded(second, "alice", "10.0.0.1")
+    assert await logins.known_pair("alice", "10.0.0.1")
+    assert not await logins.known_pair("alice", "10.0.0.2")
+    again = await attempt("alice", "10.0.0.1", 3)
+    assert isinstance(again, int)
+    # One address, any names.
+    assert isinstance(await attempt("bob", "10.0.0.2", 3, attempts=1), int)
+    throttled = await attempt("carol", "10.0.0.2", 3, attempts=1)
+    assert isinstance(throttled, Throttled) and throttled.limit.which == "source"
 
 
 async def test_an_oidc_login_under_way_is_taken_once(engine: AsyncEngine) -> None:

@@ -109,6 +109,9 @@ class Agent:
                     ("agent.heartbeat", self.reporter.heartbeat),
                     ("agent.desired", self.desired.follow),
                     ("agent.actions", self._consume_actions),
+                    # Not behind the first desired state, unlike actions: an abort must
+                    # reach an action before it can start.
+                    ("agent.aborts", self.executor.consume_aborts),
                 ]
                 if self.inventory is not None:
                     bodies.append(("agent.inventory", self.inventory.keep_current))

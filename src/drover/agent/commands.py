@@ -2,10 +2,12 @@
 
 - The argv exactly as the server rendered it: no shell; stdin is /dev/null; stdout and stderr go
   into one pipe, in the order the process wrote them.
-- In a session of its own, so the command and everything it starts are one process group. That
-  group is what a timeout stops (SIGTERM, then SIGKILL after `kill_grace`), and what is left of
-  it when the command's own process exits is stopped the same way: a command is over when its
-  process is, and leaves nothing running behind it.
+- In a session of its own, so the command and what it starts are one process group. That
+  group is what a timeout or an operator's abort stops (SIGTERM, then SIGKILL after
+  `kill_grace`), and what is left of it when the command's own process exits is stopped the
+  same way: a command is over when its process is. A child that leaves the group (`setsid()`,
+  a daemon's double fork) escapes this and keeps running: a process group is not a cgroup
+  (docs/reliability.md, Gaps).
 - As `run_as` (user, or user:group) with that user's supplementary groups; never with the
   agent's own group, which for a root agent is root's.
 - In `/`, with a clean environment (PATH, HOME, USER, LOGNAME, LANG and DROVER_*), never the
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from drover.agent.abort import Abort
 from drover.agent.output import OutputPublisher
 from drover.bus.connection import Bus
 from drover.bus.messages import CommandRun
@@ -66,13 +69,22 @@ class Identity:
 class CommandReport:
     exit_code: int | None  # None: it never started
     timed_out: bool
-    note: str  # what the agent adds: why it failed to start, a timeout, a signal
+    note: str  # what the agent adds: why it failed to start, a timeout, an abort, a signal
     output_tail: str
     chunks: int  # output chunks stored by the bus
+    aborted: bool = False  # an operator's abort stopped it (or kept it from starting)
 
     @property
     def succeeded(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
+        return self.exit_code == 0 and not self.timed_out and not self.aborted
+
+
+@dataclass(frozen=True)
+class _Ended:
+    exit_code: int | None
+    note: str
+    timed_out: bool = False
+    aborted: bool = False
 
 
 class CommandRunner:
@@ -89,18 +101,21 @@ class CommandRunner:
         self._kill_grace = kill_grace
         self._publish_bound = publish_bound
 
-    async def run(self, action_id: str, application: str, run: CommandRun) -> CommandReport:
+    async def run(
+        self, action_id: str, application: str, run: CommandRun, abort: Abort | None = None
+    ) -> CommandReport:
+        """Run it to its end: its exit, its timeout, or `abort` (looked at until it exits)."""
         output = OutputPublisher(self._bus, self._host, action_id, run.output_limit)
         async with asyncio.TaskGroup() as tg:
             sending = tg.create_task(output.run())
             try:
-                exit_code, timed_out, note = await self._execute(
-                    action_id, application, run, output.feed
+                ended = await self._execute(
+                    action_id, application, run, output.feed, abort or Abort()
                 )
             finally:
                 output.close()
                 await _bounded(sending, self._publish_bound)
-        notes = [note] if note else []
+        notes = [ended.note] if ended.note else []
         if output.unsent:
             notes.append(
                 f"{output.unsent} bytes of output did not reach the bus within "
@@ -111,28 +126,46 @@ class CommandRunner:
         # The tail goes into the result as text: NUL, valid UTF-8 but not storable as text in
         # PostgreSQL, is replaced like any byte that is not text.
         tail = output.tail.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        return CommandReport(exit_code, timed_out, "; ".join(notes), tail, output.sent)
+        return CommandReport(
+            ended.exit_code,
+            ended.timed_out,
+            "; ".join(notes),
+            tail,
+            output.sent,
+            aborted=ended.aborted,
+        )
 
     async def _execute(
-        self, action_id: str, application: str, run: CommandRun, sink: Callable[[bytes], None]
-    ) -> tuple[int | None, bool, str]:
+        self,
+        action_id: str,
+        application: str,
+        run: CommandRun,
+        sink: Callable[[bytes], None],
+        abort: Abort,
+    ) -> _Ended:
+        if abort.requested:  # it came between the ledger's begin and here
+            return _Ended(None, f"aborted by {abort.by} before it started", aborted=True)
         try:
             identity = identity_of(run.run_as)
             process = await _spawn(
                 run, identity, environment(action_id, application, run, identity)
             )
         except CannotRun as err:
-            return None, False, str(err)
+            return _Ended(None, str(err))
         log.info("action %s: %s started (pid %d)", action_id, run.name, process.pid)
-        return await self._supervise(process, run.timeout_s, sink)
+        return await self._supervise(process, run.timeout_s, sink, abort)
 
     async def _supervise(
-        self, process: asyncio.subprocess.Process, timeout: float, sink: Callable[[bytes], None]
-    ) -> tuple[int, bool, str]:
+        self,
+        process: asyncio.subprocess.Process,
+        timeout: float,
+        sink: Callable[[bytes], None],
+        abort: Abort,
+    ) -> _Ended:
         assert process.stdout is not None
         reader = asyncio.create_task(_pump(process.stdout, sink))
         try:
-            timed_out, left = await self._until_done(process, reader, timeout)
+            timed_out, aborted, left = await self._until_done(process, reader, timeout, abort)
         except asyncio.CancelledError:
             # The agent is stopping and gave up waiting: the command must not outlive this run,
             # which its ledger will report `interrupted`.
@@ -140,36 +173,44 @@ class CommandRunner:
             raise
         finally:
             await _let_go(process, reader)
-        notes = (
-            [f"timed out after {timeout:g}s: its process group was stopped"] if timed_out else []
-        )
-        if left and not timed_out:
+        notes = []
+        if timed_out:
+            notes.append(f"timed out after {timeout:g}s: its process group was stopped")
+        elif aborted:
+            notes.append(f"aborted by {abort.by}: its process group was stopped")
+        elif left:
             notes.append("processes it left running were stopped")
         try:
             code = await asyncio.wait_for(_exited(process), self._kill_grace)
         except TimeoutError:  # even SIGKILL did not end it (stuck in the kernel)
             notes.append("did not exit after SIGKILL")
-            return 128 + signal.SIGKILL, timed_out, "; ".join(notes)
+            return _Ended(128 + signal.SIGKILL, "; ".join(notes), timed_out, aborted)
         if code < 0:
             notes.append(f"killed by {signal.Signals(-code).name}")
             code = 128 - code  # as a shell reports it
-        return code, timed_out, "; ".join(notes)
+        return _Ended(code, "; ".join(notes), timed_out, aborted)
 
     async def _until_done(
-        self, process: asyncio.subprocess.Process, reader: asyncio.Task[None], timeout: float
-    ) -> tuple[bool, bool]:
-        """Wait for the process to exit (and its output to end), at most `timeout`; then stop
-        what is left of its group. Whether it timed out, and whether anything was left."""
-        timed_out = False
+        self,
+        process: asyncio.subprocess.Process,
+        reader: asyncio.Task[None],
+        timeout: float,
+        abort: Abort,
+    ) -> tuple[bool, bool, bool]:
+        """Wait for the process to exit (and its output to end), at most `timeout` and only
+        until an abort; then stop what is left of its group. Whether it timed out, whether an
+        abort stopped it, and whether anything was left."""
+        timed_out = aborted = False
         try:
             async with asyncio.timeout(timeout):
-                await _exited(process)
-                await asyncio.wait({reader}, timeout=LINGER)
+                aborted = not await _exited_unless(process, abort)
+                if not aborted:
+                    await asyncio.wait({reader}, timeout=LINGER)
         except TimeoutError:
             timed_out = True
         left = await stop_group(process.pid, self._kill_grace)
         await asyncio.wait({reader}, timeout=self._kill_grace)
-        return timed_out, left
+        return timed_out, aborted, left
 
 
 async def _let_go(process: asyncio.subprocess.Process, reader: asyncio.Task[None]) -> None:
@@ -222,6 +263,15 @@ async def _exited(process: asyncio.subprocess.Process) -> int:
     while process.returncode is None:  # noqa: ASYNC110 - asyncio offers no event for exit alone
         await asyncio.sleep(EXIT_POLL)
     return process.returncode
+
+
+async def _exited_unless(process: asyncio.subprocess.Process, abort: Abort) -> bool:
+    """True once the process has exited; False as soon as an abort comes first."""
+    while process.returncode is None:  # polled, as `_exited` says why
+        if abort.requested:
+            return False
+        await asyncio.sleep(EXIT_POLL)
+    return True
 
 
 async def stop_group(pgid: int, grace: float) -> bool:

@@ -8,6 +8,17 @@ run it, write the result to the ledger, publish it, and only then ack.
 An action is either on services (start, stop, restart through the providers) or a command
 (agent/commands.py), whose output streams to the server while it runs; either way the message
 is kept alive meanwhile, so JetStream does not deliver it again.
+
+Aborts come on a consumer of their own (`agent-<host>-aborts`), followed while an action runs.
+An abort of the action running stops it: a command's process group is stopped at once,
+services not yet reached are skipped (the provider step under way finishes), and its result
+is `cancelled`, naming who aborted it. An abort of an action not begun here writes its
+`cancelled` result to the ledger, so that however often the action is delivered later, it is
+answered from there and never runs. An abort of an action finished here changes nothing: its
+result is sent again. Checking the ledger and beginning an action happen under one lock, so an
+abort and the start of its action cannot both miss each other. After every (re)connect, actions
+wait (briefly) until the aborts waiting on the bus have been taken: an action aborted while the
+agent was away does not start first.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from drover.agent.abort import Abort
 from drover.agent.commands import CommandRunner
 from drover.agent.errors import AgentError
 from drover.agent.ledger import Ledger
@@ -30,7 +42,7 @@ from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.consume import consume
 from drover.bus.errors import MalformedMessage
-from drover.bus.messages import ActionRequest, ActionResult, decode, tail
+from drover.bus.messages import AbortRequest, ActionRequest, ActionResult, decode, tail
 from drover.model.action import ActionKind, HostOutcome
 from drover.ops.clock import Clock
 
@@ -41,6 +53,11 @@ ServicesOf = Callable[[str], list[str]]
 
 ACK_WAIT = 60.0
 PROGRESS_EVERY = 15.0
+# Short: an abort handed to a life of the loop that ended just then (a reconnect) comes again
+# this soon, and taking one twice does no harm (the second finds it done).
+ABORT_ACK_WAIT = 5.0
+# How long actions wait, after a (re)connect, for the aborts waiting on the bus to be taken.
+ABORTS_CATCH_UP = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,12 @@ class _Done:
     exit_code: int | None
     output: str
     chunks: int = 0
+
+
+@dataclass(frozen=True)
+class _Running:
+    action_id: str
+    abort: Abort
 
 
 class Executor:
@@ -75,10 +98,17 @@ class Executor:
         self.executions = 0  # actions really run (not answered from the ledger)
         self.idle = asyncio.Event()
         self.idle.set()
+        # Held while the ledger is read and an action begun, or an abort recorded.
+        self._claim = asyncio.Lock()
+        self._running: _Running | None = None
+        # The bus generation in which the abort consumer last had nothing waiting for it.
+        self._aborts_clear_in = -1
+        self._aborts_news = asyncio.Event()
 
     async def consume(self) -> None:
         """One life of the fetch loop; returns to be recreated after a reconnect."""
         await self._report_interrupted()
+        await self._aborts_caught_up(self._bus.generation)
         await consume(
             self._bus,
             stream=subjects.ACTIONS_STREAM,
@@ -121,27 +151,32 @@ class Executor:
             self.idle.set()
 
     async def _result_for(self, request: ActionRequest, msg: Msg) -> ActionResult:
-        seen = self._ledger.lookup(request.action_id)
-        if seen is not None and seen.result is not None:
-            log.info("action %s redelivered; answering from the ledger", request.action_id)
-            return seen.result
-        if seen is not None:
-            return self._conclude(
-                request.action_id, HostOutcome.INTERRUPTED, "agent stopped mid-run"
-            )
-        if self._clock.now() > request.deadline:
-            return self._conclude(request.action_id, HostOutcome.EXPIRED, "deadline passed")
-        await asyncio.to_thread(self._ledger.begin, request.action_id)
-        return await self._run(request, msg)
+        async with self._claim:
+            seen = self._ledger.lookup(request.action_id)
+            if seen is not None and seen.result is not None:
+                log.info("action %s redelivered; answering from the ledger", request.action_id)
+                return seen.result
+            if seen is not None:
+                return self._conclude(
+                    request.action_id, HostOutcome.INTERRUPTED, "agent stopped mid-run"
+                )
+            if self._clock.now() > request.deadline:
+                return self._conclude(request.action_id, HostOutcome.EXPIRED, "deadline passed")
+            await asyncio.to_thread(self._ledger.begin, request.action_id)
+            running = self._running = _Running(request.action_id, Abort())
+        try:
+            return await self._run(request, msg, running.abort)
+        finally:
+            self._running = None
 
-    async def _run(self, request: ActionRequest, msg: Msg) -> ActionResult:
+    async def _run(self, request: ActionRequest, msg: Msg, abort: Abort) -> ActionResult:
         started = self._clock.now()
         self.executions += 1
         async with _keep_alive(msg):
             if request.kind is ActionKind.COMMAND:
-                done = await self._run_command(request)
+                done = await self._run_command(request, abort)
             else:
-                done = await self._act_on_services(request)
+                done = await self._act_on_services(request, abort)
         finished = self._clock.now()
         result = ActionResult(
             action_id=request.action_id,
@@ -157,7 +192,7 @@ class Executor:
         await asyncio.to_thread(self._ledger.finish, result)
         return result
 
-    async def _act_on_services(self, request: ActionRequest) -> _Done:
+    async def _act_on_services(self, request: ActionRequest, abort: Abort) -> _Done:
         # An action on a whole application means what this host runs of it now: hosts differ
         # (discovery finds other units on each), and the config may have changed since.
         services = request.services or self._services_of(request.application)
@@ -168,10 +203,14 @@ class Executor:
             request.application,
             ",".join(services) or "(no services here)",
         )
-        lines, failed = [], not services
+        lines, failed, skipped = [], not services, 0
         if not services:
             lines.append(f"error: no service of {request.application} runs on this host")
         for service in services:
+            if abort.requested:  # between two provider steps: the one under way has finished
+                lines.append(f"{request.application}/{service}: skipped: aborted by {abort.by}")
+                skipped += 1
+                continue
             try:
                 line = await self._act(request.application, service, request.kind)
             except (OperationFailed, AgentError) as err:
@@ -180,22 +219,34 @@ class Executor:
                 log.exception("action %s: %s/%s", request.action_id, request.application, service)
                 line, failed = f"error: {err!r}", True
             lines.append(f"{request.application}/{service}: {line}")
+        if skipped:
+            log.warning(
+                "action %s: aborted by %s; %d of %d services skipped",
+                request.action_id,
+                abort.by,
+                skipped,
+                len(services),
+            )
+            return _Done(HostOutcome.CANCELLED, None, "\n".join(lines))
         return _Done(
             HostOutcome.FAILED if failed else HostOutcome.SUCCEEDED,
             1 if failed else 0,
             "\n".join(lines),
         )
 
-    async def _run_command(self, request: ActionRequest) -> _Done:
+    async def _run_command(self, request: ActionRequest, abort: Abort) -> _Done:
         run = request.command
         if run is None:
             return _Done(HostOutcome.REJECTED, None, "error: a command request without a command")
         log.info("action %s: command %s of %s", request.action_id, run.name, request.application)
-        report = await self._commands.run(request.action_id, request.application, run)
+        report = await self._commands.run(request.action_id, request.application, run, abort)
         output = report.output_tail
         if report.note:
             output += ("" if not output or output.endswith("\n") else "\n") + f"[{report.note}]"
-        outcome = HostOutcome.SUCCEEDED if report.succeeded else HostOutcome.FAILED
+        if report.aborted:
+            outcome = HostOutcome.CANCELLED
+        else:
+            outcome = HostOutcome.SUCCEEDED if report.succeeded else HostOutcome.FAILED
         log.info(
             "action %s: %s exited %s%s",
             request.action_id,
@@ -216,6 +267,98 @@ class Executor:
         self._ledger.finish(result)
         log.info("action %s: %s (%s)", action_id, outcome, why)
         return result
+
+    async def consume_aborts(self) -> None:
+        """One life of the abort loop; returns to be recreated after a reconnect. It runs
+        beside the action loop, and on while the agent drains."""
+        generation = self._bus.generation
+        await consume(
+            self._bus,
+            stream=subjects.ACTIONS_STREAM,
+            subject=subjects.abort_subject(self.host),
+            durable=subjects.agent_aborts_consumer(self.host),
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ABORT_ACK_WAIT,
+                deliver_policy=DeliverPolicy.ALL,
+                max_deliver=-1,
+            ),
+            handle=self.handle_abort,
+            batch=8,
+            caught_up=lambda: self._aborts_taken(generation),
+        )
+
+    async def handle_abort(self, msg: Msg) -> None:
+        try:
+            abort = decode(AbortRequest, msg.subject, msg.data)
+        except MalformedMessage as err:
+            self._bus.counters.inc("agent.malformed_messages")
+            log.warning("dropped: %s", err)
+            await msg.term()
+            return
+        if abort.host != self.host:
+            self._bus.counters.inc("agent.foreign_actions")
+            log.warning("dropped abort of %s addressed to %s", abort.action_id, abort.host)
+            await msg.term()
+            return
+        answer = await self._abort(abort)
+        if answer is not None:
+            await self._bus.publish(
+                subjects.result_subject(self.host),
+                answer,
+                msg_id=subjects.result_msg_id(answer.action_id, self.host),
+            )
+        await msg.ack()
+
+    async def _abort(self, abort: AbortRequest) -> ActionResult | None:
+        """Carry out an abort; the result to send now, if any (the action running sends its
+        own when it ends)."""
+        action_id, by = abort.action_id, abort.requested_by
+        async with self._claim:
+            seen = self._ledger.lookup(action_id)
+            if seen is not None and seen.result is not None:
+                log.info(
+                    "abort of %s by %s: it had ended here (%s)", action_id, by, seen.result.outcome
+                )
+                return seen.result  # again: the server may not have it yet
+            running = self._running
+            if running is not None and running.action_id == action_id:
+                log.warning("abort of %s by %s: stopping it", action_id, by)
+                running.abort.request(by)
+                return None
+            if seen is not None:
+                log.info("abort of %s by %s: cut short before; reported interrupted", action_id, by)
+                return None
+            result = ActionResult(
+                action_id=action_id,
+                host=self.host,
+                outcome=HostOutcome.CANCELLED,
+                finished_at=self._clock.now(),
+                output=f"[aborted by {by} before it started: it will not run here]",
+            )
+            # In the ledger before anything else: when the action itself is delivered (it may
+            # be waiting on the bus, or sent just now), it is answered from here.
+            await asyncio.to_thread(self._ledger.finish, result)
+        log.warning("abort of %s by %s: not begun here; it will not run", action_id, by)
+        return result
+
+    def _aborts_taken(self, generation: int) -> None:
+        if generation > self._aborts_clear_in:
+            self._aborts_clear_in = generation
+            self._aborts_news.set()
+
+    async def _aborts_caught_up(self, generation: int) -> None:
+        """Wait until the abort loop has taken what waited for it since `generation` began,
+        at most ABORTS_CATCH_UP: an abort loop that cannot follow holds up no action."""
+        try:
+            async with asyncio.timeout(ABORTS_CATCH_UP):
+                while self._aborts_clear_in < generation:
+                    self._aborts_news.clear()
+                    await self._aborts_news.wait()
+        except TimeoutError:
+            log.warning(
+                "aborts waiting on the bus not taken in %gs; taking actions", ABORTS_CATCH_UP
+            )
 
     async def _report_interrupted(self) -> None:
         """Actions begun before a crash are reported `interrupted` at start, not re-run."""

@@ -3,7 +3,9 @@
 An action id is written here *before* the action runs, and its result after. So:
 - a redelivered action whose result is here is answered from here, not run again;
 - one that was begun but has no result was cut short by a crash: it is reported `interrupted`
-  and never silently re-run.
+  and never silently re-run;
+- one aborted before it began has its `cancelled` result here without a begin: when it is
+  delivered, it is answered from here and never runs.
 
 The file is append-only JSON lines; a torn last line (power cut mid-write) is ignored.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,9 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, LedgerEntry] = {}
+        # Records are written from worker threads (asyncio.to_thread): the running action's
+        # and an abort's may be written at the same moment.
+        self._lock = threading.Lock()
         self._load()
 
     def lookup(self, action_id: str) -> LedgerEntry | None:
@@ -41,14 +47,19 @@ class Ledger:
         return [e.action_id for e in self._entries.values() if e.result is None]
 
     def begin(self, action_id: str) -> None:
-        self._append({"id": action_id, "phase": "begin"})
-        self._entries[action_id] = LedgerEntry(action_id, None)
+        with self._lock:
+            self._append({"id": action_id, "phase": "begin"})
+            self._entries[action_id] = LedgerEntry(action_id, None)
 
     def finish(self, result: ActionResult) -> None:
-        self._append(
-            {"id": result.action_id, "phase": "end", "result": result.model_dump(mode="json")}
-        )
-        self._entries[result.action_id] = LedgerEntry(result.action_id, result)
+        record: dict[str, object] = {
+            "id": result.action_id,
+            "phase": "end",
+            "result": result.model_dump(mode="json"),
+        }
+        with self._lock:
+            self._append(record)
+            self._entries[result.action_id] = LedgerEntry(result.action_id, result)
 
     def _append(self, record: dict[str, object]) -> None:
         line = json.dumps(record, separators=(",", ":")) + "\n"

@@ -134,6 +134,18 @@ class ActionRequest(Message):
     command: CommandRun | None = None
 
 
+class AbortRequest(Message):
+    """Stop one action on one host, sent on the host's `abort_subject` when a cancel asks to
+    abort what is running. The agent kills it if it runs, never starts it if it has not begun,
+    and leaves a finished one as it is; either way it answers with an ActionResult."""
+
+    v: Literal[1] = 1
+    action_id: str
+    host: HostId
+    requested_by: str  # who asked for the abort: named in the host's output
+    requested_at: AwareDatetime
+
+
 class ActionResult(Message):
     v: Literal[1] = 1
     action_id: str

@@ -10,6 +10,7 @@ nothing of another host's.
     KV drover-inventory <host>                         UnitInventory (agent writes, server reads)
     stream DROVER_EVENTS   drover.event.<host>.<app>.<service>   ServiceState on every change
     stream DROVER_ACTIONS  drover.action.<host>          ActionRequest (server → one agent)
+                           drover.action.<host>.abort    AbortRequest  (server → one agent)
     stream DROVER_RESULTS  drover.result.<host>          ActionResult  (agent → server)
     stream DROVER_OUTPUT   drover.output.<host>          OutputChunk   (agent → server)
 """
@@ -29,6 +30,7 @@ OUTPUT_STREAM = "DROVER_OUTPUT"
 
 EVENTS_ALL = "drover.event.>"
 ACTIONS_ALL = "drover.action.*"
+ABORTS_ALL = "drover.action.*.abort"
 RESULTS_ALL = "drover.result.*"
 OUTPUT_ALL = "drover.output.*"
 
@@ -60,6 +62,13 @@ def action_subject(host: str) -> str:
     return f"drover.action.{host}"
 
 
+def abort_subject(host: str) -> str:
+    """Aborts for one host: in its own actions subject space (what a per-host permission on
+    `drover.action.<host>.>` covers), but a subject of their own, so that the agent follows them
+    with a consumer of their own while an action runs."""
+    return f"drover.action.{host}.abort"
+
+
 def result_subject(host: str) -> str:
     return f"drover.result.{host}"
 
@@ -72,9 +81,18 @@ def agent_actions_consumer(host: str) -> str:
     return f"agent-{host}"
 
 
+def agent_aborts_consumer(host: str) -> str:
+    return f"agent-{host}-aborts"
+
+
 def dispatch_msg_id(action_id: str, host: str) -> str:
     """JetStream de-duplication id: one dispatch of an action to a host, however often sent."""
     return f"{action_id}.{host}"
+
+
+def abort_msg_id(action_id: str, host: str) -> str:
+    """One abort of an action on a host, however often the server sends it."""
+    return f"{action_id}.{host}.abort"
 
 
 def result_msg_id(action_id: str, host: str) -> str:

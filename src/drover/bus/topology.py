@@ -30,10 +30,11 @@ def stream_configs() -> list[StreamConfig]:
             max_msgs_per_subject=1000,
         ),
         # Work queue: an action message is gone once the agent has acked it; its record lives
-        # in the system of record, and the agent's ledger remembers that it ran it.
+        # in the system of record, and the agent's ledger remembers that it ran it. Aborts go
+        # here too, on subjects of their own (each host's two consumers do not overlap).
         StreamConfig(
             name=subjects.ACTIONS_STREAM,
-            subjects=[subjects.ACTIONS_ALL],
+            subjects=[subjects.ACTIONS_ALL, subjects.ABORTS_ALL],
             storage=StorageType.FILE,
             retention=RetentionPolicy.WORK_QUEUE,
             max_age=7 * DAY,

@@ -399,6 +399,9 @@ def action_cancel(action_id: str, abort_running: bool, server_url: str, as_json:
     body = {"abort_running": abort_running}
     cancelled = ApiClient(server_url).post(f"/api/v1/actions/{action_id}/cancel", body)
     _show(cancelled, as_json, lambda: render.action_table(cancelled))
+    if not as_json:
+        for line in render.cancel_outcome(cancelled):
+            render.console().print(line, markup=False, highlight=False)
 
 
 def _follow(client: ApiClient, action: dict[str, Any], timeout: float, live: bool) -> Any:

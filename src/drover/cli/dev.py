@@ -36,9 +36,7 @@ async def run_dev(
     host_id: str | None,
     nats_port: int = 0,
 ) -> None:
-    # It holds the database (password and token hashes, the audit) and the admin's secrets.
-    data_dir.mkdir(parents=True, exist_ok=True)
-    data_dir.chmod(0o700)
+    await asyncio.to_thread(_private_dir, data_dir)
     nats = EmbeddedNats(data_dir / "nats", port=nats_port)
     await nats.start()
     log.info("nats-server (pid %s) on %s", nats.pid(), nats.url)
@@ -84,6 +82,12 @@ async def run_dev(
 class DevLogin:
     token_file: Path
     password_file: Path
+
+
+def _private_dir(path: Path) -> None:
+    """It holds the database (password and token hashes, the audit) and the admin's secrets."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 async def bootstrap_admin(server: Server, data_dir: Path) -> DevLogin:

@@ -132,6 +132,14 @@ def server(
     oidc_groups_claim: Annotated[
         str, typer.Option(help="id_token claim listing the user's groups")
     ] = "groups",
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="address of a reverse proxy whose X-Forwarded-For is believed (repeatable; "
+            "default: none, the peer's own address counts)",
+        ),
+    ] = None,
 ) -> None:
     """Run the drover server."""
     auth = people.AuthOptions(
@@ -141,6 +149,7 @@ def server(
         oidc_client_secret_file=oidc_client_secret_file,
         oidc_username_claim=oidc_username_claim,
         oidc_groups_claim=oidc_groups_claim,
+        trusted_proxies=tuple(trusted_proxy or ()),
     )
     commands.server(nats, config, ref, listen, database, poll, log_level, auth)
 
@@ -296,12 +305,16 @@ def action_cancel(
     action_id: Annotated[str, typer.Argument(metavar="ID")],
     abort_running: Annotated[
         bool,
-        typer.Option("--abort-running", help="stop waiting for hosts already sent"),
+        typer.Option(
+            "--abort-running",
+            help="abort the hosts already sent: a command is killed, services not yet reached "
+            "are skipped, an action not yet begun never runs (also after a plain cancel)",
+        ),
     ] = False,
     server: ServerOpt = DEFAULT_SERVER,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cancel a rollout: hosts not yet sent are skipped; running ones finish (or are given up)."""
+    """Cancel a rollout: hosts not yet sent are skipped; running ones finish, or are aborted."""
     commands.action_cancel(action_id, abort_running, server, as_json)
 
 
@@ -507,6 +520,17 @@ def user_add(
 ) -> None:
     """Add a user; with --password-stdin it may sign in with a password, else with tokens."""
     people.user_add(server, name, role, scope or [], group or [], password_stdin, database)
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="default: you")] = None,
+    password_stdin: PasswordStdinOpt = False,
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Set your own password (the current one, then the new one). Until you do, approvals made
+    with a password an admin set for you do not count."""
+    people.user_passwd(server, name, password_stdin)
 
 
 @user_app.command("list")

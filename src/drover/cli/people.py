@@ -77,6 +77,27 @@ def user_add(
     print(f"user {name} added: {shown}" + (f"; groups {', '.join(groups)}" if groups else ""))
 
 
+def user_passwd(server_url: str, name: str | None, password_stdin: bool) -> None:
+    """Set your own password: sign in with the current one, then set the new one. A password
+    an admin set (a new account, a reset) is not yours alone, and your approvals do not count
+    until you set one yourself. With --password-stdin: the current one, then the new one, each
+    on a line of its own."""
+    who = name or os_user()
+    current = read_password(password_stdin, f"current password for {who}: ")
+    new = read_password(password_stdin, "new password: ")
+    if not password_stdin and read_password(False, "new password again: ") != new:
+        raise CliError("the new passwords differ; nothing changed", 2)
+    client = ApiClient(server_url, anonymous=True)
+    try:
+        session, _ = client.login(who, current)
+        # Through the session just opened, so only whoever knows the current password may set
+        # a new one; the server records it as set by the user themself.
+        client._call("PATCH", f"/api/v1/users/{who}", json={"password": new}, headers=session)
+    finally:
+        client.close()
+    print(f"password of {who} changed; sign in again (drover login) for a new token")
+
+
 def user_list(server_url: str, as_json: bool) -> None:
     found = ApiClient(server_url).get("/api/v1/users")
     if as_json:
@@ -98,8 +119,14 @@ def user_list(server_url: str, as_json: bool) -> None:
 
 
 def user_remove(server_url: str, name: str) -> None:
-    ApiClient(server_url).delete(f"/api/v1/users/{name}")
-    print(f"user {name} removed, with its tokens and sessions")
+    client = ApiClient(server_url)
+    source = client.get(f"/api/v1/users/{name}")["source"]
+    client.delete(f"/api/v1/users/{name}")
+    if source == "oidc":
+        # Deleted, the provider's next sign-in would make it anew.
+        print(f"user {name} (OIDC) disabled, not removed: signing in again is refused")
+    else:
+        print(f"user {name} removed, with its tokens and sessions")
 
 
 def token_create(
@@ -252,17 +279,19 @@ class AuthOptions:
     oidc_client_secret_file: Path | None = None
     oidc_username_claim: str = "preferred_username"
     oidc_groups_claim: str = "groups"
+    trusted_proxies: tuple[str, ...] = ()  # --trusted-proxy (repeatable)
 
 
 def auth_settings(given: AuthOptions) -> AuthSettings:
     """The server's AuthSettings; a CliError (exit 2) for flags that cannot work together."""
-    from drover.server.auth.settings import AuthSettings, OidcSettings
+    from drover.server.auth.settings import AuthSettings, OidcSettings, issuer_problem
 
     if given.public_url is not None:
         _http_url("--public-url", given.public_url)
+    proxies = tuple(_proxy(p) for p in given.trusted_proxies)
     oidc_flags = (given.oidc_issuer, given.oidc_client_id, given.oidc_client_secret_file)
     if not any(oidc_flags):
-        return AuthSettings(public_url=given.public_url)
+        return AuthSettings(public_url=given.public_url, trusted_proxies=proxies)
     if given.oidc_issuer is None or given.oidc_client_id is None:
         raise CliError("OIDC needs --oidc-issuer and --oidc-client-id", 2)
     if given.oidc_client_secret_file is None:
@@ -270,6 +299,8 @@ def auth_settings(given: AuthOptions) -> AuthSettings:
     if given.public_url is None:
         raise CliError("OIDC needs --public-url: where the provider sends people back", 2)
     _http_url("--oidc-issuer", given.oidc_issuer)
+    if problem := issuer_problem(given.oidc_issuer):
+        raise CliError(f"--oidc-issuer {problem}", 2)
     try:
         secret = given.oidc_client_secret_file.read_text().strip()
     except OSError as err:
@@ -285,7 +316,17 @@ def auth_settings(given: AuthOptions) -> AuthSettings:
         username_claim=given.oidc_username_claim,
         groups_claim=given.oidc_groups_claim,
     )
-    return AuthSettings(public_url=given.public_url, oidc=oidc)
+    return AuthSettings(public_url=given.public_url, oidc=oidc, trusted_proxies=proxies)
+
+
+def _proxy(value: str) -> str:
+    """A --trusted-proxy: an IP address or network (what uvicorn's forwarded_allow_ips takes)."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError as err:
+        raise CliError(f"--trusted-proxy {value!r}: expected an IP address or network", 2) from err
 
 
 def _http_url(option: str, value: str) -> None:

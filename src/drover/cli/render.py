@@ -149,6 +149,54 @@ def action_table(action: dict[str, Any]) -> Table:
     return table
 
 
+def cancel_outcome(action: dict[str, Any]) -> list[str]:
+    """What a cancel did, host by host, in a few lines (the action as the cancel answered)."""
+    approval = action.get("approval") or {}
+    if approval.get("state") == "cancelled":
+        return [f"action {action['id']}: approval request withdrawn; nothing was sent"]
+    cancel = action.get("cancel") or {}
+    hosts = action["hosts"]
+    who = f" by {cancel['requested_by']}" if cancel.get("requested_by") else ""
+    lines = [f"action {action['id']}: cancelled{who}"]
+    skipped = [h["host"] for h in hosts if h["outcome"] == "skipped" and not h["sent_at"]]
+    aborts = [h for h in hosts if h.get("abort_requested_at")]
+    sent = [h["host"] for h in aborts if h.get("abort_sent_at")]
+    unsent = [h["host"] for h in aborts if not h.get("abort_sent_at")]
+    running = [
+        h["host"] for h in hosts if h["outcome"] in ("pending", "dispatched") and h["sent_at"]
+    ]
+    if skipped:
+        lines.append(f"  {_hosts(skipped)} not yet sent: skipped, never run")
+    if sent:
+        lines.append(
+            f"  abort sent to {_hosts(sent)}: a command is killed, services not yet reached are "
+            "skipped, an action not yet begun never runs; each host's answer replaces "
+            "`cancelled` with what it really did"
+        )
+    if unsent:
+        lines.append(
+            f"  abort for {_hosts(unsent)} not yet taken by the bus: the server sends it as "
+            "soon as the bus is back"
+        )
+    if running and cancel.get("abort_running"):
+        lines.append(f"  {_hosts(running)} still running: the abort is on its way")
+    elif running:
+        lines.append(
+            f"  {_hosts(running)} already sent finish; "
+            f"`drover action cancel {action['id']} --abort-running` aborts them"
+        )
+    if len(lines) == 1:
+        lines.append("  every host had already answered: nothing changed")
+    return lines
+
+
+def _hosts(names: list[str], shown: int = 5) -> str:
+    listed = ", ".join(names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
+    return f"{len(names)} host{'' if len(names) == 1 else 's'} ({listed})"
+
+
 def audit_table(entries: list[dict[str, Any]]) -> Table:
     table = Table(title="audit", title_justify="left")
     for column in ("when", "who", "what", "about", "from", "detail"):

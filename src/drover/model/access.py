@@ -138,6 +138,15 @@ class Principal:
     groups: frozenset[str]
     grants: tuple[Grant, ...]
     via: str  # how it proved who it is: "token", "session", "oidc", "bootstrap"
+    # Set when the credential is not the principal's alone: someone else set its password or
+    # made its token ("your password was set by rita"). Such a caller may do what its grants
+    # allow, but its vote on an approval does not count: that would be four eyes of one.
+    not_own_credential: str | None = None
+    credential_by: str | None = None  # who else holds it, then
+
+    @property
+    def own_credential(self) -> bool:
+        return self.not_own_credential is None
 
     def may(
         self, permission: Permission, application: str | None = None, environment: str | None = None

@@ -18,11 +18,18 @@ either required or has a default, so an accepted request always renders a comple
 process also gets every value in its environment as `DROVER_PARAM_<NAME>`, so a parameter the
 argv does not name is still of use.
 
+A string value is text: valid UTF-8 without NUL, at most MAX_STRING_VALUE characters. It may not
+begin with `-` unless its parameter says `allow_dash: true`: a value sitting alone in an argument
+would otherwise be read as an option by the program (`--output=/etc/cron.d/x`). A `pattern` is
+compiled when the config is loaded and matched on the server's event loop: one that backtracks
+catastrophically is its config author's mistake (the length cap only bounds it).
+
 The server validates and renders; the agent runs exactly the argv it was sent.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -43,7 +50,8 @@ from pydantic import (
 ParamValue = str | int | bool
 PARAM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 ParamName = Annotated[str, StringConstraints(pattern=PARAM_NAME_PATTERN)]
-MAX_STRING_VALUE = 4096
+# Small enough that matching a config's pattern against it stays quick.
+MAX_STRING_VALUE = 1024
 MAX_TIMEOUT_S = 24 * 3600.0
 DEFAULT_TIMEOUT_S = 300.0
 # A user, or user:group; names as useradd takes them, or numeric ids.
@@ -84,13 +92,31 @@ class Placeholder:
 Part = str | Placeholder
 
 
+@functools.lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str]:
+    """A config's pattern, compiled once (when the config is loaded), not on every request."""
+    return re.compile(pattern)
+
+
 def _check_pattern(value: str | None) -> str | None:
     if value is not None:
         try:
-            re.compile(value)
+            _regex(value)
         except re.error as err:
             raise ValueError(f"invalid regular expression {value!r}: {err}") from err
     return value
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored and sent as text (None: it can): the JSON columns, the
+    bus and PostgreSQL all need valid UTF-8 (no lone surrogate such as "\\ud800") without NUL."""
+    if "\x00" in value:
+        return "must not contain a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid text: it holds a lone surrogate, which UTF-8 cannot encode"
+    return None
 
 
 class ParamSpec(BaseModel):
@@ -110,6 +136,11 @@ class ParamSpec(BaseModel):
     choices: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
         default=None, description="choice: the values it may take"
     )
+    allow_dash: bool = Field(
+        default=False,
+        description="string: the value may begin with '-' (by default refused, so that it "
+        "cannot be read as an option)",
+    )
     default: ParamValue | None = Field(default=None, description="used when none is given")
 
     @field_validator("default")
@@ -128,7 +159,8 @@ class ParamSpec(BaseModel):
     @model_validator(mode="after")
     def _fits_its_type(self) -> ParamSpec:
         for field, allowed in _FIELDS_OF_TYPE.items():
-            if getattr(self, field) is not None and self.type not in allowed:
+            value = getattr(self, field)
+            if value is not None and value is not False and self.type not in allowed:
                 kinds = " and ".join(str(t) for t in allowed)
                 raise ValueError(f"'{field}' only applies to {kinds} parameters")
         if self.type is ParamType.CHOICE:
@@ -147,6 +179,7 @@ class ParamSpec(BaseModel):
 
 _FIELDS_OF_TYPE: dict[str, tuple[ParamType, ...]] = {
     "pattern": (ParamType.STRING,),
+    "allow_dash": (ParamType.STRING,),
     "minimum": (ParamType.INTEGER,),
     "maximum": (ParamType.INTEGER,),
     "choices": (ParamType.CHOICE,),
@@ -174,6 +207,13 @@ def _argv_item(value: str, info: ValidationInfo) -> str:
 def _run_as(value: str) -> str:
     if not _RUN_AS.match(value):
         raise ValueError(f"{value!r}: expected user or user:group (names, or numeric ids)")
+    user, _, group = value.partition(":")
+    if user.isdigit() and not group:
+        # A host with no passwd entry for the uid has no group to give it either: the agent
+        # would have to make one up. Say which.
+        raise ValueError(
+            f"{value!r}: a numeric user id needs its group too, as uid:gid (e.g. {user}:{user})"
+        )
     return value
 
 
@@ -272,11 +312,16 @@ def coerce(param: ParamSpec, value: object) -> ParamValue:
 def _string(param: ParamSpec, value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string; got {value!r}")
-    if "\x00" in value:
-        raise ValueError("must not contain a NUL character")
+    if problem := text_problem(value):
+        raise ValueError(problem)
     if len(value) > MAX_STRING_VALUE:
         raise ValueError(f"longer than {MAX_STRING_VALUE} characters")
-    if param.pattern is not None and re.fullmatch(param.pattern, value) is None:
+    if value.startswith("-") and not param.allow_dash:
+        raise ValueError(
+            f"{value!r} begins with '-', which the program could take for an option; "
+            "the command's parameter must say allow_dash: true to accept it"
+        )
+    if param.pattern is not None and _regex(param.pattern).fullmatch(value) is None:
         raise ValueError(f"{value!r} does not match {param.pattern}")
     return value
 

@@ -25,8 +25,9 @@ Rules:
 - Past the rollout's deadline nothing is sent: hosts not yet sent are `expired` (the rollout
   `expired`); sent ones have until their own deadline and grace.
 - A cancel skips the hosts not yet sent. Running hosts finish, or with `abort_running` are
-  recorded `cancelled` at once (the server stops waiting; an answer that comes later is dropped
-  like any late one) and are each sent an abort.
+  recorded `cancelled` at once (the server stops waiting) and are each sent an abort; the
+  host's own answer, when it comes, replaces that mark with what it really did. A cancel
+  without abort can be followed by one with it, which reaches the hosts still running.
 - Batches go in plan order. The next one starts when every host of the previous one has
   answered, `pause_s` after the last of those answers, and, with a health gate, once every
   succeeded host of it has been at target for `health_gate_s` — counted from its answer at the
@@ -87,6 +88,7 @@ class HostProgress:
 @dataclass(frozen=True)
 class CancelRequest:
     abort_running: bool = False  # False: hosts already sent finish
+    requested_by: str = ""  # who asked (for an abort: named in each host's output)
 
 
 @dataclass(frozen=True)

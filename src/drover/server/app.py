@@ -79,6 +79,12 @@ class Server:
         self.access: Access | None = None  # once running: users and tokens, e.g. to bootstrap
         self.ready = asyncio.Event()
 
+    def _environment_of(self, application: str) -> str | None:
+        """The application's environment in the active config: recorded on each new action."""
+        config = self.config.active
+        app = config.applications.get(application) if config is not None else None
+        return app.environment if app is not None else None
+
     async def run(self, stop: asyncio.Event) -> None:
         engine = await open_database(self.settings.database_url)
         try:
@@ -91,7 +97,7 @@ class Server:
         access = self.access = build_access(
             engine, audit, self.clock, self.settings.auth, lambda: self.config.active
         )
-        store = ActionStore(engine)
+        store = ActionStore(engine, self._environment_of)
         approval_store = ApprovalStore(engine)
         overrides = Overrides(
             OverrideStore(engine),

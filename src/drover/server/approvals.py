@@ -68,6 +68,15 @@ class Approvals:
         """Cast the caller's vote. Raises Forbidden, Conflict or Unprocessable with the reason
         when it does not count; the request as it is after the vote otherwise."""
         ballot = Ballot(caller.name, caller.groups, decision, comment, caller.via[:64])
+        if decision is Decision.APPROVE and not caller.own_credential:
+            # Someone else (an admin) set this password or made this token: they could vote
+            # as the caller, and one person would satisfy four eyes.
+            refused = Refused(
+                Refusal.FORBIDDEN,
+                f"approve with a credential you set yourself: {caller.not_own_credential}",
+            )
+            await self._refused(action_id, ballot, refused)
+            raise Forbidden(refused.reason)
         now = self._clock.now()
         verdict = await self._store.vote(action_id, ballot, now)
         if verdict is None:

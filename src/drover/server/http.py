@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,12 +18,26 @@ class _Uvicorn(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, trusted_proxies: Sequence[str] | None = None
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))  # bound now, so port 0 is resolved before anyone asks
         self.sock.set_inheritable(True)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        if trusted_proxies is None:
+            trusted_proxies = _trusted_proxies(app)
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: any local
+        # caller could then choose the address the login rate limit counts. Only the reverse
+        # proxies named (--trusted-proxy) are believed.
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            proxy_headers=bool(trusted_proxies),
+            forwarded_allow_ips=list(trusted_proxies) or None,
+        )
         self._server = _Uvicorn(config)
 
     @property
@@ -35,3 +49,10 @@ class HttpServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
+
+
+def _trusted_proxies(app: FastAPI) -> tuple[str, ...]:
+    """The server's `trusted_proxies` setting, from the app's context (none without one)."""
+    ctx = getattr(app.state, "ctx", None)
+    access = getattr(ctx, "access", None)
+    return tuple(getattr(getattr(access, "settings", None), "trusted_proxies", ()))

@@ -6,8 +6,16 @@ dispatch:   publish every `pending` row to its host's subject, then mark it `dis
             A row whose publish failed (the bus is down), or that was published just before
             the server died, is published again; JetStream de-duplicates by message id, and
             the agent's ledger would answer a second copy without running it.
+cancel:     recorded, then the next look at the rollouts halts it: unsent hosts `skipped`;
+            with `abort_running`, running hosts `cancelled` and an abort committed for each.
+            The same loop publishes every abort committed and not yet stored by the bus (to
+            the host's abort subject, de-duplicated by message id) until the bus stores it.
 results:    the results stream → the system of record; ack only after the commit. A result
-            for a row already final (expired by the server) is logged and dropped.
+            for a row already final (expired by the server) is logged and dropped, unless it
+            replaces the server's own decision (store/actions.py `record_result`). A result
+            the database refuses as it came is stored without its output, so that it neither
+            blocks the results behind it nor is lost; one that fails because the database is
+            out of reach is tried again.
 """
 
 from __future__ import annotations
@@ -21,15 +29,22 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.consume import consume
 from drover.bus.errors import MalformedMessage
-from drover.bus.messages import ActionRequest, ActionResult, ServiceState, decode
+from drover.bus.messages import (
+    AbortRequest,
+    ActionRequest,
+    ActionResult,
+    ServiceState,
+    decode,
+)
 from drover.config.schema import FleetConfig
 from drover.model.action import ActionKind, HostOutcome
 from drover.model.approval import Approval, Subject, applicable, kind_label, open_request
@@ -54,10 +69,11 @@ from drover.ops.clock import Clock
 from drover.server.errors import Conflict, NotFound, Unprocessable
 from drover.server.fleet import FleetView
 from drover.server.targeting import Target, resolve
-from drover.store.actions import Action, ActionStore, HostResult
+from drover.store.actions import AbortSend, Action, ActionStore, CancelChange, HostResult
 from drover.store.actions import Dispatch as Send
 from drover.store.approvals import ApprovalStore
 from drover.store.audit import AuditEntry
+from drover.store.errors import refused_value
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +82,10 @@ DEFAULT_DEADLINE = timedelta(minutes=10)
 DEFAULT_ANSWER_GRACE = timedelta(minutes=5)
 DEFAULT_OUTPUT_LIMIT = 64 * 1024 * 1024  # bytes of a command's output kept per host
 DISPATCH_CONCURRENCY = 256
+# How long a cancel waits for the dispatcher to act on it (halt, aborts sent), so that its
+# answer shows what happened; past it, the answer shows what is recorded so far.
+CANCEL_SETTLE = 5.0
+INT32 = range(-(2**31), 2**31)  # what an integer column holds on every database we support
 
 T = TypeVar("T")
 
@@ -103,6 +123,11 @@ class Orchestrator:
         self._clock = clock
         self._answer_grace = answer_grace
         self._wake = asyncio.Event()
+        # Looks at the rollouts begun and finished by the dispatcher: a cancel waits for one
+        # begun after it was recorded.
+        self._looks_begun = 0
+        self._looks_done = 0
+        self._looked = asyncio.Condition()
 
     def plan(
         self,
@@ -258,25 +283,61 @@ class Orchestrator:
         self._wake.set()
 
     async def cancel(self, action_id: str, abort_running: bool, by: str) -> Action:
+        """Cancel a rollout, or abort the hosts still running after it halted; the action as
+        the dispatcher left it after acting on the cancel (within CANCEL_SETTLE)."""
+        now = self._clock.now()
         entry = AuditEntry(
-            by,
-            "action.cancel_requested",
-            action_id,
-            self._clock.now(),
-            {"abort_running": abort_running},
+            by, "action.cancel_requested", action_id, now, {"abort_running": abort_running}
         )
-        if not await self._store.request_cancel(action_id, CancelRequest(abort_running), entry):
+        change = await self._store.request_cancel(
+            action_id, CancelRequest(abort_running, by), entry
+        )
+        if change is None:
             found = await self._store.get(action_id)
             if found is None:
                 raise NotFound(f"no action {action_id!r}")
             # Held for approval: withdrawing the request ends it; nothing was ever sent.
-            if not await self._approvals.cancel(action_id, by, self._clock.now()):
-                raise Conflict(f"action {action_id} is no longer running ({found.rollout_state})")
-        log.info("action %s: cancel asked by %s (abort running: %s)", action_id, by, abort_running)
-        self._wake.set()
+            if not await self._approvals.cancel(action_id, by, now):
+                # Approved between the two steps: it is a running rollout now, and a cancel
+                # must stop it rather than be lost.
+                change = await self._store.request_cancel(
+                    action_id, CancelRequest(abort_running, by), entry
+                )
+                if change is None:
+                    found = await self._store.get(action_id)
+                    assert found is not None
+                    raise Conflict(_why_not_cancelled(found, abort_running))
+        log.info(
+            "action %s: cancel asked by %s (abort running: %s): %s",
+            action_id,
+            by,
+            abort_running,
+            change or "approval request withdrawn",
+        )
+        if change is not CancelChange.REPEATED:
+            await self._after_next_look(CANCEL_SETTLE)
         found = await self._store.get(action_id)
         assert found is not None
         return found
+
+    async def _after_next_look(self, bound: float) -> None:
+        """Wake the dispatcher and wait until it has looked at every rollout (and sent the
+        aborts due) once since now; at most `bound` seconds."""
+        async with self._looked:
+            after = self._looks_begun
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(bound):
+                    await self._looked.wait_for(lambda: self._looks_done > after)
+
+    async def _look_begins(self) -> None:
+        async with self._looked:
+            self._looks_begun += 1
+
+    async def _look_done(self) -> None:
+        async with self._looked:
+            self._looks_done = self._looks_begun
+            self._looked.notify_all()
 
     async def _drive_rollouts(self) -> float:
         """Take every rollout in progress one step further; seconds until one needs a look."""
@@ -335,7 +396,7 @@ class Orchestrator:
                         "action.hosts_expired", action.id, now, hosts=list(hosts), why=why
                     )
                     await self._store.mark(action.id, marks, why, now, entry)
-                case Halt(state=halted, reason=reason, marks=marks):
+                case Halt(state=halted, reason=reason, marks=marks, abort=abort):
                     entry = _by_drover(
                         "action.halted",
                         action.id,
@@ -343,8 +404,11 @@ class Orchestrator:
                         state=halted.value,
                         reason=reason,
                         marked={host: outcome.value for host, outcome in marks.items()},
+                        abort=list(abort),
                     )
-                    await self._store.halt(action.id, halted, reason, marks, now, entry)
+                    await self._store.halt(
+                        action.id, halted, reason, marks, now, entry, abort=abort
+                    )
                     rollout = replace(rollout, state=halted)
                     log.warning("action %s: %s: %s", action.id, halted, reason)
                 case Wait(until=until):
@@ -385,8 +449,11 @@ class Orchestrator:
         """
         while True:
             self._wake.clear()
+            await self._look_begins()
             await self._expire_approvals()
             next_look = await self._drive_rollouts()
+            await self._send_aborts()
+            await self._look_done()
             pending = await self._store.undispatched()
             sent: list[tuple[str, str]] = []
             for chunk in _chunks(pending, DISPATCH_CONCURRENCY):
@@ -412,6 +479,41 @@ class Orchestrator:
         processes may do this at once; the store expires each request once."""
         for action_id in await self._approvals.expire_due(self._clock.now()):
             log.warning("action %s: not approved in time; it will not run", action_id)
+
+    async def _send_aborts(self) -> None:
+        """Publish every abort committed and not yet stored by the bus. One whose publish
+        fails stays due and is tried on the next look (at least every 2 s)."""
+        due = await self._store.aborts_to_send()
+        sent: list[tuple[str, str]] = []
+        failed = 0
+        for chunk in _chunks(due, DISPATCH_CONCURRENCY):
+            outcomes = await asyncio.gather(
+                *(self._send_abort(a) for a in chunk), return_exceptions=True
+            )
+            for abort, outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    failed += 1
+                    self._bus.counters.inc("server.abort_failures")
+                else:
+                    sent.append((abort.action_id, abort.host))
+        await self._store.mark_aborts_sent(sent, self._clock.now())
+        for action_id, host in sent:
+            log.info("action %s: abort sent to %s", action_id, host)
+        if failed:
+            log.warning("%d abort(s) not sent (the bus did not store them); trying again", failed)
+
+    async def _send_abort(self, abort: AbortSend) -> None:
+        request = AbortRequest(
+            action_id=abort.action_id,
+            host=abort.host,
+            requested_by=abort.requested_by,
+            requested_at=abort.requested_at,
+        )
+        await self._bus.publish(
+            subjects.abort_subject(abort.host),
+            request,
+            msg_id=subjects.abort_msg_id(abort.action_id, abort.host),
+        )
 
     async def _send(self, dispatch: Send) -> None:
         # The store's Dispatch carries exactly the request's fields, by name.
@@ -457,9 +559,18 @@ class Orchestrator:
                 "duration_s": result.duration_s,
             },
         )
-        recorded = await self._store.record_result(
-            result.action_id, _host_result(result), now, entry
-        )
+        try:
+            recorded = await self._store.record_result(
+                result.action_id, _host_result(result), now, entry
+            )
+        except Exception as err:
+            if not refused_value(err):
+                # The database is out of reach or busy: the loop backs off, and this result
+                # comes again in a second (not only once its ack_wait has passed).
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await msg.nak(delay=1.0)
+                raise
+            recorded = await self._record_unstorable(result, err, now)
         if recorded:
             self._wake.set()  # the rollout may take its next step now
         else:
@@ -470,6 +581,37 @@ class Orchestrator:
                 result.outcome,
             )
         await msg.ack()
+
+    async def _record_unstorable(self, result: ActionResult, err: Exception, now: datetime) -> bool:
+        """Store a result the database refused as it came without what it may have refused:
+        its outcome, times and exit code kept, its output replaced by a note saying why. Should
+        the database refuse even that, the fault is not in this result's values: the error
+        goes up, and the result is tried again like any other that could not be stored."""
+        why = _refusal(err)
+        self._bus.counters.inc("server.results_unstorable")
+        log.error(
+            "action %s: the database refused the result of %s (%s) as it came (%s); "
+            "storing it without its output",
+            result.action_id,
+            result.host,
+            result.outcome,
+            why,
+        )
+        kept = _storable(result, why)
+        entry = AuditEntry(
+            f"agent:{result.host}",
+            "action.host_result",
+            result.action_id,
+            now,
+            {
+                "host": result.host,
+                "outcome": result.outcome.value,
+                "exit_code": kept.exit_code,
+                "duration_s": kept.duration_s,
+                "unstorable": why,
+            },
+        )
+        return await self._store.record_result(result.action_id, kept, now, entry)
 
     async def _drop(self, msg: Msg, why: str) -> None:
         self._bus.counters.inc("server.malformed_messages")
@@ -517,6 +659,45 @@ def _target_judged(state: ServiceState) -> TargetStatus:
     up = state.status in (ServiceStatus.RUNNING, ServiceStatus.STARTING)
     at_target = state.convergence is Convergence.OK
     return TargetStatus.RUNNING if up == at_target else TargetStatus.STOPPED
+
+
+def _why_not_cancelled(action: Action, abort_running: bool) -> str:
+    """Why a cancel changed nothing (a 409), and what would."""
+    state = action.rollout_state or action.state
+    running = [h.host for h in action.hosts if h.sent_at and not h.outcome.is_final]
+    if running and not abort_running and action.rollout_state in HALTED:
+        few = ", ".join(running[:3]) + (f" and {len(running) - 3} more" if len(running) > 3 else "")
+        return (
+            f"action {action.id} is already {state}; {len(running)} host(s) still running "
+            f"({few}) finish, unless a cancel with abort_running aborts them"
+        )
+    return f"action {action.id} is no longer running ({state})"
+
+
+def _refusal(err: Exception) -> str:
+    """What the database said, short and printable (its message may quote the refused value,
+    which must not be refused again on its way into the note)."""
+    cause = err.orig if isinstance(err, DBAPIError) and err.orig is not None else err
+    text = str(cause).splitlines()[0] if str(cause) else ""
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)[:300]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _storable(result: ActionResult, why: str) -> HostResult:
+    """The parts of a refused result every database takes: the outcome and times, the exit code
+    and chunk count when they are integers a column holds, and a note instead of the output."""
+    finite = result.duration_s == result.duration_s and abs(result.duration_s) < 1e12
+    return HostResult(
+        result.host,
+        result.outcome,
+        result.exit_code if result.exit_code in INT32 else None,
+        result.started_at,
+        result.finished_at,
+        result.duration_s if finite else None,
+        f"[drover: the database refused this result as it came ({why}); "
+        "it is stored without its output]",
+        output_chunks=result.output_chunks if result.output_chunks in INT32 else None,
+    )
 
 
 def _host_result(result: ActionResult) -> HostResult:

@@ -6,8 +6,10 @@ ingest:  a durable consumer of DROVER_OUTPUT, like the results one: made anew af
          subject.
 closing: a host's stream ends once the host is final and every chunk its result counted is
          stored — or, when some never come (lost with the bus), `missing_grace` after it became
-         final, saying how many are missing. It reads only the database, so it ends streams
-         whatever server process took the result or the chunks.
+         final, saying how many are missing. A host the server marked `cancelled` as it sent
+         it an abort is waited for the same way: its answer says how it ended and what it
+         sent. It reads only the database, so it ends streams whatever server process took
+         the result or the chunks.
 
 Each row stored wakes `changes`: live readers in this process look at once rather than at their
 next poll of the database (which is what makes them work across server processes).
@@ -135,7 +137,8 @@ class OutputCollector:
         closed = 0
         for host in await self.store.open_hosts():
             missing = max(0, host.expected - host.stored)
-            if missing and now - host.final_since < self._missing_grace:
+            waiting = missing or host.awaiting_answer
+            if waiting and now - host.final_since < self._missing_grace:
                 continue
             await self.store.close(host.action_id, host.host, _summary(host, missing), now)
             closed += 1

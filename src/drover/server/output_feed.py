@@ -53,7 +53,8 @@ def parse_event_id(value: str | None) -> int | None:
     if value is None or value == "":
         return 0
     text = value.strip()
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    # ASCII digits only: str.isdigit() also takes "²" or "٣", which int() refuses or reads.
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 async def feed(

@@ -2,6 +2,10 @@
 
 The active set is read from the system of record on every desired-state pass, so several
 server processes agree, and an expired override simply stops being returned.
+
+An override does what an action of the matching kind would (`stopped` stops, `running` starts),
+so one the approval policies cover for that kind is refused: it would get round the four eyes.
+Such a change is requested as an action, which waits for its approvals.
 """
 
 from __future__ import annotations
@@ -12,14 +16,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
 from drover.config.schema import FleetConfig
+from drover.model.action import ActionKind
+from drover.model.approval import Subject, applicable
 from drover.model.override import Override
 from drover.model.status import TargetStatus
 from drover.ops.clock import Clock
-from drover.server.errors import NotFound, Unprocessable
+from drover.server.errors import Conflict, NotFound, Unprocessable
 from drover.store.audit import AuditEntry
 from drover.store.overrides import OverrideStore
 
 log = logging.getLogger(__name__)
+
+# The action an override stands in for: what approval policies are matched against.
+_KIND_OF: dict[TargetStatus, ActionKind] = {
+    TargetStatus.STOPPED: ActionKind.STOP,
+    TargetStatus.RUNNING: ActionKind.START,
+}
 
 
 class Overrides:
@@ -59,6 +71,7 @@ class Overrides:
         known = set(app.services).union(*self._discovered(application).values())
         if service is not None and service not in known:
             raise NotFound(f"application {application!r} has no service {service!r}")
+        _refuse_if_approval_needed(config, application, app.environment, status)
         now = self._clock.now()
         override = Override(
             id=uuid.uuid4().hex[:12],
@@ -101,3 +114,18 @@ class Overrides:
             raise NotFound(f"no override {override_id!r} in force")
         log.info("override %s cleared by %s", override_id, by)
         await self._changed()
+
+
+def _refuse_if_approval_needed(
+    config: FleetConfig, application: str, environment: str, status: TargetStatus
+) -> None:
+    """Conflict (409) when an approval policy covers the action this override stands in for."""
+    kind = _KIND_OF[status]
+    policies = applicable(config.approvals, Subject(application, environment, kind.value))
+    if policies:
+        names = ", ".join(repr(p.name) for p in policies)
+        raise Conflict(
+            f"an override to {status} on {application} ({environment}) would get round the "
+            f"approval policy {names}, which covers {kind}: request the action instead "
+            f"(drover action {kind} {application}), it runs once approved"
+        )

@@ -3,14 +3,20 @@
 An action is committed here — with one row per target host, `pending` — before anything is
 sent. The dispatcher marks a row `dispatched` once the bus has stored the request; a result
 moves it to a final outcome exactly once (a second result for the same host is ignored).
+
+The server may decide a host's outcome before the host answers (expired, cancelled by an
+abort); the host's own result, when it comes, then replaces that decision once — see
+`record_result`. An abort is committed here with the halt that decides it, and sent by the
+dispatcher from here: what the bus has not stored is sent again.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, insert, select, update
@@ -27,6 +33,12 @@ from drover.store.database import open_database
 from drover.store.tables import action_hosts, actions
 
 _OPEN = [HostOutcome.PENDING.value, HostOutcome.DISPATCHED.value]
+# Halted rollouts whose hosts still running a cancel may yet abort.
+_ABORTABLE_AFTER = [
+    RolloutState.STOPPED.value,
+    RolloutState.CANCELLED.value,
+    RolloutState.EXPIRED.value,
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,26 @@ class HostResult:
     sent_at: datetime | None = None  # released for dispatch; None: its batch is not due yet
     deadline: datetime | None = None  # of its request; None: the action's
     output_chunks: int | None = None  # a command's: the chunks its output was sent in
+    abort_requested_at: datetime | None = None  # a cancel decided to abort it (then `cancelled`)
+    abort_sent_at: datetime | None = None  # the bus stored that abort
+
+
+@dataclass(frozen=True)
+class AbortSend:
+    """One abort for one host, as the dispatcher sends it."""
+
+    action_id: str
+    host: str
+    requested_by: str
+    requested_at: datetime
+
+
+class CancelChange(StrEnum):
+    """What a cancel changed (store.request_cancel): None when it changed nothing."""
+
+    RECORDED = "recorded"  # the first cancel of this rollout
+    ESCALATED = "escalated"  # a cancel that let running hosts finish now aborts them
+    REPEATED = "repeated"  # asked again before the first was acted on; nothing new
 
 
 @dataclass(frozen=True)
@@ -77,6 +109,8 @@ class Action:
     released_at: datetime | None = None
     approval: Approval | None = None
     command: CommandInvocation | None = None  # kind `command`: which, with what, rendered how
+    # The application's environment when it was requested (None: from before it was recorded).
+    environment: str | None = None
 
     @property
     def state(self) -> ActionState:
@@ -86,8 +120,14 @@ class Action:
 
 
 class ActionStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        environment_of: Callable[[str], str | None] = lambda application: None,
+    ) -> None:
         self._engine = engine
+        # The application's environment in the active config: recorded with each new action.
+        self._environment_of = environment_of
 
     @classmethod
     async def open(cls, url: str) -> ActionStore:
@@ -119,6 +159,7 @@ class ActionStore:
                     strategy=action.strategy.model_dump(mode="json") if action.strategy else None,
                     rollout_state=action.rollout_state.value if action.rollout_state else None,
                     command=action.command.model_dump(mode="json") if action.command else None,
+                    environment=_environment(action, self._environment_of),
                 )
             )
             await conn.execute(
@@ -214,8 +255,11 @@ class ActionStore:
         marks: Mapping[str, HostOutcome],
         now: datetime,
         audit: AuditEntry | None = None,
+        abort: Sequence[str] = (),
     ) -> None:
-        """Record a halt: the rollout's new state and its hosts' outcomes, together."""
+        """Record a halt: the rollout's new state and its hosts' outcomes, together. Each host
+        of `abort` still open is also given an abort to send (`aborts_to_send`); one that
+        answered meanwhile keeps its answer and gets none."""
         async with self._change(audit) as conn:
             await conn.execute(
                 update(actions)
@@ -223,7 +267,9 @@ class ActionStore:
                 .values(rollout_state=state.value, halt_reason=reason)
             )
             for host, outcome in marks.items():
-                await conn.execute(_mark(action_id, host, outcome, reason, now))
+                await conn.execute(
+                    _mark(action_id, host, outcome, reason, now, abort=host in abort)
+                )
 
     async def set_rollout_state(
         self,
@@ -240,17 +286,106 @@ class ActionStore:
 
     async def request_cancel(
         self, action_id: str, cancel: CancelRequest, audit: AuditEntry | None = None
-    ) -> bool:
-        """Record a cancel; False if there is no such action still going."""
+    ) -> CancelChange | None:
+        """Record a cancel of a rollout still running, or an abort of hosts still running after
+        the rollout halted (a cancel that let them finish, a stop, an expiry). None: nothing to
+        record — no such action, nothing left to cancel, or what was asked is in force already.
+        An abort once asked stays asked: a later cancel without it does not undo it."""
         async with self._engine.begin() as conn:
-            done = await conn.execute(
-                update(actions)
-                .where(actions.c.id == action_id, actions.c.rollout_state == "running")
-                .values(cancel={"abort_running": cancel.abort_running})
+            # Take the row's lock (PostgreSQL) or the database's write lock (SQLite) before
+            # reading the cancel in force, so two cancels at once cannot lose an abort.
+            locked = await conn.execute(
+                update(actions).where(actions.c.id == action_id).values(cancel=actions.c.cancel)
             )
-            if done.rowcount and audit is not None:
+            if not locked.rowcount:
+                return None
+            row = (
+                await conn.execute(
+                    select(actions.c.rollout_state, actions.c.cancel).where(
+                        actions.c.id == action_id
+                    )
+                )
+            ).one()
+            before = CancelRequest(**row.cancel) if row.cancel else None
+            adds_abort = cancel.abort_running and not (before and before.abort_running)
+            change: CancelChange
+            if row.rollout_state == RolloutState.RUNNING.value:
+                if before is None:
+                    change = CancelChange.RECORDED
+                elif adds_abort:
+                    change = CancelChange.ESCALATED
+                else:
+                    return CancelChange.REPEATED
+            elif (
+                adds_abort
+                and row.rollout_state in _ABORTABLE_AFTER
+                and await _sent_and_open(conn, action_id)
+            ):
+                change = CancelChange.ESCALATED if before else CancelChange.RECORDED
+            else:
+                return None
+            # Written only for a first cancel or one that adds the abort: never a downgrade.
+            await conn.execute(
+                update(actions)
+                .where(actions.c.id == action_id)
+                .values(
+                    cancel={
+                        "abort_running": cancel.abort_running,
+                        "requested_by": cancel.requested_by,
+                    }
+                )
+            )
+            if audit is not None:
                 await write(conn, audit)
-        return bool(done.rowcount)
+        return change
+
+    async def aborts_to_send(self, limit: int = 1000) -> list[AbortSend]:
+        """Aborts decided but not yet stored by the bus, oldest first; none for a host that has
+        answered meanwhile (its answer stands)."""
+        query = (
+            select(
+                action_hosts.c.action_id,
+                action_hosts.c.host,
+                action_hosts.c.abort_requested_at,
+                actions.c.cancel,
+            )
+            .join(actions, actions.c.id == action_hosts.c.action_id)
+            .where(action_hosts.c.abort_requested_at.is_not(None))
+            .where(action_hosts.c.abort_sent_at.is_(None))
+            .where(action_hosts.c.answered_at.is_(None))
+            .order_by(action_hosts.c.abort_requested_at, action_hosts.c.action_id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [
+                AbortSend(
+                    row.action_id,
+                    row.host,
+                    CancelRequest(**row.cancel).requested_by if row.cancel else "",
+                    row.abort_requested_at,
+                )
+                for row in await conn.execute(query)
+            ]
+
+    async def mark_aborts_sent(self, sent: Sequence[tuple[str, str]], now: datetime) -> None:
+        """(action id, host) pairs whose abort the bus has stored; audited per action, once
+        per host (another server process may have sent and marked the same abort)."""
+        if not sent:
+            return
+        async with self._engine.begin() as conn:
+            marked: dict[str, list[str]] = {}
+            for action_id, host in sent:
+                done = await conn.execute(
+                    update(action_hosts)
+                    .where(action_hosts.c.action_id == action_id, action_hosts.c.host == host)
+                    .where(action_hosts.c.abort_sent_at.is_(None))
+                    .values(abort_sent_at=now)
+                )
+                if done.rowcount:
+                    marked.setdefault(action_id, []).append(host)
+            for action_id, hosts in marked.items():
+                entry = AuditEntry("drover", "action.abort_sent", action_id, now, {"hosts": hosts})
+                await write(conn, entry)
 
     async def in_progress(self) -> list[Action]:
         """Rollouts still sending, or with hosts still to answer."""
@@ -314,10 +449,19 @@ class ActionStore:
     ) -> bool:
         """Store a host's result; False if the action/host is unknown or already final.
 
-        One exception to "final": a host the server gave up on (`expired` with no start
-        recorded) whose result shows it started in time gets its real result. A server that
-        was down, or a results consumer behind, must not turn a success into a failure."""
-        open_row: ColumnElement[bool] = action_hosts.c.outcome.in_(_OPEN)
+        Two exceptions to "final", where the server decided before the host answered:
+        - a host the server gave up on (`expired` with no start recorded) whose result shows it
+          started in time gets its real result. A server that was down, or a results consumer
+          behind, must not turn a success into a failure;
+        - a host the server marked `cancelled` when it sent an abort gets what it really did:
+          finished before the abort came, stopped by it, or never started. Once only: the
+          host's answer is recorded (`answered_at`), and a second is ignored."""
+        aborted_unanswered = (
+            (action_hosts.c.outcome == HostOutcome.CANCELLED.value)
+            & action_hosts.c.abort_requested_at.is_not(None)
+            & action_hosts.c.answered_at.is_(None)
+        )
+        open_row: ColumnElement[bool] = action_hosts.c.outcome.in_(_OPEN) | aborted_unanswered
         if result.started_at is not None:
             own_deadline = (
                 select(actions.c.deadline).where(actions.c.id == action_id).scalar_subquery()
@@ -345,6 +489,7 @@ class ActionStore:
                     output=result.output,
                     output_chunks=result.output_chunks,
                     updated_at=now,
+                    answered_at=now,
                 )
             )
             if done.rowcount and audit is not None:
@@ -388,6 +533,8 @@ class ActionStore:
                         sent_at=h.sent_at,
                         deadline=h.deadline,
                         output_chunks=h.output_chunks,
+                        abort_requested_at=h.abort_requested_at,
+                        abort_sent_at=h.abort_sent_at,
                     )
                 )
             approvals = await load_approvals(conn, ids)
@@ -408,14 +555,28 @@ class ActionStore:
                 released_at=row.released_at,
                 approval=approvals.get(row.id),
                 command=_command(row.command),
+                environment=row.environment,
             )
             for row in rows
         ]
 
 
-def _mark(action_id: str, host: str, outcome: HostOutcome, why: str, now: datetime) -> Any:
+def _environment(action: Action, environment_of: Callable[[str], str | None]) -> str | None:
+    """What access to the action is checked on: the environment its approval policies matched,
+    or the application's in the active config as it is requested."""
+    if action.environment is not None:
+        return action.environment
+    if action.approval is not None:
+        return action.approval.subject.environment
+    return environment_of(action.application)
+
+
+def _mark(
+    action_id: str, host: str, outcome: HostOutcome, why: str, now: datetime, abort: bool = False
+) -> Any:
     """A host still open gets the outcome the server decided. `skipped` means never sent: a
-    host released meanwhile (by another decision) keeps going."""
+    host released meanwhile (by another decision) keeps going. With `abort`, the host is also
+    to be sent an abort — in the same statement, so only a host that has not answered is."""
     query = (
         update(action_hosts)
         .where(action_hosts.c.action_id == action_id, action_hosts.c.host == host)
@@ -423,7 +584,27 @@ def _mark(action_id: str, host: str, outcome: HostOutcome, why: str, now: dateti
     )
     if outcome is HostOutcome.SKIPPED:
         query = query.where(action_hosts.c.sent_at.is_(None))
-    return query.values(outcome=outcome.value, output=why, finished_at=now, updated_at=now)
+    values: dict[str, Any] = {
+        "outcome": outcome.value,
+        "output": why,
+        "finished_at": now,
+        "updated_at": now,
+    }
+    if abort:
+        values["abort_requested_at"] = now
+    return query.values(**values)
+
+
+async def _sent_and_open(conn: AsyncConnection, action_id: str) -> bool:
+    """Whether some host of the action was sent it and has no final outcome yet."""
+    found = await conn.execute(
+        select(action_hosts.c.host)
+        .where(action_hosts.c.action_id == action_id)
+        .where(action_hosts.c.outcome.in_(_OPEN))
+        .where(action_hosts.c.sent_at.is_not(None))
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 def _command(stored: Any) -> CommandInvocation | None:

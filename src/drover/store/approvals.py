@@ -138,13 +138,19 @@ class ApprovalStore:
             return (await load_approvals(conn, [action_id])).get(action_id)
 
     async def find(self, state: ApprovalState | None = None, limit: int = 500) -> list[Approval]:
-        """Requests in `state` (any state: None), newest first."""
+        """Requests in `state` (any state: None), newest first; pending ones soonest deadline
+        first, so that the `limit` kept are the ones most in need of a decision (the inbox),
+        not the newest: with more than `limit` pending, the oldest would never be seen."""
         query = select(approval_requests.c.action_id)
         if state is not None:
             query = query.where(approval_requests.c.state == state.value)
-        query = query.order_by(
-            approval_requests.c.requested_at.desc(), approval_requests.c.action_id
-        ).limit(limit)
+        if state is ApprovalState.PENDING:
+            query = query.order_by(approval_requests.c.open_until, approval_requests.c.action_id)
+        else:
+            query = query.order_by(
+                approval_requests.c.requested_at.desc(), approval_requests.c.action_id
+            )
+        query = query.limit(limit)
         async with self._engine.connect() as conn:
             ids = list((await conn.execute(query)).scalars())
             found = await load_approvals(conn, ids)

@@ -81,6 +81,9 @@ class OpenHost:
     expected: int  # chunks its result said it sent (0 when the server decided its outcome)
     stored: int  # chunks stored so far
     final_since: datetime
+    # Marked `cancelled` by the server when it sent an abort, and the host has not answered:
+    # its answer will say how many chunks it sent (and how it really ended).
+    awaiting_answer: bool = False
 
 
 class OutputStore:
@@ -188,6 +191,7 @@ class OutputStore:
                     expected=row.output_chunks or 0,
                     stored=int(row.stored),
                     final_since=row.updated_at,
+                    awaiting_answer=row.abort_requested_at is not None and row.answered_at is None,
                 )
                 for row in await conn.execute(query)
             ]

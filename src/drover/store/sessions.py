@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drover.store.audit import AuditEntry, write
-from drover.store.tables import login_failures, sessions, users
+from drover.store.tables import sessions, users
 from drover.store.users import User, user_from_row
 
 
@@ -36,7 +36,7 @@ class SessionStore:
         self._engine = engine
 
     async def open(self, id_sha256: str, session: Session, audit: AuditEntry) -> None:
-        """Start a session; the user's failed logins are forgiven in the same transaction."""
+        """Start a session (a password login's failures are forgiven by the LoginStore)."""
         async with self._engine.begin() as conn:
             await conn.execute(
                 insert(sessions).values(
@@ -49,7 +49,6 @@ class SessionStore:
                     idle_expires_at=session.idle_expires_at,
                 )
             )
-            await conn.execute(delete(login_failures).where(login_failures.c.name == session.user))
             await write(conn, audit)
 
     async def find(self, id_sha256: str) -> tuple[Session, User] | None:

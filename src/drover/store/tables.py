@@ -66,6 +66,9 @@ actions = Table(
     Column("released_at", UTCDateTime),
     # kind `command`: model.command.CommandInvocation (name, params, rendered argv, ...)
     Column("command", JSON(none_as_null=True)),
+    # The application's environment when it was requested: what access to the action is
+    # checked on (the config may move the application later). Null: from before 0009.
+    Column("environment", String(64)),
     Index("ix_actions_created_at", "created_at"),
 )
 
@@ -88,6 +91,14 @@ action_hosts = Table(
     # A command's output here may still grow: true until the end of its stream is written
     # (store/output.py), so that only these rows are looked at, however long the history.
     Column("output_open", Boolean, nullable=False, server_default=false()),
+    # A cancel with abort_running: when the server decided to abort this host (and marked it
+    # `cancelled`), and when the bus stored the abort for it. Asked but not sent: the
+    # dispatcher sends it (again), so an abort is never lost to a bus that was down.
+    Column("abort_requested_at", UTCDateTime),
+    Column("abort_sent_at", UTCDateTime),
+    # When the host's own result was recorded; null: none yet, so a final outcome is the
+    # server's decision (which the host's answer may still replace: store/actions.py).
+    Column("answered_at", UTCDateTime),
     Index("ix_action_hosts_outcome", "outcome"),
     Index("ix_action_hosts_output_open", "output_open"),
 )
@@ -187,6 +198,15 @@ users = Table(
     Column("groups", JSON, nullable=False),  # [name]; for OIDC users, as the last login said
     Column("created_at", UTCDateTime, nullable=False),
     Column("disabled_at", UTCDateTime),
+    # Who last set the password (a user's name) and when; null: set out of band (the database
+    # bootstrap, drover dev). An approval counts only from a password the user set themself.
+    Column("password_set_by", String(200)),
+    Column("password_set_at", UTCDateTime),
+    # OIDC users: the provider's (iss, sub) bound at the first sign-in; the name may change
+    # at the provider, the subject may not.
+    Column("oidc_issuer", String(1000)),
+    Column("oidc_subject", String(255)),
+    Index("ux_users_oidc_identity", "oidc_issuer", "oidc_subject", unique=True),
 )
 
 api_tokens = Table(
@@ -200,6 +220,9 @@ api_tokens = Table(
     Column("expires_at", UTCDateTime),  # null: until revoked
     Column("revoked_at", UTCDateTime),
     Column("last_used_at", UTCDateTime),
+    # The user who made it, when not its owner or out of band: such a token is not the
+    # owner's alone, and an approval through it does not count.
+    Column("created_by", String(200)),
     Index("ix_api_tokens_user", "user"),
 )
 
@@ -216,7 +239,9 @@ sessions = Table(
     Index("ix_sessions_user", "user"),
 )
 
-# Failed logins of the last minutes, for the rate limit shared by every server process.
+# Login attempts of the last minutes, for the rate limit shared by every server process: each
+# is recorded `pending` before its password is checked, then `failed`, or `ok` (kept longer:
+# an address a user signed in from is not locked out by failures from elsewhere).
 login_failures = Table(
     "login_failures",
     metadata,
@@ -224,6 +249,7 @@ login_failures = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("name", String(200), nullable=False),
     Column("source", String(100), nullable=False),
+    Column("outcome", String(8), nullable=False, server_default="failed"),
     Index("ix_login_failures_at", "at"),
     Index("ix_login_failures_name", "name"),
     Index("ix_login_failures_source", "source"),

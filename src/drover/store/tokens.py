@@ -28,6 +28,14 @@ class ApiToken:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+    # The user who made it for its owner; None: the owner, or out of band (database bootstrap).
+    created_by: str | None = None
+
+    @property
+    def not_own(self) -> str | None:
+        """Who else made this token, if someone did: then it is not its owner's alone."""
+        by = self.created_by
+        return by if by is not None and by != self.user else None
 
     def valid(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
@@ -47,6 +55,7 @@ class TokenStore:
                     secret_sha256=secret_sha256,
                     created_at=token.created_at,
                     expires_at=token.expires_at,
+                    created_by=token.created_by,
                 )
             )
             await write(conn, audit)
@@ -108,4 +117,5 @@ def _token(row: Any) -> ApiToken:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        created_by=row.created_by,
     )

@@ -32,10 +32,22 @@ class User:
     created_at: datetime
     disabled_at: datetime | None = None
     has_password: bool = False
+    # Who last set the password, when someone else than the user did: the password is not
+    # the user's alone until they set one themself. None: their own, or set out of band.
+    password_set_by: str | None = None
+    password_set_at: datetime | None = None
+    oidc_issuer: str | None = None  # OIDC users: the (iss, sub) bound at the first sign-in
+    oidc_subject: str | None = None
 
     @property
     def disabled(self) -> bool:
         return self.disabled_at is not None
+
+    @property
+    def password_not_own(self) -> str | None:
+        """Who else set the password, if someone did."""
+        by = self.password_set_by
+        return by if by is not None and by != self.name else None
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,8 @@ class UserChange:
     grants: tuple[Grant, ...] | None = None
     groups: tuple[str, ...] | None = None
     password_hash: str | None = None
+    password_set_by: str | None = None  # with password_hash: who set it (None: out of band)
+    password_set_at: datetime | None = None
     disabled_at: datetime | None = None
     enable: bool = False  # clears disabled_at
 
@@ -73,6 +87,10 @@ class UserStore:
                         groups=sorted(user.groups),
                         created_at=user.created_at,
                         disabled_at=user.disabled_at,
+                        password_set_by=user.password_set_by,
+                        password_set_at=user.password_set_at,
+                        oidc_issuer=user.oidc_issuer,
+                        oidc_subject=user.oidc_subject,
                     )
                 )
         except IntegrityError:
@@ -82,6 +100,18 @@ class UserStore:
     async def get(self, name: str) -> User | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(users).where(users.c.name == name))).first()
+        return _user(row) if row is not None else None
+
+    async def by_oidc_identity(self, issuer: str, subject: str) -> User | None:
+        """The user bound to this provider's subject, if any."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(users).where(
+                        users.c.oidc_issuer == issuer, users.c.oidc_subject == subject
+                    )
+                )
+            ).first()
         return _user(row) if row is not None else None
 
     async def password_hash(self, name: str) -> tuple[User, str | None] | None:
@@ -108,6 +138,8 @@ class UserStore:
             values["groups"] = sorted(change.groups)
         if change.password_hash is not None:
             values["password_hash"] = change.password_hash or None
+            values["password_set_by"] = change.password_set_by if change.password_hash else None
+            values["password_set_at"] = change.password_set_at if change.password_hash else None
         if change.disabled_at is not None:
             values["disabled_at"] = change.disabled_at
         if change.enable:
@@ -125,6 +157,23 @@ class UserStore:
                 await conn.execute(delete(sessions).where(sessions.c.user == name))
             await write(conn, audit)
             return _user(row)
+
+    async def bind_oidc(self, name: str, issuer: str, subject: str, audit: AuditEntry) -> bool:
+        """Bind an OIDC user with no identity yet (made before identities were kept) to the
+        provider's (iss, sub); False if it is bound already, gone, or (iss, sub) is another's."""
+        try:
+            async with self._engine.begin() as conn:
+                done = await conn.execute(
+                    update(users)
+                    .where(users.c.name == name, users.c.oidc_subject.is_(None))
+                    .values(oidc_issuer=issuer, oidc_subject=subject)
+                )
+                if not done.rowcount:
+                    return False
+                await write(conn, audit)
+        except IntegrityError:
+            return False
+        return True
 
     async def remove(self, name: str, audit: AuditEntry) -> bool:
         """Remove the user with its tokens and sessions; False if there is none."""
@@ -147,6 +196,10 @@ def _user(row: Any) -> User:
         created_at=row.created_at,
         disabled_at=row.disabled_at,
         has_password=row.password_hash is not None,
+        password_set_by=row.password_set_by,
+        password_set_at=row.password_set_at,
+        oidc_issuer=row.oidc_issuer,
+        oidc_subject=row.oidc_subject,
     )
 
 

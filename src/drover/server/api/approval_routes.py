@@ -10,22 +10,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from drover.model.access import Permission
 from drover.model.approval import ApprovalState, Decision
 from drover.server.api.access import Caller, authorize
 from drover.server.api.deps import Ctx
-from drover.server.api.schemas import ActionOut, ApprovalOut, ApproveIn, ErrorOut, RejectIn
+from drover.server.api.schemas import (
+    ActionId,
+    ActionOut,
+    ApprovalOut,
+    ApproveIn,
+    ErrorOut,
+    RejectIn,
+)
 from drover.server.api.views import action_view, approval_view
 from drover.server.errors import NotFound
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (403, 404, 409, 422)
 }
-
-# An id as the server makes them; anything else (a NUL, say) is a 422, never a database error.
-ActionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 approvals = APIRouter(prefix="/api/v1", tags=["approvals"])
 

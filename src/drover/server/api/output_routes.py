@@ -1,7 +1,12 @@
 """A command's output: followed live (server-sent events), or read whole (text/plain).
 
 Both need `read` on the action's application. The action is looked up first (404 if there is
-none: ids are random and reveal nothing), then the caller is authorized on its application.
+none: ids are random and reveal nothing), then the caller is authorized on its application, in
+the environment recorded with the action.
+
+The whole output is the command's bytes, served from the API's own origin (where the session
+cookie lives): `nosniff`, a CSP that allows nothing and a download name keep a browser from
+ever taking it for a page and running what a command printed.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from drover.model.access import Permission, Principal
 from drover.model.names import HostId
 from drover.server.api.access import Caller, authorize
 from drover.server.api.deps import Ctx
-from drover.server.api.schemas import ErrorOut
+from drover.server.api.schemas import ActionId, ErrorOut
 from drover.server.context import ServerContext
 from drover.server.errors import NotFound, Unprocessable
 from drover.server.output_feed import feed, parse_event_id
@@ -28,6 +33,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 422)
 }
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+# What a command printed is not a page: never sniffed as HTML, never allowed to run anything.
+UNTRUSTED_TEXT_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
 
 
 @output.get(
@@ -44,7 +54,7 @@ STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     },
 )
 async def follow_output(
-    action_id: str,
+    action_id: ActionId,
     ctx: Ctx,
     caller: Caller,
     host: Annotated[
@@ -77,7 +87,9 @@ async def follow_output(
     response_class=StreamingResponse,
     responses={**ERRORS, 200: {"content": {"text/plain": {}}}},
 )
-async def whole_output(action_id: str, host: HostId, ctx: Ctx, caller: Caller) -> StreamingResponse:
+async def whole_output(
+    action_id: ActionId, host: HostId, ctx: Ctx, caller: Caller
+) -> StreamingResponse:
     """Everything a host's command wrote, as it wrote it (the bytes as they are, even when
     they are not UTF-8), so far."""
     action = await _command_action(ctx, caller, action_id)
@@ -85,7 +97,12 @@ async def whole_output(action_id: str, host: HostId, ctx: Ctx, caller: Caller) -
     return StreamingResponse(
         ctx.output.store.whole(action.id, host),
         media_type="text/plain; charset=utf-8",
-        headers=STREAM_HEADERS,
+        headers={
+            **STREAM_HEADERS,
+            **UNTRUSTED_TEXT_HEADERS,
+            # Ids and host ids are [A-Za-z0-9_-]: safe in a header as they are.
+            "Content-Disposition": f'inline; filename="{action.id}-{host}.txt"',
+        },
     )
 
 
@@ -93,7 +110,9 @@ async def _command_action(ctx: ServerContext, caller: Principal, action_id: str)
     action = await ctx.store.get(action_id)
     if action is None:
         raise NotFound(f"no action {action_id!r}")
-    await authorize(ctx, caller, Permission.READ, action.application)
+    await authorize(
+        ctx, caller, Permission.READ, action.application, environment=action.environment
+    )
     if action.command is None:
         raise Unprocessable(
             f"action {action_id} is a {action.kind}, not a command: its hosts' output is in "

@@ -1,7 +1,14 @@
 """Users and API tokens.
 
-Users are for admins (unscoped `admin`). Tokens are everyone's own: any signed-in caller may
-make, list and revoke their own; those of others need `admin`.
+Users are for admins (unscoped `admin`), but everyone may set their own password. Tokens are
+everyone's own: any signed-in caller may make, list and revoke their own; those of others need
+`admin`.
+
+Who set a password or made a token is recorded (`password_set_by`, `created_by`): a password
+an admin set, or a token an admin made, is not its holder's alone, and votes on approvals
+through it do not count (server/approvals.py). A token made through such a credential
+inherits its maker: signing in with the password an admin set and making a token is still
+the admin's doing.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ async def add_user(body: UserIn, ctx: Ctx, caller: Caller) -> UserOut:
         grants=[g.grant() for g in body.grants],
         groups=body.groups,
         password=body.password,
+        as_user=_actor(caller),
     )
     return _user_out(user)
 
@@ -66,8 +74,17 @@ async def get_user(name: str, ctx: Ctx, caller: Caller) -> UserOut:
 
 @people.patch("/users/{name}", response_model=UserOut, responses=REFUSALS)
 async def change_user(name: str, body: UserChangeIn, ctx: Ctx, caller: Caller) -> UserOut:
-    """Change grants, groups, password, or disable (sessions end; tokens stop working)."""
-    await authorize(ctx, caller, Permission.ADMIN)
+    """Change grants, groups, password, or disable (sessions end; tokens stop working).
+    Admins only, except that everyone may set their own password."""
+    own_password_only = (
+        name == caller.name
+        and body.password is not None
+        and body.grants is None
+        and body.groups is None
+        and body.disabled is None
+    )
+    if not own_password_only:
+        await authorize(ctx, caller, Permission.ADMIN)
     if name == caller.name and (body.disabled or body.grants is not None):
         raise Conflict("you may not disable yourself or change your own grants: ask another admin")
     user = await ctx.access.accounts.change_user(
@@ -77,13 +94,17 @@ async def change_user(name: str, body: UserChangeIn, ctx: Ctx, caller: Caller) -
         groups=body.groups,
         password=body.password,
         disabled=body.disabled,
+        # Your own password is set by you (the only way to make one your own, after an admin
+        # made your account or reset it); another's, by whoever holds your credential.
+        as_user=caller.name if name == caller.name else _actor(caller),
     )
     return _user_out(user)
 
 
 @people.delete("/users/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=REFUSALS)
 async def remove_user(name: str, ctx: Ctx, caller: Caller) -> Response:
-    """Remove a user with its tokens and sessions (the audit keeps what they did)."""
+    """Remove a user with its tokens and sessions (the audit keeps what they did). An OIDC
+    user is disabled instead: removed, its next sign-in would make it anew."""
     await authorize(ctx, caller, Permission.ADMIN)
     if name == caller.name:
         raise Conflict("you may not remove yourself: ask another admin")
@@ -104,7 +125,11 @@ async def create_token(ctx: Ctx, caller: Caller, body: TokenIn | None = None) ->
     owner = request.user or caller.name
     await _may_touch_tokens_of(ctx, caller, owner)
     issued = await ctx.access.accounts.create_token(
-        owner, name=request.name, expires_in=timedelta(days=request.expires_in_days), by=caller.name
+        owner,
+        name=request.name,
+        expires_in=timedelta(days=request.expires_in_days),
+        by=caller.name,
+        as_user=_actor(caller),
     )
     return TokenCreatedOut(**_token_out(issued.token).model_dump(), secret=issued.secret)
 
@@ -141,6 +166,12 @@ async def revoke_token(token_id: str, ctx: Ctx, caller: Caller) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+def _actor(caller: Principal) -> str:
+    """Who really does what the caller asks: whoever else holds the caller's credential (an
+    admin who set its password or made its token), else the caller."""
+    return caller.credential_by or caller.name
+
+
 async def _may_touch_tokens_of(ctx: ServerContext, caller: Principal, owner: str) -> None:
     if owner != caller.name:
         await authorize(ctx, caller, Permission.ADMIN)
@@ -153,6 +184,8 @@ def _user_out(user: User) -> UserOut:
         grants=[GrantIO.of(g) for g in user.grants],
         groups=list(user.groups),
         has_password=user.has_password,
+        password_set_by=user.password_set_by,
+        password_set_at=user.password_set_at,
         created_at=user.created_at,
         disabled_at=user.disabled_at,
     )
@@ -167,4 +200,5 @@ def _token_out(token: ApiToken) -> TokenOut:
         expires_at=token.expires_at,
         revoked_at=token.revoked_at,
         last_used_at=token.last_used_at,
+        created_by=token.created_by,
     )

@@ -99,6 +99,12 @@ class UserOut(Body):
     grants: list[GrantIO]
     groups: list[str]
     has_password: bool
+    password_set_by: str | None = Field(
+        default=None,
+        description="who last set the password, if not the user (null: the user, or set up "
+        "out of band); until the user sets their own, their approvals do not count",
+    )
+    password_set_at: datetime | None = None
     created_at: datetime
     disabled_at: datetime | None
 
@@ -117,6 +123,9 @@ class TokenOut(Body):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    created_by: str | None = Field(
+        default=None, description="who made it for its user (null: the user, or out of band)"
+    )
 
 
 class TokenCreatedOut(TokenOut):

@@ -15,7 +15,12 @@ may touch what they name (`authorize`, 403 on the audit trail), before it touche
 A request that names an application is authorized on that name before anything is looked up,
 so the answer (403 or 404) never tells an outsider whether it exists; one that names an object
 by id looks it up first (404 if there is none: ids are random, they reveal nothing) and is
-then authorized on the object's application.
+then authorized on the object's application — in the environment recorded with it when it
+was requested (an action), not the one the application has now: moving an application does
+not hand its history to the people of its new environment.
+
+Ids and host names in paths must look like ones the server makes (422 otherwise), so junk such
+as a NUL never reaches the database.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from drover.model.access import Permission
 from drover.model.names import HostId
 from drover.model.strategy import Strategy
 from drover.ops.buildinfo import build_info
-from drover.server.api.access import Caller, MaybeCaller, authorize
+from drover.server.api.access import Caller, MaybeCaller, authorize, environment_of
 from drover.server.api.deps import Ctx
 from drover.server.api.schemas import (
+    ActionId,
     ActionIn,
     ActionOut,
     ApplicationOut,
@@ -43,7 +49,9 @@ from drover.server.api.schemas import (
     ErrorOut,
     HealthOut,
     HostOut,
+    HostParam,
     InfoOut,
+    OverrideId,
     OverrideIn,
     OverrideOut,
     PlanOut,
@@ -82,7 +90,7 @@ async def list_hosts(ctx: Ctx, caller: Caller) -> list[HostOut]:
 
 
 @api.get("/hosts/{host}", response_model=HostOut, responses=NOT_FOUND)
-async def get_host(host: str, ctx: Ctx, caller: Caller) -> HostOut:
+async def get_host(host: HostParam, ctx: Ctx, caller: Caller) -> HostOut:
     seen = Visibility(ctx, caller)
     await seen.require_host(host)
     view = host_view(ctx.fleet, host, ctx.clock.now(), ctx.discovery)
@@ -96,7 +104,7 @@ async def get_host(host: str, ctx: Ctx, caller: Caller) -> HostOut:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**NOT_FOUND, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
-async def decommission_host(host: str, ctx: Ctx, caller: Caller) -> Response:
+async def decommission_host(host: HostParam, ctx: Ctx, caller: Caller) -> Response:
     """Remove a host that is not online from the fleet, for good (the audit keeps it)."""
     await authorize(ctx, caller, Permission.ADMIN)
     await decommission(ctx.bus, ctx.fleet, ctx.audit, ctx.clock, host, caller.name)
@@ -176,13 +184,15 @@ async def plan_action(body: TargetIn, ctx: Ctx, caller: Caller) -> PlanOut:
     responses={**NOT_FOUND, 409: {"model": ErrorOut}},
 )
 async def cancel_action(
-    action_id: str, ctx: Ctx, caller: Caller, body: CancelIn | None = None
+    action_id: ActionId, ctx: Ctx, caller: Caller, body: CancelIn | None = None
 ) -> ActionOut:
-    """Hosts not yet sent are skipped; running ones finish, or are given up on."""
+    """Hosts not yet sent are skipped; running ones finish, or with `abort_running` are sent an
+    abort (also after a cancel without it). Answers once the cancel has been acted on: the
+    hosts skipped, and those given an abort (`abort_requested_at`, `abort_sent_at`)."""
     found = await ctx.store.get(action_id)
     if found is None:
         raise NotFound(f"no action {action_id!r}")
-    await authorize(ctx, caller, Permission.ACT, found.application)
+    await authorize(ctx, caller, Permission.ACT, found.application, environment=found.environment)
     cancel = body or CancelIn()
     action = await ctx.orchestrator.cancel(action_id, cancel.abort_running, caller.name)
     return action_view(action)
@@ -193,20 +203,28 @@ async def list_actions(
     ctx: Ctx, caller: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[ActionOut]:
     """The most recent actions the caller may read (up to `limit` of them)."""
-    seen = Visibility(ctx, caller)
-    if seen.everything:
+    if caller.may(Permission.READ):
         return [action_view(a) for a in await ctx.store.recent(limit)]
-    # Filtered after reading: read more than asked, so a scoped caller still gets a page.
+    # Filtered after reading: read more than asked, so a scoped caller still gets a page. Each
+    # on the environment recorded with it (none recorded: the application's now).
     recent = await ctx.store.recent(500)
-    return [action_view(a) for a in recent if seen.application(a.application)][:limit]
+    return [
+        action_view(a)
+        for a in recent
+        if caller.may(
+            Permission.READ, a.application, a.environment or environment_of(ctx, a.application)
+        )
+    ][:limit]
 
 
 @api.get("/actions/{action_id}", response_model=ActionOut, responses=NOT_FOUND)
-async def get_action(action_id: str, ctx: Ctx, caller: Caller) -> ActionOut:
+async def get_action(action_id: ActionId, ctx: Ctx, caller: Caller) -> ActionOut:
     action = await ctx.store.get(action_id)
     if action is None:
         raise NotFound(f"no action {action_id!r}")
-    await authorize(ctx, caller, Permission.READ, action.application)
+    await authorize(
+        ctx, caller, Permission.READ, action.application, environment=action.environment
+    )
     return action_view(action)
 
 
@@ -214,9 +232,15 @@ async def get_action(action_id: str, ctx: Ctx, caller: Caller) -> ActionOut:
     "/overrides",
     response_model=OverrideOut,
     status_code=status.HTTP_201_CREATED,
-    responses={**NOT_FOUND, 422: {"model": ErrorOut}},
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorOut, "description": "an approval policy covers it: request an action"},
+        422: {"model": ErrorOut},
+    },
 )
 async def set_override(body: OverrideIn, ctx: Ctx, caller: Caller) -> OverrideOut:
+    """Refused (409) when an approval policy covers the action it stands in for (`stopped`:
+    stop, `running`: start): that goes through approval as an action, never round it."""
     await authorize(ctx, caller, Permission.ACT, body.application)
     override = await ctx.overrides.set(
         application=body.application,
@@ -239,7 +263,7 @@ async def list_overrides(ctx: Ctx, caller: Caller) -> list[OverrideOut]:
 
 
 @api.delete("/overrides/{override_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def clear_override(override_id: str, ctx: Ctx, caller: Caller) -> Response:
+async def clear_override(override_id: OverrideId, ctx: Ctx, caller: Caller) -> Response:
     found = next((o for o in await ctx.overrides.active() if o.id == override_id), None)
     if found is None:
         raise NotFound(f"no override {override_id!r} in force")

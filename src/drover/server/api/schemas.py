@@ -3,17 +3,62 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from drover.model.action import ActionKind, ActionState, HostOutcome
 from drover.model.approval import ApprovalState, Decision
+from drover.model.command import MAX_STRING_VALUE, text_problem
 from drover.model.names import HostId, Name
 from drover.model.rollout import RolloutState
 from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus
 from drover.model.strategy import Strategy
 from drover.server.fleet import Lifecycle
+
+# An id as the server makes them (path parameters); anything else (a NUL, say) is a 422, never
+# a database error.
+ActionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+OverrideId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+HostParam = Annotated[HostId, Path(description="a host id")]
+
+
+def _text(value: str) -> str:
+    """Text that can be stored and shown: a parameter's name or value. Anything else is a 422
+    here, never an action stored that then breaks every listing that shows it."""
+    if problem := text_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+def _value_text(value: object) -> object:
+    """A string value checked before the union of types is tried: one error that says why,
+    not one per type it is not."""
+    if isinstance(value, str):
+        _text(value)
+        if len(value) > MAX_STRING_VALUE:
+            raise ValueError(f"longer than {MAX_STRING_VALUE} characters")
+    return value
+
+
+MAX_PARAMS = 64
+ParamKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_text)]
+ParamIn = Annotated[
+    Annotated[str, StringConstraints(max_length=MAX_STRING_VALUE)]
+    | StrictBool
+    | int
+    | Annotated[float, Field(allow_inf_nan=False)],
+    BeforeValidator(_value_text),
+]
 
 
 class Body(BaseModel):
@@ -130,8 +175,9 @@ class ActionIn(TargetIn):
     command: Name | None = Field(
         default=None, description="kind command: which of the application's commands"
     )
-    params: dict[str, Any] | None = Field(
+    params: dict[ParamKey, ParamIn] | None = Field(
         default=None,
+        max_length=MAX_PARAMS,
         description="kind command: its parameters by name; a string is accepted for any type "
         '("3" for an integer, "true" for a boolean)',
     )
@@ -147,9 +193,17 @@ class PlanOut(Body):
 class CancelIn(Body):
     abort_running: bool = Field(
         default=False,
-        description="false: hosts already sent finish; true: stop waiting for them (they are "
-        "recorded cancelled, and may have run in part)",
+        description="false: hosts already sent finish; true: each host sent the action and "
+        "not yet answered is recorded cancelled at once and sent an abort: a command running "
+        "there is killed (its process group), services not yet reached are skipped, an action "
+        "not yet begun never runs. The host's answer then replaces `cancelled` with what it "
+        "really did. Also after a cancel without it, to abort the hosts still running.",
     )
+
+
+class CancelOut(Body):
+    abort_running: bool = Field(description="the running hosts were told to abort")
+    requested_by: str = Field(description="who asked (last: the one who asked for the abort)")
 
 
 class HostResultOut(Body):
@@ -166,6 +220,14 @@ class HostResultOut(Body):
         default=None,
         description="a command's: the chunks its whole output came in (see /output); "
         "`output` is only its tail",
+    )
+    abort_requested_at: datetime | None = Field(
+        default=None, description="a cancel decided to abort this host (null: none did)"
+    )
+    abort_sent_at: datetime | None = Field(
+        default=None,
+        description="the bus stored that abort; null while it is still to be sent (the bus "
+        "was out of reach: it is sent once it is back)",
     )
 
 
@@ -254,6 +316,7 @@ class ActionOut(Body):
         description="running, stopped, cancelled, expired, succeeded, failed"
     )
     halt_reason: str | None
+    cancel: CancelOut | None = Field(default=None, description="null: nobody cancelled it")
     hosts: list[HostResultOut]
     released_at: datetime | None = Field(
         default=None,

@@ -75,10 +75,13 @@ class Authenticator:
         self._settings = settings
         self._config = config
 
-    def principal(self, user: User, via: str) -> Principal:
-        """What `user` may do now: its grants and its groups' bindings in the active config."""
+    def principal(
+        self, user: User, via: str, not_own: str | None = None, by: str | None = None
+    ) -> Principal:
+        """What `user` may do now: its grants and its groups' bindings in the active config.
+        `not_own`: why the credential is not the user's alone (`by` set or made it)."""
         grants = effective_grants(user.grants, user.groups, self._config())
-        return Principal(user.name, frozenset(user.groups), grants, via)
+        return Principal(user.name, frozenset(user.groups), grants, via, not_own, by)
 
     async def authenticate(self, presented: Presented) -> Authenticated:
         """Raises Unauthorized (401) without valid credentials, Forbidden (403) for a cookie
@@ -113,6 +116,16 @@ class Authenticator:
             raise Unauthorized(f"user {user.name!r} is disabled")
         if token.last_used_at is None or now - token.last_used_at >= _TOUCH_EVERY:
             await self._tokens.used(token.id, now)
+        if (maker := token.not_own) is not None:
+            return Authenticated(
+                self.principal(
+                    user,
+                    "token",
+                    f"this API token was made by {maker}; make your own (drover login, "
+                    "with a password you set yourself)",
+                    maker,
+                )
+            )
         return Authenticated(self.principal(user, "token"))
 
     async def _by_session(self, presented: Presented, session_id: str) -> Authenticated:
@@ -136,7 +149,16 @@ class Authenticator:
         idle_until = now + self._settings.session_idle
         if idle_until - session.idle_expires_at >= _TOUCH_EVERY:
             await self._sessions.used(key, min(idle_until, session.expires_at))
-        return Authenticated(self.principal(user, session.via), session_sha256=key)
+        # OIDC: the provider vouched for the user, no one here set that credential.
+        setter = user.password_not_own if session.via == "password" else None
+        not_own = (
+            f"your password was set by {setter}; set your own (drover user passwd, or "
+            f"PATCH /api/v1/users/{user.name} with a new password) and sign in again"
+            if setter is not None
+            else None
+        )
+        principal = self.principal(user, session.via, not_own, setter)
+        return Authenticated(principal, session_sha256=key)
 
     async def _deny(self, presented: Presented, actor: str, reason: str) -> None:
         await self._audit.record(

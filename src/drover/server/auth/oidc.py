@@ -11,7 +11,12 @@
 
 The user is named by a configured claim (`preferred_username`, else `sub`); its groups come
 from the groups claim and map to grants through the config's `access:`. A first sign-in makes
-an `oidc` user; a name that belongs to a local user is refused rather than taken over.
+an `oidc` user bound to the provider's (iss, sub): names may change or be reused at the
+provider, the subject may not. Later sign-ins find the user by (iss, sub): the same subject
+under a new name keeps its original drover user (and name); a name whose user is bound to
+another subject is refused (403), as is a name that belongs to a local user, and a disabled
+user (`drover user remove` disables an OIDC user rather than deleting it). With
+`email` as the username claim, the provider must say the address is verified.
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ from drover.server.auth.accounts import Accounts
 from drover.server.auth.credentials import same, sha256
 from drover.server.auth.sessions import OpenedSession, SessionKeeper
 from drover.server.auth.settings import OidcSettings
-from drover.server.errors import BadRequest, Conflict, ServerError, Unauthorized, Unavailable
+from drover.server.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    ServerError,
+    Unauthorized,
+    Unavailable,
+)
 from drover.store.audit import AuditEntry
 from drover.store.logins import LoginStore, OidcRequest
 
@@ -134,8 +146,11 @@ class OidcLogin:
         claims = await self._id_token_claims(code, pending)
         name = _username(claims, self._settings.username_claim)
         groups = _groups(claims, self._settings.groups_claim)
-        await self._remember(name, groups)
-        return await self._sessions.open(name, "oidc")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise Unauthorized("the id_token lacks a usable 'sub' claim")
+        user = await self._remember(name, groups, (str(claims["iss"]), subject))
+        return await self._sessions.open(user, "oidc")
 
     async def _id_token_claims(self, code: str, pending: OidcRequest) -> dict[str, Any]:
         metadata = await self._discover()
@@ -182,17 +197,38 @@ class OidcLogin:
             raise Unauthorized(f"the id_token is not for this sign-in: {err.description}") from err
         return dict(token.claims)
 
-    async def _remember(self, name: str, groups: tuple[str, ...]) -> None:
-        """Make or update the user, so its sessions have a row and admins see who signed in."""
-        existing = await self._accounts.users.get(name)
-        if existing is None:
-            await self._accounts.add_user(name, by=name, groups=groups, source=UserSource.OIDC)
-        elif existing.source is not UserSource.OIDC:
-            raise Conflict(
-                f"the name {name!r} belongs to a local drover user; ask an admin to rename one"
-            )
-        elif existing.groups != groups:
-            await self._accounts.change_user(name, by=name, groups=groups)
+    async def _remember(self, name: str, groups: tuple[str, ...], identity: tuple[str, str]) -> str:
+        """The drover user (its name) of this provider identity, made or updated so that its
+        sessions have a row and admins see who signed in; a 4xx if it may not sign in."""
+        bound = await self._accounts.users.by_oidc_identity(*identity)
+        if bound is None:
+            existing = await self._accounts.users.get(name)
+            if existing is None:
+                await self._accounts.add_user(
+                    name, by=name, groups=groups, source=UserSource.OIDC, oidc_identity=identity
+                )
+                return name
+            if existing.source is not UserSource.OIDC:
+                raise Conflict(
+                    f"the name {name!r} belongs to a local drover user; ask an admin to rename one"
+                )
+            if existing.oidc_subject is not None or not await self._accounts.users.bind_oidc(
+                name,
+                *identity,
+                AuditEntry(name, "user.changed", name, self._clock.now(), {"oidc": "bound"}),
+            ):
+                # The provider gave this name to someone else (renamed, reused, or a claim
+                # its users may edit): never a way into another person's drover user.
+                raise Forbidden(
+                    f"the drover user {name!r} belongs to another identity at the provider; "
+                    "ask an admin"
+                )
+            bound = existing
+        if bound.disabled:
+            raise Forbidden(f"user {bound.name!r} is disabled in drover; ask an admin")
+        if bound.groups != groups:
+            await self._accounts.change_user(bound.name, by=bound.name, groups=groups)
+        return bound.name
 
     async def _discover(self) -> dict[str, Any]:
         if self._metadata is None:
@@ -238,6 +274,9 @@ class OidcLogin:
 
 
 def _username(claims: dict[str, Any], claim: str) -> str:
+    if claim == "email" and claims.get("email") and claims.get("email_verified") is not True:
+        # An address anyone may type in at the provider names no one.
+        raise Unauthorized("the id_token's 'email' is not verified by the identity provider")
     name = claims.get(claim) or claims.get("sub")
     if not isinstance(name, str) or not is_user_name(name):
         raise Unauthorized(f"the id_token's {claim!r} (or 'sub') is not a usable user name")

@@ -14,7 +14,7 @@ from drover.server.auth.authenticator import Authenticator
 from drover.server.auth.oidc import OidcLogin
 from drover.server.auth.passwords import Passwords
 from drover.server.auth.sessions import SessionKeeper
-from drover.server.auth.settings import AuthSettings
+from drover.server.auth.settings import AuthSettings, issuer_problem
 from drover.store.audit import AuditLog
 from drover.store.logins import LoginStore
 from drover.store.sessions import SessionStore
@@ -41,14 +41,17 @@ def build_access(
     config: Callable[[], FleetConfig | None],
     passwords: Passwords | None = None,
 ) -> Access:
-    passwords = passwords or Passwords()
-    accounts = Accounts(engine, clock, passwords)
+    passwords = passwords or Passwords(at_once=settings.password_checks_at_once)
+    lifetime = settings.oidc.token_lifetime if settings.oidc is not None else None
+    accounts = Accounts(engine, clock, passwords, oidc_token_lifetime=lifetime)
     session_store = SessionStore(engine)
     logins = LoginStore(engine)
     keeper = SessionKeeper(accounts.users, session_store, logins, passwords, clock, settings)
     authenticator = Authenticator(accounts.tokens, session_store, audit, clock, settings, config)
     oidc = None
     if settings.oidc is not None:
+        if problem := issuer_problem(settings.oidc.issuer):
+            raise AuthSetupError(problem)
         if not settings.public_url:
             raise AuthSetupError("OIDC needs the server's public URL for its redirect")
         try:

@@ -1,9 +1,13 @@
 """Signing in and out: password logins with their rate limit, and the sessions they open.
 
-A login that fails is counted by name and by source address in the database, so every server
-process on one PostgreSQL sees the same count. Past the limit within the window, a login is
-refused with 429 and `Retry-After` before any password is checked; that refusal is audited
-too. A wrong name and a wrong password fail alike, in about the same time, with one message.
+Every login is recorded in the database before its password is checked (so every server
+process on one PostgreSQL, and every request at once, sees it) and counted against three
+limits: one name from one address, one address whatever the names, and one name from anywhere
+(a shorter window, and not from an address the name signed in from lately: guessing spread
+over many addresses is slowed down, but cannot lock the owner out from their own). Past a
+limit, the login is refused with 429 and `Retry-After` before any password is checked; that
+refusal is audited too. A wrong name and a wrong password fail alike, in about the same time,
+with one message.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from drover.server.auth.passwords import MAX_LENGTH, Passwords
 from drover.server.auth.settings import AuthSettings
 from drover.server.errors import TooManyRequests, Unauthorized
 from drover.store.audit import AuditEntry
-from drover.store.logins import LoginStore
+from drover.store.logins import LoginLimit, LoginStore, Throttled
 from drover.store.sessions import Session, SessionStore
 from drover.store.users import UserStore
 
@@ -63,7 +67,9 @@ class SessionKeeper:
         # A name no user can have is counted and audited under one placeholder: what was
         # typed may be anything, even what a database cannot store.
         name = name if is_user_name(name) else INVALID_NAME
-        await self._refuse_if_throttled(name, source, now)
+        # Recorded before the password is checked; an attempt cancelled midway stays pending,
+        # counted like a failure until it leaves the window.
+        attempt = await self._attempt(name, source, now)
         found = await self._users.password_hash(name) if name != INVALID_NAME else None
         user, stored = found if found is not None else (None, None)
         matches = await self._passwords.verify(stored, password[:MAX_LENGTH])
@@ -77,12 +83,14 @@ class SessionKeeper:
                 if stored is None
                 else "wrong password"
             )
-            entry = AuditEntry(name, "auth.login_failed", name, now, {"reason": reason})
-            since = now - self._settings.login_window
-            await self._logins.failed(name, source, now, since, entry)
+            detail = {"reason": reason, "source": source}
+            entry = AuditEntry(name, "auth.login_failed", name, now, detail)
+            await self._logins.failed(attempt, entry)
             log.info("login of %r from %s failed: %s", name, source, reason)
             raise Unauthorized(WRONG)
-        return await self.open(user.name, "password")
+        opened = await self.open(user.name, "password")
+        await self._logins.succeeded(attempt, name, source)
+        return opened
 
     async def open(self, user: str, via: str) -> OpenedSession:
         """A session for `user`, who proved who they are `via` a password or OIDC."""
@@ -114,24 +122,45 @@ class SessionKeeper:
                 log.info("%d ended sessions purged", purged)
             await asyncio.sleep(PURGE_EVERY_S)
 
-    async def _refuse_if_throttled(self, name: str, source: str, now: datetime) -> None:
+    async def _attempt(self, name: str, source: str, now: datetime) -> int:
+        """The id of this login attempt, recorded as pending; TooManyRequests (429) past a
+        limit, before any password is checked."""
         settings = self._settings
-        recent = await self._logins.failures(name, source, now - settings.login_window)
-        limits = (
-            (recent.of_name, settings.login_failures_per_name, f"for {name!r}"),
-            (recent.from_source, settings.login_failures_per_source, f"from {source}"),
+        limits = [
+            LoginLimit(
+                f"for {name!r} from {source}",
+                {"name": name, "source": source},
+                settings.login_failures_per_name,
+                settings.login_window,
+            ),
+            LoginLimit(
+                f"from {source}",
+                {"source": source},
+                settings.login_failures_per_source,
+                settings.login_window,
+            ),
+        ]
+        # Failures from elsewhere must not lock the owner out from where they sign in.
+        if not await self._logins.known_pair(name, source):
+            limits.append(
+                LoginLimit(
+                    f"for {name!r}",
+                    {"name": name},
+                    settings.login_failures_per_name_anywhere,
+                    settings.login_name_window,
+                )
+            )
+        longest = max(settings.login_window, settings.login_name_window)
+        found = await self._logins.attempt(
+            name, source, now, limits, now - longest, now - settings.login_known_for
         )
-        for times, limit, which in limits:
-            if len(times) >= limit:
-                # Free again when enough of the failures have left the window.
-                free_at = times[len(times) - limit] + settings.login_window
-                retry_after = max(1, math.ceil((free_at - now).total_seconds()))
-                detail = {"failures": len(times), "limit": limit, "which": which}
-                await self._logins.record(
-                    AuditEntry(name, "auth.login_throttled", name, now, detail)
-                )
-                log.warning("login %s throttled: %d failures", which, len(times))
-                raise TooManyRequests(
-                    f"too many failed logins {which}; try again in {retry_after} s",
-                    retry_after,
-                )
+        if not isinstance(found, Throttled):
+            return found
+        limit = found.limit
+        retry_after = max(1, math.ceil((found.free_at - now).total_seconds()))
+        detail = {"failures": found.attempts, "limit": limit.attempts, "which": limit.which}
+        await self._logins.record(AuditEntry(name, "auth.login_throttled", name, now, detail))
+        log.warning("login %s throttled: %d failures", limit.which, found.attempts)
+        raise TooManyRequests(
+            f"too many failed logins {limit.which}; try again in {retry_after} s", retry_after
+        )
