@@ -418,7 +418,9 @@ async def test_a_cancel_racing_the_last_approval_stops_the_rollout_it_became(
     approval releases it. The cancel must then stop the rollout, not be refused."""
     await start_agents(fleet, HOSTS)
     who = await people(fleet)
-    held = await request_restart(who.rita)
+    # One host a batch, a minute apart: the second batch is still to come when the cancel lands.
+    body = {"kind": "restart", "application": "shop", "strategy": {"batch_size": 1, "pause_s": 60}}
+    held = await call(who.rita, "/api/v1/actions", 202, body)
     await call(who.olga, f"/api/v1/actions/{held['id']}/approve", 200, {})
     withdraw = ApprovalStore.cancel
 
@@ -433,6 +435,7 @@ async def test_a_cancel_racing_the_last_approval_stops_the_rollout_it_became(
     assert cancelled["approval"]["state"] == "approved"
     final = await follow(fleet, held["id"])
     assert final["rollout_state"] == "cancelled"
+    assert {h["host"]: h["outcome"] for h in final["hosts"]}["h2"] == "skipped"
     kinds = await audit_kinds(fleet, held["id"])
     assert "action.cancel_requested" in kinds and kinds.index("action.released") < kinds.index(
         "action.cancel_requested"
