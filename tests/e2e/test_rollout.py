@@ -62,7 +62,8 @@ async def follow(fleet: Fleet, action_id: str, timeout: float = 40) -> dict[str,
 
     async def over() -> bool:
         final.update(await fleet.get(f"/api/v1/actions/{action_id}"))
-        return bool(final["state"] != "running")
+        # Every host answered, and the rollout driver has had its look and closed the record.
+        return bool(final["state"] != "running" and final["rollout_state"] != "running")
 
     await eventually(over, timeout=timeout)
     return final
