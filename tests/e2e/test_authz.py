@@ -31,6 +31,7 @@ from fastapi.routing import iter_route_contexts
 from drover.bus.embedded import EmbeddedNats
 from drover.model.access import Grant, Permission, Principal, Role
 from drover.server.api.app import create_app
+from drover.server.api.gui import BUNDLE, PAGE_TREES, PAGES
 from tests.conftest import eventually
 from tests.harness import Fleet, fleet_of
 
@@ -118,6 +119,8 @@ OPEN = Need("nothing", lambda p: True, anonymous=True)
 SIGNED_IN = Need("valid credentials", lambda p: True)  # own things, and lists filtered to scope
 HOST_H1 = Need("read on an application of h1", lambda p: p.may(Permission.READ, SHOP, SHOP_ENV))
 
+GUI_PAGE = 200 if (BUNDLE / "index.html").is_file() else 404
+
 R, A, AP, AU, AD = (Permission.READ, Permission.ACT, Permission.APPROVE, Permission.AUDIT,
                     Permission.ADMIN)  # fmt: skip
 
@@ -133,6 +136,7 @@ class Row:
     body: Body = None
     ok: tuple[int, ...] = (200,)  # what an allowed call answers (see the module's docstring)
     fresh: str | None = None  # the object in `url` a call uses up: made anew for each caller
+    stream: bool = False  # an event stream: only its status is read
 
 
 TABLE: dict[tuple[str, str], Row] = {
@@ -214,6 +218,18 @@ TABLE: dict[tuple[str, str], Row] = {
     ),
     ("POST", "/api/v1/tokens"): Row(SIGNED_IN, "/api/v1/tokens", {"name": "matrix"}, ok=(201,)),
     ("GET", "/api/v1/tokens"): Row(SIGNED_IN, "/api/v1/tokens"),
+    ("GET", "/api/v1/overview"): Row(SIGNED_IN, "/api/v1/overview"),
+    ("GET", "/api/v1/applications/{name}/grid"): Row(
+        on_shop(R), f"/api/v1/applications/{SHOP}/grid"
+    ),
+    ("GET", "/api/v1/events"): Row(SIGNED_IN, "/api/v1/events", stream=True),
+    # The GUI's page for each of its routes, open to all (it signs in through the API); 404
+    # where the bundle is not built, with a page that says how to build it.
+    **{
+        ("GET", path): Row(OPEN, path.replace("{rest:path}", "x"), ok=(GUI_PAGE,))
+        for path in [*PAGES, *PAGE_TREES]
+    },
+    ("GET", "/favicon.svg"): Row(OPEN, "/favicon.svg", ok=(GUI_PAGE,)),
     ("DELETE", "/api/v1/tokens/{token_id}"): Row(
         unscoped(AD), "/api/v1/tokens/{someone_elses}", ok=(204,), fresh="someone_elses"
     ),
@@ -389,13 +405,12 @@ async def _call(world: World, method: str, path: str, row: Row, caller: Caller) 
     url = row.url.format(**objects)
     body = row.body(caller) if callable(row.body) else row.body
     correlation = uuid.uuid4().hex
-    response = await world.clients[caller.name].request(
-        method,
-        url,
-        json=body,
-        headers={"X-Request-Id": correlation},
-        follow_redirects=False,
-    )
+    client = world.clients[caller.name]
+    async with client.stream(
+        method, url, json=body, headers={"X-Request-Id": correlation}, follow_redirects=False
+    ) as response:
+        if not row.stream:
+            await response.aread()
     # No cookie jar: a login's session cookie must not turn the next anonymous call into one.
     world.clients[caller.name].cookies.clear()
     return Cell(method, path, caller.name, expected, response.status_code, correlation)

@@ -27,12 +27,14 @@ from drover.server.desired import DesiredPublisher
 from drover.server.discovery.tracker import Discovery
 from drover.server.fleet import FleetView
 from drover.server.http import HttpServer
+from drover.server.live import LiveEvents
 from drover.server.orchestrator import DEFAULT_ANSWER_GRACE, DEFAULT_OUTPUT_LIMIT, Orchestrator
 from drover.server.output_collector import OutputCollector
 from drover.server.overrides import Overrides
 from drover.store.actions import ActionStore
 from drover.store.approvals import ApprovalStore
 from drover.store.audit import AuditEntry, AuditLog
+from drover.store.audit import listen as audit_listen
 from drover.store.database import open_database
 from drover.store.output import OutputStore
 from drover.store.overrides import OverrideStore
@@ -62,6 +64,8 @@ class Server:
         self.counters = Counters()
         self.bus = Bus(settings.bus, self.counters)
         self.fleet = FleetView(self.bus)
+        self.live = LiveEvents()
+        self.fleet.listeners.append(self.live.fleet_changed)
         self.discovery = Discovery(self.bus, on_change=lambda: self.desired.claims_changed())
         self.desired = DesiredPublisher(
             self.bus, self.fleet, self.clock, claims=self.discovery.claims
@@ -90,10 +94,12 @@ class Server:
         try:
             await self._run(engine, stop)
         finally:
+            self.live.close()
             await engine.dispose()
 
     async def _run(self, engine: AsyncEngine, stop: asyncio.Event) -> None:
         audit = self._audit = AuditLog(engine)
+        audit_listen(engine, self.live.audited)
         access = self.access = build_access(
             engine, audit, self.clock, self.settings.auth, lambda: self.config.active
         )
@@ -135,6 +141,7 @@ class Server:
             approvals=approvals,
             access=access,
             output=output,
+            live=self.live,
         )
         self.http = HttpServer(
             create_app(ctx), self.settings.listen_host, self.settings.listen_port

@@ -13,6 +13,7 @@ from drover.server.auth.service import Access
 from drover.server.configsync import ConfigSync
 from drover.server.discovery.tracker import Discovery
 from drover.server.fleet import FleetView
+from drover.server.live import LiveEvents
 from drover.server.orchestrator import Orchestrator
 from drover.server.output_collector import OutputCollector
 from drover.server.overrides import Overrides
@@ -36,3 +37,4 @@ class ServerContext:
     approvals: Approvals
     access: Access  # authentication: accounts, tokens, sessions, OIDC
     output: OutputCollector  # commands' output: stored whole, followed live
+    live: LiveEvents  # what changed, for the GUI's live pages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -50,6 +51,10 @@ class FleetView:
         self._services: dict[str, dict[tuple[str, str], ServiceState]] = {}
         # Set whenever a host appears; the desired-state publisher waits on it.
         self.changed = asyncio.Event()
+        # Counts joins and departures: what is placed where is cached per (config, this).
+        self.hosts_version = 0
+        # Told of every change taken (host, and the application for a service's): live pages.
+        self.listeners: list[Callable[[str, str | None], None]] = []
 
     def host_status(self, host: str, now: datetime) -> HostStatus | None:
         record = self.hosts.get(host)
@@ -82,12 +87,17 @@ class FleetView:
             return
         if parsed.is_host:
             self._apply_host(parsed.host, key, value)
+            application = None
         else:
             self._apply_service((parsed.host, parsed.application, parsed.service), key, value)
+            application = parsed.application
+        for listener in self.listeners:
+            listener(parsed.host, application)
 
     def _apply_host(self, host: str, key: str, value: bytes | None) -> None:
         if value is None:
-            self.hosts.pop(host, None)
+            if self.hosts.pop(host, None) is not None:
+                self.hosts_version += 1
             return
         try:
             record = decode(HostRecord, key, value)
@@ -99,6 +109,7 @@ class FleetView:
             return
         if host not in self.hosts:
             log.info("host %s joined", host)
+            self.hosts_version += 1
             self.changed.set()
         self.hosts[host] = record
 
@@ -131,6 +142,7 @@ class FleetView:
     def _prune(self, present: set[str]) -> None:
         for host in [h for h in self.hosts if subjects.host_key(h) not in present]:
             del self.hosts[host]
+            self.hosts_version += 1
         for host, services in self._services.items():
             for app, svc in [k for k in services if subjects.service_key(host, *k) not in present]:
                 del services[(app, svc)]

@@ -500,9 +500,26 @@ class ActionStore:
         found = await self._load(select(actions).where(actions.c.id == action_id))
         return found[0] if found else None
 
-    async def recent(self, limit: int = 50) -> list[Action]:
+    async def recent(
+        self,
+        limit: int = 50,
+        *,
+        application: str | None = None,
+        kind: str | None = None,
+        requested_by: str | None = None,
+    ) -> list[Action]:
+        """The newest actions, newest first; only those of the given application, kind and
+        requester where given."""
+        query = select(actions)
+        for column, value in (
+            (actions.c.application, application),
+            (actions.c.kind, kind),
+            (actions.c.requested_by, requested_by),
+        ):
+            if value is not None:
+                query = query.where(column == value)
         return await self._load(
-            select(actions).order_by(actions.c.created_at.desc(), actions.c.id).limit(limit)
+            query.order_by(actions.c.created_at.desc(), actions.c.id).limit(limit)
         )
 
     async def count(self) -> int:

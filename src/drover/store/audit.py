@@ -8,11 +8,14 @@ the other way round. Nothing here updates or deletes an entry.
 from __future__ import annotations
 
 import contextvars
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from drover.store.tables import audit
@@ -42,10 +45,23 @@ class AuditEntry:
     id: int | None = None  # given by the store
 
 
+# Per database: who hears of each entry as it is written (the server's live pages). Told before
+# the transaction commits, so a listener must not read it back at once (server.live waits).
+_LISTENERS: weakref.WeakKeyDictionary[Engine, list[Callable[[AuditEntry], None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def listen(engine: AsyncEngine, listener: Callable[[AuditEntry], None]) -> None:
+    _LISTENERS.setdefault(engine.sync_engine, []).append(listener)
+
+
 async def write(conn: AsyncConnection, entry: AuditEntry) -> None:
     """Add `entry` in the caller's transaction, with the current request's origin if it has
     none of its own."""
     origin = ORIGIN.get() or Origin()
+    for listener in _LISTENERS.get(conn.sync_engine, ()):
+        listener(entry)
     await conn.execute(
         insert(audit).values(
             at=entry.at,

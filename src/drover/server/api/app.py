@@ -16,7 +16,10 @@ from fastapi.responses import JSONResponse
 from drover import __version__
 from drover.server.api.approval_routes import approvals
 from drover.server.api.auth_routes import auth, oidc
+from drover.server.api.event_routes import events
+from drover.server.api.gui import mount_gui
 from drover.server.api.output_routes import output
+from drover.server.api.overview_routes import overview
 from drover.server.api.people_routes import people
 from drover.server.api.routes import api, system
 from drover.server.context import ServerContext
@@ -42,6 +45,9 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(people)
     app.include_router(oidc)
     app.include_router(system)
+    app.include_router(overview)
+    app.include_router(events)
+    mount_gui(app)
 
     @app.middleware("http")
     async def origin(

@@ -31,7 +31,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from drover.config.errors import ConfigProblem
+from drover.config.placement import host_labels
 from drover.model.access import Permission
+from drover.model.action import ActionKind, ActionState
 from drover.model.names import HostId
 from drover.model.strategy import Strategy
 from drover.ops.buildinfo import build_info
@@ -67,8 +69,12 @@ from drover.server.api.views import (
     unit_views,
 )
 from drover.server.api.visibility import Visibility
+from drover.server.context import ServerContext
 from drover.server.decommission import decommission
 from drover.server.errors import NotFound, Unprocessable
+from drover.server.fleet import Lifecycle
+from drover.server.health import placed_hosts
+from drover.server.targeting import parse_labels
 
 DENIED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no valid credentials"},
@@ -80,20 +86,78 @@ api = APIRouter(prefix="/api/v1")
 system = APIRouter()
 
 
-@api.get("/hosts", response_model=list[HostOut], responses=DENIED)
-async def list_hosts(ctx: Ctx, caller: Caller) -> list[HostOut]:
-    """The hosts the caller may see, each with the services of applications they may read."""
+TOTAL_COUNT = "X-Total-Count"
+
+
+@api.get(
+    "/hosts",
+    response_model=list[HostOut],
+    responses={
+        **DENIED,
+        200: {"headers": {TOTAL_COUNT: {"description": "hosts that pass the filters"}}},
+    },
+)
+async def list_hosts(
+    ctx: Ctx,
+    caller: Caller,
+    response: Response,
+    q: Annotated[str | None, Query(max_length=200, description="a part of its id")] = None,
+    state: Lifecycle | None = None,
+    label: Annotated[
+        str | None, Query(max_length=1000, description="k=v,k2=v2: only hosts with every one")
+    ] = None,
+    application: Annotated[
+        str | None, Query(max_length=200, description="only hosts it runs on or reports")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    brief: Annotated[bool, Query(description="without each host's services")] = False,
+) -> list[HostOut]:
+    """The hosts the caller may see, in id order, each with the services of applications they
+    may read; filtered, then paged (the total before paging in `X-Total-Count`)."""
     now = ctx.clock.now()
     seen = Visibility(ctx, caller)
-    views = (host_view(ctx.fleet, host, now, ctx.discovery) for host in sorted(ctx.fleet.hosts))
-    return [seen.host_out(v) for v in views if v is not None and seen.host(v.host)]
+    config = ctx.config.active
+    wanted = parse_labels(label) if label is not None else None
+    on = _hosts_of_application(ctx, application) if application is not None else None
+    chosen = []
+    for host in sorted(ctx.fleet.hosts):
+        if q and q not in host:
+            continue
+        if on is not None and host not in on:
+            continue
+        labels = host_labels(config, host) if config else {}
+        if wanted is not None and any(labels.get(k) != v for k, v in wanted.items()):
+            continue
+        status = ctx.fleet.host_status(host, now)
+        if status is None or (state is not None and status.state is not state):
+            continue
+        if seen.host(host):
+            chosen.append((host, labels))
+    response.headers[TOTAL_COUNT] = str(len(chosen))
+    page = chosen[offset : offset + limit] if limit is not None else chosen[offset:]
+    views = (host_view(ctx.fleet, h, now, ctx.discovery, labels, brief) for h, labels in page)
+    return [seen.host_out(v) for v in views if v is not None]
+
+
+def _hosts_of_application(ctx: ServerContext, name: str) -> set[str]:
+    """Where it is placed by the active config, or reports a service."""
+    config = ctx.config.active
+    app = config.applications.get(name) if config else None
+    placed = set(placed_hosts(config, ctx.fleet, name, app)) if config and app else set()
+    reporting = {
+        h for h in ctx.fleet.hosts if any(s.application == name for s in ctx.fleet.services_of(h))
+    }
+    return placed | reporting
 
 
 @api.get("/hosts/{host}", response_model=HostOut, responses=NOT_FOUND)
 async def get_host(host: HostParam, ctx: Ctx, caller: Caller) -> HostOut:
     seen = Visibility(ctx, caller)
     await seen.require_host(host)
-    view = host_view(ctx.fleet, host, ctx.clock.now(), ctx.discovery)
+    config = ctx.config.active
+    labels = host_labels(config, host) if config else {}
+    view = host_view(ctx.fleet, host, ctx.clock.now(), ctx.discovery, labels)
     if view is None:
         raise NotFound(f"no host {host!r}")
     return seen.host_out(view)
@@ -200,19 +264,31 @@ async def cancel_action(
 
 @api.get("/actions", response_model=list[ActionOut], responses=DENIED)
 async def list_actions(
-    ctx: Ctx, caller: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ctx: Ctx,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    application: Annotated[str | None, Query(max_length=200)] = None,
+    state: ActionState | None = None,
+    kind: ActionKind | None = None,
+    requested_by: Annotated[str | None, Query(max_length=200)] = None,
 ) -> list[ActionOut]:
-    """The most recent actions the caller may read (up to `limit` of them)."""
-    if caller.may(Permission.READ):
-        return [action_view(a) for a in await ctx.store.recent(limit)]
-    # Filtered after reading: read more than asked, so a scoped caller still gets a page. Each
-    # on the environment recorded with it (none recorded: the application's now).
-    recent = await ctx.store.recent(500)
+    """The most recent actions the caller may read (up to `limit` of them), newest first."""
+    which = {"application": application, "kind": kind, "requested_by": requested_by}
+    everything = caller.may(Permission.READ)
+    if everything and state is None:
+        return [action_view(a) for a in await ctx.store.recent(limit, **which)]
+    # Filtered after reading (the state is derived from the hosts, a scoped caller's reach from
+    # each action's environment, none recorded: the application's now): read more than asked,
+    # so that a page still comes back.
     return [
         action_view(a)
-        for a in recent
-        if caller.may(
-            Permission.READ, a.application, a.environment or environment_of(ctx, a.application)
+        for a in await ctx.store.recent(500, **which)
+        if (state is None or a.state is state)
+        and (
+            everything
+            or caller.may(
+                Permission.READ, a.application, a.environment or environment_of(ctx, a.application)
+            )
         )
     ][:limit]
 

@@ -76,8 +76,19 @@ class ServiceOnHost(Body):
     convergence: Convergence | None
 
 
+class CountsOut(Body):
+    ok: int = Field(description="at their target")
+    drifted: int = Field(description="reported, and not at their target")
+    failed: int
+    unknown: int = Field(description="host not online, or not reported")
+
+
 class HostOut(Body):
     host: HostId
+    labels: dict[str, str] = Field(description="from the config's hosts")
+    counts: CountsOut = Field(
+        description="the services it reports, by how each stands by its agent's judgement"
+    )
     online: bool
     state: Lifecycle = Field(description="online, offline (missed heartbeats), lost (silent 1 h)")
     state_since: datetime
@@ -87,7 +98,7 @@ class HostOut(Body):
     started_at: datetime
     last_heartbeat: datetime
     desired_revision: str | None
-    services: list[ServiceOnHost]
+    services: list[ServiceOnHost] = Field(description="empty when asked for brief")
 
 
 class OverrideOut(Body):

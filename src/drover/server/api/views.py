@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
-from drover.bus.messages import UnitInfo
-from drover.config.placement import runs_on
+from drover.bus.messages import ServiceState, UnitInfo
 from drover.config.schema import Application, FleetConfig
 from drover.model.approval import Approval
-from drover.model.override import Override, effective_target
-from drover.model.status import Policy, ServiceStatus, TargetStatus, has_drift
+from drover.model.override import Override
+from drover.model.status import Convergence, ServiceStatus
 from drover.server.api.schemas import (
     ActionOut,
     ApplicationOut,
     ApprovalOut,
     ApprovalPolicyOut,
+    CountsOut,
     HostOut,
     OverrideOut,
     Placement,
@@ -25,21 +25,36 @@ from drover.server.api.schemas import (
     UnitOut,
     VoteOut,
 )
-from drover.server.discovery.matching import Claim, HostUnits
+from drover.server.discovery.matching import HostUnits
 from drover.server.discovery.tracker import Discovery
 from drover.server.fleet import FleetView
+from drover.server.health import ApplicationPicture, Bucket, Cell, Counts
 from drover.store.actions import Action
 
 
 def host_view(
-    fleet: FleetView, host: str, now: datetime, discovery: Discovery | None = None
+    fleet: FleetView,
+    host: str,
+    now: datetime,
+    discovery: Discovery | None = None,
+    labels: Mapping[str, str] | None = None,
+    brief: bool = False,
 ) -> HostOut | None:
+    """The host as it stands; `brief`: without its services (counted all the same)."""
     status = fleet.host_status(host, now)
     if status is None:
         return None
     record = status.record
-    return HostOut(
+    reported = fleet.services_of(host)
+    counts = Counts()
+    for state in reported:
+        counts.add(_reported_bucket(state, status.online))
+    view = HostOut(
         host=host,
+        labels=dict(labels or {}),
+        counts=CountsOut(
+            ok=counts.ok, drifted=counts.drifted, failed=counts.failed, unknown=counts.unknown
+        ),
         online=status.online,
         state=status.state,
         state_since=status.since,
@@ -49,7 +64,9 @@ def host_view(
         started_at=record.started_at,
         last_heartbeat=record.heartbeat_at,
         desired_revision=record.desired_revision,
-        services=[
+        services=[]
+        if brief
+        else [
             ServiceOnHost(
                 name=s.service,
                 application=s.application,
@@ -60,7 +77,7 @@ def host_view(
                 message=s.message,
                 convergence=s.convergence,
             )
-            for s in fleet.services_of(host)
+            for s in reported
         ]
         + [
             ServiceOnHost(
@@ -77,17 +94,18 @@ def host_view(
             if claim.unit.vanished_since is not None
         ],
     )
+    return view
 
 
-@dataclass
-class _Service:
-    """One row of an application view: a configured service, or one discovery found."""
-
-    provider: str
-    target: TargetStatus
-    policy: Policy
-    discovered: bool
-    hosts: dict[str, Claim | None] = field(default_factory=dict)  # the claim, if discovered
+def _reported_bucket(state: ServiceState, host_online: bool) -> Bucket:
+    """A reported service's bucket by its agent's own judgement (it knows the target in force
+    there): a host's row counts what it reports, without the config's view of what it should."""
+    if state.status is ServiceStatus.FAILED:
+        return Bucket.FAILED
+    if not host_online or state.status is ServiceStatus.UNKNOWN:
+        return Bucket.UNKNOWN
+    drifted = state.convergence not in (None, Convergence.OK)
+    return Bucket.DRIFTED if drifted else Bucket.OK
 
 
 def application_view(
@@ -99,35 +117,14 @@ def application_view(
     overrides: Sequence[Override] = (),
     discovery: Discovery | None = None,
 ) -> ApplicationOut:
-    placed = sorted(h for h in set(fleet.hosts) | set(config.hosts) if runs_on(config, app, h))
-    rows = {
-        svc_name: _Service(spec.provider, spec.target, spec.policy, False, dict.fromkeys(placed))
-        for svc_name, spec in app.services.items()
-    }
-    for host, claim in discovery.claims_of(name) if discovery else []:
-        row = rows.setdefault(
-            claim.service, _Service("systemd", claim.rule.target, claim.rule.policy, True)
-        )
-        row.hosts[host] = claim
+    picture = ApplicationPicture(config, fleet, name, app, now, overrides, discovery)
     services = []
-    for svc_name, row in sorted(rows.items()):
-        placements = [
-            # rules scoped to different hosts may give one unit different targets
-            _placement(
-                fleet,
-                name,
-                svc_name,
-                host,
-                claim.rule.target if claim else row.target,
-                claim,
-                now,
-                overrides,
-            )
-            for host, claim in sorted(row.hosts.items())
-        ]
+    for row in picture.services:
+        cells = (picture.cell(row, host) for host in sorted(row.hosts))
+        placements = [placement_view(c) for c in cells if c is not None]
         services.append(
             ServiceOut(
-                name=svc_name,
+                name=row.name,
                 provider=row.provider,
                 target=row.target,
                 policy=row.policy,
@@ -146,40 +143,19 @@ def application_view(
     )
 
 
-def _placement(
-    fleet: FleetView,
-    application: str,
-    service: str,
-    host: str,
-    configured: TargetStatus,
-    claim: Claim | None,
-    now: datetime,
-    overrides: Sequence[Override],
-) -> Placement:
-    state = fleet.service(host, application, service)
-    host_status = fleet.host_status(host, now)
-    target, override = effective_target(configured, overrides, application, service, host, now)
-    vanished_since = claim.unit.vanished_since if claim else None
-    if vanished_since is not None:
-        current: ServiceStatus | None = ServiceStatus.VANISHED
-        since: datetime | None = vanished_since
-        message = f"{claim.unit.unit} is gone from the host" if claim else ""
-    else:
-        current = state.status if state else None
-        since = state.since if state else None
-        message = state.message if state else ""
+def placement_view(cell: Cell) -> Placement:
     return Placement(
-        host=host,
-        unit=claim.unit.unit if claim else None,
-        target=target,
-        override=override_view(override) if override else None,
-        status=current,
-        since=since,
-        pid=state.pid if state and vanished_since is None else None,
-        message=message,
-        convergence=state.convergence if state and vanished_since is None else None,
-        drift=has_drift(current, target),
-        host_online=bool(host_status and host_status.online),
+        host=cell.host,
+        unit=cell.unit,
+        target=cell.target,
+        override=override_view(cell.override) if cell.override else None,
+        status=cell.status,
+        since=cell.since,
+        pid=cell.pid,
+        message=cell.message,
+        convergence=cell.convergence,
+        drift=cell.drift,
+        host_online=cell.host_online,
     )
 
 

@@ -1,0 +1,237 @@
+"""How each placed service stands: its cell in an application's grid, its bucket in the overview.
+
+A *placement* is one service of an application on one host: declared by the config (the
+application runs on the host) or found there by discovery. Its *cell* holds what the host last
+reported against the target in force there (the config's, or an override's). Its *bucket* is
+what the overview counts it as, exactly one of:
+
+- `failed`: the service failed;
+- `unknown`: its host is not online, or it has not been reported (we cannot say more);
+- `drifted`: reported, and not where its target says (see model.status.has_drift);
+- `ok`: where its target says.
+
+The overview counts every placement of the fleet, 200,000 at 10,000 hosts × 20 services, so
+counting never builds a cell and what is placed where is computed once per config revision
+and set of hosts.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from drover.config.placement import runs_on
+from drover.config.schema import Application, FleetConfig
+from drover.model.override import Override, effective_target
+from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus, has_drift
+from drover.server.discovery.matching import Claim
+from drover.server.discovery.tracker import Discovery
+from drover.server.fleet import FleetView
+
+
+class Bucket(StrEnum):
+    OK = "ok"
+    DRIFTED = "drifted"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+def bucket(status: ServiceStatus | None, target: TargetStatus, host_online: bool) -> Bucket:
+    if status is ServiceStatus.FAILED:
+        return Bucket.FAILED
+    if not host_online or status is None or status is ServiceStatus.UNKNOWN:
+        return Bucket.UNKNOWN
+    return Bucket.DRIFTED if has_drift(status, target) else Bucket.OK
+
+
+@dataclass
+class Counts:
+    ok: int = 0
+    drifted: int = 0
+    failed: int = 0
+    unknown: int = 0
+
+    def add(self, which: Bucket) -> None:
+        setattr(self, which.value, getattr(self, which.value) + 1)
+
+    def has(self, which: Bucket) -> bool:
+        return bool(getattr(self, which.value))
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.drifted + self.failed + self.unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One placement as it stands."""
+
+    host: str
+    service: str
+    unit: str | None  # the systemd unit, for a service discovery found
+    target: TargetStatus  # in force here
+    override: Override | None  # the one that set the target, if any
+    status: ServiceStatus | None  # None: not reported
+    since: datetime | None
+    pid: int | None
+    message: str
+    convergence: Convergence | None
+    host_online: bool
+
+    @property
+    def drift(self) -> bool:
+        return has_drift(self.status, self.target)
+
+    @property
+    def bucket(self) -> Bucket:
+        return bucket(self.status, self.target, self.host_online)
+
+
+@dataclass
+class ServiceRow:
+    """A service of the application: configured, or one discovery found."""
+
+    name: str
+    provider: str
+    target: TargetStatus  # as configured; a host's may be overridden
+    policy: Policy
+    discovered: bool
+    hosts: dict[str, Claim | None] = field(default_factory=dict)  # the claim, if discovered
+
+
+class ApplicationPicture:
+    """One application against the fleet, at one moment: its services, the hosts each is
+    placed on, and each placement's cell on request."""
+
+    def __init__(
+        self,
+        config: FleetConfig,
+        fleet: FleetView,
+        name: str,
+        app: Application,
+        now: datetime,
+        overrides: Sequence[Override] = (),
+        discovery: Discovery | None = None,
+    ) -> None:
+        self.name = name
+        self.app = app
+        self._fleet = fleet
+        self._now = now
+        # Usually none: the common case skips the search for one per placement.
+        self._overrides = [o for o in overrides if o.application == name and o.active(now)]
+        placed = placed_hosts(config, fleet, name, app)
+        rows = {
+            svc: ServiceRow(
+                svc, spec.provider, spec.target, spec.policy, False, dict.fromkeys(placed)
+            )
+            for svc, spec in app.services.items()
+        }
+        for host, claim in discovery.claims_of(name) if discovery else []:
+            row = rows.setdefault(
+                claim.service,
+                ServiceRow(claim.service, "systemd", claim.rule.target, claim.rule.policy, True),
+            )
+            row.hosts[host] = claim
+        self.services = [rows[svc] for svc in sorted(rows)]
+        self._online: dict[str, bool] = {}
+
+    @property
+    def hosts(self) -> list[str]:
+        """Every host one of its services is placed on, in order."""
+        return sorted({h for row in self.services for h in row.hosts})
+
+    def online(self, host: str) -> bool:
+        if host not in self._online:
+            status = self._fleet.host_status(host, self._now)
+            self._online[host] = bool(status and status.online)
+        return self._online[host]
+
+    def target(self, row: ServiceRow, host: str) -> tuple[TargetStatus, Override | None]:
+        claim = row.hosts.get(host)
+        # Rules scoped to different hosts may give one unit different targets.
+        configured = claim.rule.target if claim else row.target
+        if not self._overrides:
+            return configured, None
+        return effective_target(configured, self._overrides, self.name, row.name, host, self._now)
+
+    def cell(self, row: ServiceRow, host: str) -> Cell | None:
+        if host not in row.hosts:
+            return None
+        claim = row.hosts[host]
+        target, override = self.target(row, host)
+        state = self._fleet.service(host, self.name, row.name)
+        if claim is not None and claim.unit.vanished_since is not None:
+            return Cell(
+                host=host,
+                service=row.name,
+                unit=claim.unit.unit,
+                target=target,
+                override=override,
+                status=ServiceStatus.VANISHED,
+                since=claim.unit.vanished_since,
+                pid=None,
+                message=f"{claim.unit.unit} is gone from the host",
+                convergence=None,
+                host_online=self.online(host),
+            )
+        return Cell(
+            host=host,
+            service=row.name,
+            unit=claim.unit.unit if claim else None,
+            target=target,
+            override=override,
+            status=state.status if state else None,
+            since=state.since if state else None,
+            pid=state.pid if state else None,
+            message=state.message if state else "",
+            convergence=state.convergence if state else None,
+            host_online=self.online(host),
+        )
+
+    def bucket(self, row: ServiceRow, host: str) -> Bucket:
+        """What `cell(row, host).bucket` would say, without building the cell."""
+        claim = row.hosts[host]
+        if claim is not None and claim.unit.vanished_since is not None:
+            status: ServiceStatus | None = ServiceStatus.VANISHED
+        else:
+            state = self._fleet.service(host, self.name, row.name)
+            status = state.status if state else None
+        return bucket(status, self.target(row, host)[0], self.online(host))
+
+    def counts(self, hosts: set[str] | None = None) -> Counts:
+        """Every placement's bucket, counted; only on `hosts` if given."""
+        counts = Counts()
+        for row in self.services:
+            for host in row.hosts:
+                if hosts is None or host in hosts:
+                    counts.add(self.bucket(row, host))
+        return counts
+
+    def host_buckets(self, host: str) -> Iterator[Bucket]:
+        for row in self.services:
+            if host in row.hosts:
+                yield self.bucket(row, host)
+
+
+# Per fleet: (config revision, the fleet's hosts_version, application) → the hosts it is placed
+# on. Glob and label matching of every host for every application is what a page at 10,000
+# hosts would otherwise spend its time on; the key changes whenever the answer can.
+_PLACED: weakref.WeakKeyDictionary[FleetView, dict[tuple[str, int, str], list[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_PLACED_MAX = 4096
+
+
+def placed_hosts(config: FleetConfig, fleet: FleetView, name: str, app: Application) -> list[str]:
+    cache = _PLACED.setdefault(fleet, {})
+    key = (config.revision, fleet.hosts_version, name)
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _PLACED_MAX:
+            cache.clear()
+        candidates = set(fleet.hosts) | set(config.hosts)
+        found = cache[key] = sorted(h for h in candidates if runs_on(config, app, h))
+    return found
