@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install debs run test bench lint types check fmt clean
+.PHONY: help install debs gui run test bench lint types check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,13 +22,29 @@ $(STAMP): pyproject.toml hatch_build.py
 
 install: $(STAMP) ## create .venv and install drover with its dev tools
 
+# The GUI: web/ (TypeScript, Preact) built by Vite into src/drover/gui/dist, which the server
+# serves and the wheel carries. Rebuilt when a source or the lockfile changes.
+GUI := src/drover/gui/dist/index.html
+WEB_DEPS := web/node_modules/.installed-stamp
+WEB_SOURCES := $(shell find web/src web/public web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(GUI): $(WEB_DEPS) $(WEB_SOURCES)
+	cd web && npm run --silent build
+
+gui: debs $(GUI) ## build the web GUI (needs Node.js and npm)
+
 debs: ## install the Debian packages the tests use (systemd, dbus), if missing
 	@scripts/debian-packages
 
-run: install ## start drover on its embedded default: nats-server, server, a local agent
+run: install gui ## start drover on its embedded default: nats-server, server, a local agent
 	$(BIN)/drover dev
 
-test: install debs ## run the test suite (real nats-server, real systemd in a namespace)
+test: install debs gui ## run the tests: the GUI's own (Vitest), then pytest (real NATS, systemd, Chromium)
+	cd web && npm test --silent
 	$(BIN)/pytest
 
 bench: install debs ## run the benchmarks (real systemd, nats-server, agent); ~2 min, needs root
@@ -48,4 +64,5 @@ fmt: install ## format and autofix
 	$(BIN)/ruff check --fix src tests
 
 clean: ## remove the venv, caches and the dev data dir
-	rm -rf $(VENV) .drover .pytest_cache .mypy_cache .ruff_cache src/drover/_build_info.json
+	rm -rf $(VENV) .drover .pytest_cache .mypy_cache .ruff_cache src/drover/_build_info.json \
+		src/drover/gui/dist web/node_modules

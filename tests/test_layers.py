@@ -12,6 +12,7 @@ SRC = Path(__file__).parents[1] / "src" / "drover"
 # What each layer may import from drover (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
+    "gui": set(),  # no code: the web GUI's build, which the server serves
     "ops": {"model"},
     "config": {"model", "ops"},
     "store": {"model", "ops"},

@@ -215,3 +215,42 @@ async def test_actions_filter_by_application_kind_state_and_requester(fleet: Fle
     assert await ids(state="pending-approval") == []
     bad = await fleet.http.get("/api/v1/actions", params={"state": "done"})
     assert bad.status_code == 422
+
+
+async def test_a_scoped_caller_sees_only_their_services_on_a_shared_host(fleet: Fleet) -> None:
+    await settled(fleet)
+    await report(fleet.nats.url, "r3", {("billing", "api"): RUNNING})  # r3 now runs both
+    viewer = await fleet.client_as("vera", Grant(Role.VIEWER, ("billing",)))
+
+    async def r3() -> dict[str, Any] | None:
+        found = await viewer.get("/api/v1/hosts/r3")
+        return found.json() if found.status_code == 200 else None
+
+    await eventually(r3)
+    seen = await r3()
+    assert seen is not None
+    assert [s["application"] for s in seen["services"]] == ["billing"]
+    # shop's two services there are neither listed nor counted.
+    assert seen["counts"] == {"ok": 1, "drifted": 0, "failed": 0, "unknown": 0}
+    listed = (await viewer.get("/api/v1/hosts", params={"brief": True})).json()
+    assert [h["host"] for h in listed] == ["db-1", "r3"]
+    # Which hosts run an application she may not read is not hers to ask.
+    asked = await viewer.get("/api/v1/hosts", params={"application": "shop"})
+    assert asked.status_code == 403
+
+
+async def test_placements_follow_hosts_joining_and_the_config(fleet: Fleet) -> None:
+    await settled(fleet)
+    await report(fleet.nats.url, "r4", {("shop", "web"): RUNNING})
+
+    async def hosts_of_shop() -> int:
+        return int((await fleet.get("/api/v1/applications/shop/grid"))["total"])
+
+    await eventually(lambda: _equal(hosts_of_shop(), 6))
+    groups = fleet.config_dir / "groups.yaml"
+    groups.write_text("groups:\n  all:\n    hosts: ['r*']\n")  # h1 leaves shop
+    await eventually(lambda: _equal(hosts_of_shop(), 5))
+
+
+async def _equal(value: Any, expected: int) -> bool:
+    return bool(await value == expected)

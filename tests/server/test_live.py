@@ -22,6 +22,8 @@ def test_audit_kinds_map_to_the_topics_they_touch() -> None:
     approved = change_of(entry("approval.approved", "a1"))
     assert approved.topics == {Topic.APPROVALS, Topic.ACTIONS, Topic.AUDIT}
     assert change_of(entry("override.set")).topics == {Topic.FLEET, Topic.AUDIT}
+    assert not change_of(entry("override.set", application="shop")).any_application
+    assert change_of(entry("config.applied")).any_application
     assert change_of(entry("config.applied")).topics == {Topic.CONFIG, Topic.FLEET, Topic.AUDIT}
     gone = change_of(entry("host.decommissioned", "web-01"))
     assert gone.hosts == {"web-01"}
@@ -38,7 +40,9 @@ def test_a_tick_names_only_what_the_caller_may_read() -> None:
         "actions": ["a1"],
     }
     many = Change({Topic.FLEET}, hosts={f"h{n}" for n in range(MAX_HOSTS + 1)})
-    assert many.seen_by(lambda _: True, lambda _: True)["hosts"] == []
+    assert many.seen_by(lambda _: True, lambda _: True)["hosts"] is None  # too many: any
+    record = Change({Topic.FLEET}, hosts={"h1"}, any_application=True)
+    assert record.seen_by(lambda _: False, lambda _: True)["applications"] is None
 
 
 async def test_changes_within_an_interval_arrive_as_one_tick() -> None:
@@ -66,3 +70,13 @@ async def test_a_listener_that_falls_behind_gets_one_merged_tick() -> None:
         tick = await listener.next(timeout=1)
         assert tick is not None and tick.hosts == {"h1", "h2", "h3"}
     live.close()
+
+
+async def test_closing_ends_every_listener_and_any_later_one() -> None:
+    live = LiveEvents()
+    async with live.listen() as listener:
+        live.close()
+        assert await listener.next(timeout=1) is None
+        assert listener.closed
+    async with live.listen() as late:
+        assert late.closed

@@ -130,7 +130,7 @@ async def _announce(server: Server, agent: Agent, stop: asyncio.Event, signed_in
     assert server.http is not None
     url = f"http://{server.settings.listen_host}:{server.http.port}"
     server_opt = "" if url == DEFAULT_URL else f" --server {url}"
-    log.info("drover is up: API %s, docs %s/docs", url, url)
+    log.info("drover is up: GUI %s/, API docs %s/docs", url, url)
     log.info(
         "the CLI signs in as %s with: export DROVER_TOKEN_FILE=%s", DEV_ADMIN, signed_in.token_file
     )

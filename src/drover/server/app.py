@@ -165,6 +165,7 @@ class Server:
                         ("server.output_close", output.close_finished),
                         ("server.topology", self._keep_topology),
                         ("server.sessions", access.sessions.purge_ended),
+                        ("server.lifecycle", self._sweep_lifecycle),
                     )
                 ]
             )
@@ -173,6 +174,7 @@ class Server:
                 log.info("server on http://%s:%d", self.settings.listen_host, self.http.port)
                 await stop.wait()
             output.changes.close()  # live output streams end; their readers resume elsewhere
+            self.live.close()  # and so do the GUI's change streams
             self.http.stop()
             await http
             for task in loops:
@@ -205,6 +207,12 @@ class Server:
         subject = failure.revision or "unknown"
         entry = AuditEntry("drover", "config.rejected", subject, self.clock.now(), detail)
         await self._audit.record(entry)
+
+    async def _sweep_lifecycle(self) -> None:
+        """Hosts go offline and lost by time passing: the live pages hear of it within 2 s."""
+        while True:
+            self.fleet.sweep(self.clock.now())
+            await asyncio.sleep(2.0)
 
     async def _keep_topology(self) -> None:
         """After every reconnect, make sure the streams and buckets exist again: the bus may

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -53,8 +53,9 @@ class FleetView:
         self.changed = asyncio.Event()
         # Counts joins and departures: what is placed where is cached per (config, this).
         self.hosts_version = 0
-        # Told of every change taken (host, and the application for a service's): live pages.
+        # Told of every change a page shows (host, and the application for a service's).
         self.listeners: list[Callable[[str, str | None], None]] = []
+        self._lifecycle: dict[str, Lifecycle | None] = {}  # as the last sweep found each host
 
     def host_status(self, host: str, now: datetime) -> HostStatus | None:
         record = self.hosts.get(host)
@@ -73,6 +74,10 @@ class FleetView:
     def services_of(self, host: str) -> list[ServiceState]:
         return [state for _, state in sorted(self._services.get(host, {}).items())]
 
+    def services_by_host(self) -> Mapping[str, Mapping[tuple[str, str], ServiceState]]:
+        """host → (application, service) → state, read-only: for loops over the whole fleet."""
+        return self._services
+
     def service(self, host: str, application: str, service: str) -> ServiceState | None:
         return self._services.get(host, {}).get((application, service))
 
@@ -86,47 +91,75 @@ class FleetView:
             self._drop(key, "not a drover state key")
             return
         if parsed.is_host:
-            self._apply_host(parsed.host, key, value)
+            shown = self._apply_host(parsed.host, key, value)
             application = None
         else:
-            self._apply_service((parsed.host, parsed.application, parsed.service), key, value)
+            sid = (parsed.host, parsed.application, parsed.service)
+            shown = self._apply_service(sid, key, value)
             application = parsed.application
-        for listener in self.listeners:
-            listener(parsed.host, application)
+        if shown:
+            self._tell(parsed.host, application)
 
-    def _apply_host(self, host: str, key: str, value: bytes | None) -> None:
+    def _tell(self, host: str, application: str | None) -> None:
+        for listener in self.listeners:
+            listener(host, application)
+
+    def _apply_host(self, host: str, key: str, value: bytes | None) -> bool:
+        """Whether anything a page shows changed: a heartbeat alone is not such a change (at
+        10,000 hosts they come a thousand a second); `sweep` tells of what they decide."""
         if value is None:
-            if self.hosts.pop(host, None) is not None:
-                self.hosts_version += 1
-            return
+            if self.hosts.pop(host, None) is None:
+                return False
+            self.hosts_version += 1
+            return True
         try:
             record = decode(HostRecord, key, value)
         except MalformedMessage as err:
             self._drop(key, str(err))
-            return
+            return False
         if record.host != host:
             self._drop(key, f"record names host {record.host!r}")
-            return
-        if host not in self.hosts:
+            return False
+        old = self.hosts.get(host)
+        self.hosts[host] = record
+        if old is None:
             log.info("host %s joined", host)
             self.hosts_version += 1
             self.changed.set()
-        self.hosts[host] = record
+            return True
+        return record.model_copy(update={"heartbeat_at": old.heartbeat_at}) != old
 
-    def _apply_service(self, sid: ServiceId, key: str, value: bytes | None) -> None:
+    def _apply_service(self, sid: ServiceId, key: str, value: bytes | None) -> bool:
         host, app_service = sid[0], (sid[1], sid[2])
         if value is None:
-            self._services.get(host, {}).pop(app_service, None)
-            return
+            return self._services.get(host, {}).pop(app_service, None) is not None
         try:
             state = decode(ServiceState, key, value)
         except MalformedMessage as err:
             self._drop(key, str(err))
-            return
+            return False
         if (state.host, state.application, state.service) != sid:
             self._drop(key, "value does not match its key")
+            return False
+        services = self._services.setdefault(host, {})
+        old = services.get(app_service)
+        services[app_service] = state
+        return state != old
+
+    def sweep(self, now: datetime) -> None:
+        """Tell the listeners of every host whose lifecycle moved since the last sweep (online
+        → offline → lost happen by time passing, with no entry to take)."""
+        if not self.listeners:
+            self._lifecycle.clear()
             return
-        self._services.setdefault(host, {})[app_service] = state
+        for host in list(self.hosts):
+            status = self.host_status(host, now)
+            state = status.state if status else None
+            if self._lifecycle.get(host, state) is not state:
+                self._tell(host, None)
+            self._lifecycle[host] = state
+        for gone in self._lifecycle.keys() - self.hosts.keys():
+            del self._lifecycle[gone]
 
     def _drop(self, key: str, why: str) -> None:
         self._bus.counters.inc("server.malformed_messages")
@@ -143,6 +176,8 @@ class FleetView:
         for host in [h for h in self.hosts if subjects.host_key(h) not in present]:
             del self.hosts[host]
             self.hosts_version += 1
+            self._tell(host, None)
         for host, services in self._services.items():
             for app, svc in [k for k in services if subjects.service_key(host, *k) not in present]:
                 del services[(app, svc)]
+                self._tell(host, app)

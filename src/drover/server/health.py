@@ -202,13 +202,32 @@ class ApplicationPicture:
         return bucket(status, self.target(row, host)[0], self.online(host))
 
     def counts(self, hosts: set[str] | None = None) -> Counts:
-        """Every placement's bucket, counted; only on `hosts` if given."""
-        counts = Counts()
+        """Every placement's bucket, counted; only on `hosts` if given. The overview's inner
+        loop, 200,000 times at 10,000 hosts × 20 services: `bucket` unrolled, lookups hoisted."""
+        tally = dict.fromkeys(Bucket, 0)
+        services_of = self._fleet.services_by_host()
+        online = self.online
         for row in self.services:
-            for host in row.hosts:
-                if hosts is None or host in hosts:
-                    counts.add(self.bucket(row, host))
-        return counts
+            key = (self.name, row.name)
+            for host, claim in row.hosts.items():
+                if hosts is not None and host not in hosts:
+                    continue
+                if claim is not None and claim.unit.vanished_since is not None:
+                    status: ServiceStatus | None = ServiceStatus.VANISHED
+                else:
+                    state = services_of.get(host, {}).get(key)
+                    status = state.status if state else None
+                if self._overrides:
+                    target = self.target(row, host)[0]
+                else:
+                    target = claim.rule.target if claim else row.target
+                tally[bucket(status, target, online(host))] += 1
+        return Counts(
+            ok=tally[Bucket.OK],
+            drifted=tally[Bucket.DRIFTED],
+            failed=tally[Bucket.FAILED],
+            unknown=tally[Bucket.UNKNOWN],
+        )
 
     def host_buckets(self, host: str) -> Iterator[Bucket]:
         for row in self.services:
@@ -216,22 +235,22 @@ class ApplicationPicture:
                 yield self.bucket(row, host)
 
 
-# Per fleet: (config revision, the fleet's hosts_version, application) → the hosts it is placed
-# on. Glob and label matching of every host for every application is what a page at 10,000
-# hosts would otherwise spend its time on; the key changes whenever the answer can.
-_PLACED: weakref.WeakKeyDictionary[FleetView, dict[tuple[str, int, str], list[str]]] = (
+# Per fleet and application: the hosts it is placed on, with the (config revision, the fleet's
+# hosts_version) they were found for. Glob and label matching of every host for every
+# application is what a page at 10,000 hosts would otherwise spend its time on; the key changes
+# whenever the answer can, and only the newest answer is kept.
+_PLACED: weakref.WeakKeyDictionary[FleetView, dict[str, tuple[tuple[str, int], list[str]]]] = (
     weakref.WeakKeyDictionary()
 )
-_PLACED_MAX = 4096
 
 
 def placed_hosts(config: FleetConfig, fleet: FleetView, name: str, app: Application) -> list[str]:
     cache = _PLACED.setdefault(fleet, {})
-    key = (config.revision, fleet.hosts_version, name)
-    found = cache.get(key)
-    if found is None:
-        if len(cache) >= _PLACED_MAX:
-            cache.clear()
-        candidates = set(fleet.hosts) | set(config.hosts)
-        found = cache[key] = sorted(h for h in candidates if runs_on(config, app, h))
-    return found
+    key = (config.revision, fleet.hosts_version)
+    found = cache.get(name)
+    if found is not None and found[0] == key:
+        return found[1]
+    candidates = set(fleet.hosts) | set(config.hosts)
+    hosts = sorted(h for h in candidates if runs_on(config, app, h))
+    cache[name] = (key, hosts)
+    return hosts

@@ -7,9 +7,13 @@ changed and which applications, hosts and actions; a page refetches what it show
 API and its access checks, so a tick never carries state itself.
 
 Ticks go out at most every `interval` seconds: a rollout over 10,000 hosts makes thousands of
-changes a second, and a page wants one refetch, not thousands. The delay also lets the
-transaction that wrote an audit entry commit before a page reads what it recorded. A listener
-that falls behind gets one merged tick, never an unbounded queue.
+changes a second, and a page wants one refetch, not thousands. An audit entry is told once its
+transaction is over (store.audit), so a page never reads back before what it records is there.
+A listener that falls behind gets one merged tick, never an unbounded queue.
+
+A tick's `applications` or `hosts` is null when it may touch any: a host's own record changed
+(every application on it), or more hosts changed than a tick lists. An empty list means none
+the caller may see.
 """
 
 from __future__ import annotations
@@ -49,23 +53,27 @@ class Change:
     applications: set[str] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
     actions: set[str] = field(default_factory=set)
+    any_application: bool = False  # a change with no application of its own: may touch any
 
     def merge(self, other: Change) -> None:
         self.topics |= other.topics
         self.applications |= other.applications
         self.hosts |= other.hosts
         self.actions |= other.actions
+        self.any_application |= other.any_application
 
     def seen_by(
         self, application: Callable[[str], bool], host: Callable[[str], bool]
-    ) -> dict[str, list[str]]:
+    ) -> dict[str, list[str] | None]:
         """The tick as one caller may see it: only applications and hosts they may read.
         Action ids are random and reveal nothing (a page that asks for one is checked)."""
-        hosts = sorted(h for h in self.hosts if host(h)) if len(self.hosts) <= MAX_HOSTS else []
+        many = len(self.hosts) > MAX_HOSTS
         return {
             "topics": sorted(self.topics),
-            "applications": sorted(a for a in self.applications if application(a)),
-            "hosts": hosts,
+            "applications": None
+            if self.any_application
+            else sorted(a for a in self.applications if application(a)),
+            "hosts": None if many else sorted(h for h in self.hosts if host(h)),
             "actions": sorted(self.actions),
         }
 
@@ -83,12 +91,15 @@ def change_of(entry: AuditEntry) -> Change:
     application = entry.detail.get("application")
     if isinstance(application, str):
         change.applications.add(application)
+    elif Topic.FLEET in topics:  # an override or a config change names none: any may move
+        change.any_application = True
     return change
 
 
 class LiveEvents:
     def __init__(self, interval: float = 0.25) -> None:
         self._interval = interval
+        self.closed = False
         self._listeners: set[_Listener] = set()
         self._pending: Change | None = None
         self._flush: asyncio.TimerHandle | None = None
@@ -100,7 +111,7 @@ class LiveEvents:
     def fleet_changed(self, host: str, application: str | None) -> None:
         if not self._listeners:
             return  # nobody is watching: the fleet's 10,000 hosts cost nothing here
-        change = Change(topics={Topic.FLEET}, hosts={host})
+        change = Change(topics={Topic.FLEET}, hosts={host}, any_application=application is None)
         if application is not None:
             change.applications.add(application)
         self._add(change)
@@ -131,6 +142,8 @@ class LiveEvents:
     @contextlib.asynccontextmanager
     async def listen(self) -> AsyncIterator[_Listener]:
         listener = _Listener()
+        if self.closed:
+            listener.close()
         self._listeners.add(listener)
         try:
             yield listener
@@ -138,9 +151,14 @@ class LiveEvents:
             self._listeners.discard(listener)
 
     def close(self) -> None:
+        """The server stops: every stream ends (its browser reconnects, to this server once it
+        is back or to another)."""
+        self.closed = True
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
+        for listener in self._listeners:
+            listener.close()
 
 
 class _Listener:
@@ -149,6 +167,11 @@ class _Listener:
     def __init__(self) -> None:
         self._waiting: Change | None = None
         self._ready = asyncio.Event()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
 
     def put(self, change: Change) -> None:
         if self._waiting is None:
@@ -157,7 +180,7 @@ class _Listener:
         self._ready.set()
 
     async def next(self, timeout: float) -> Change | None:
-        """The next tick, or None after `timeout` seconds without one."""
+        """The next tick, or None after `timeout` seconds without one, or once closed."""
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError:

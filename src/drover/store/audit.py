@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -45,23 +45,37 @@ class AuditEntry:
     id: int | None = None  # given by the store
 
 
-# Per database: who hears of each entry as it is written (the server's live pages). Told before
-# the transaction commits, so a listener must not read it back at once (server.live waits).
+# Per database: who hears of each entry written (the server's live pages). An entry is kept
+# with the connection that wrote it and told once that connection goes back to the pool: after
+# its transaction committed (or rolled back: a needless tick costs a refetch, an early one
+# would show a page what is not there yet).
 _LISTENERS: weakref.WeakKeyDictionary[Engine, list[Callable[[AuditEntry], None]]] = (
     weakref.WeakKeyDictionary()
 )
+_UNTOLD = "drover.audit.untold"
 
 
 def listen(engine: AsyncEngine, listener: Callable[[AuditEntry], None]) -> None:
-    _LISTENERS.setdefault(engine.sync_engine, []).append(listener)
+    sync = engine.sync_engine
+    if sync not in _LISTENERS:
+        listeners: list[Callable[[AuditEntry], None]] = []
+        _LISTENERS[sync] = listeners
+
+        def checked_in(_dbapi: object, record: Any) -> None:
+            for entry in record.info.pop(_UNTOLD, ()):
+                for each in listeners:
+                    each(entry)
+
+        event.listen(sync.pool, "checkin", checked_in)
+    _LISTENERS[sync].append(listener)
 
 
 async def write(conn: AsyncConnection, entry: AuditEntry) -> None:
     """Add `entry` in the caller's transaction, with the current request's origin if it has
     none of its own."""
     origin = ORIGIN.get() or Origin()
-    for listener in _LISTENERS.get(conn.sync_engine, ()):
-        listener(entry)
+    if conn.sync_engine in _LISTENERS:
+        conn.sync_connection.info.setdefault(_UNTOLD, []).append(entry)  # type: ignore[union-attr]
     await conn.execute(
         insert(audit).values(
             at=entry.at,

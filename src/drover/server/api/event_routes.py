@@ -1,9 +1,9 @@
 """Live changes for the GUI: a stream of server-sent events saying what changed (server.live).
 
 Open to any signed-in caller; each tick names only applications and hosts the caller may read.
-The caller's credentials are checked again at every keepalive: a revoked token, a signed-out
-session or a removed user ends the stream within KEEPALIVE_S, and a change of grants applies
-from the next tick.
+The caller's credentials are checked again every KEEPALIVE_S: a revoked token, a signed-out or
+idle session or a removed user ends the stream within that time, and a change of grants applies
+from then. The check does not count as use of a session: an open page does not keep it alive.
 """
 
 from __future__ import annotations
@@ -57,9 +57,14 @@ async def follow_changes(
         async with ctx.live.listen() as listener:
             while True:
                 change = await listener.next(KEEPALIVE_S)
+                if listener.closed:
+                    return
                 if time.monotonic() - checked >= KEEPALIVE_S:
                     try:
-                        principal = (await ctx.access.authenticator.authenticate(given)).principal
+                        checked_again = await ctx.access.authenticator.authenticate(
+                            given, touch=False
+                        )
+                        principal = checked_again.principal
                     except ServerError as err:
                         yield _event("end", {"reason": err.message})
                         return

@@ -119,7 +119,8 @@ async def get_grid(
     picture = ApplicationPicture(config, ctx.fleet, name, app, now, overrides, ctx.discovery)
     hosts = picture.hosts
     if q:
-        hosts = [h for h in hosts if q in h]
+        needle = q.casefold()
+        hosts = [h for h in hosts if needle in h.casefold()]
     if label is not None:
         wanted = parse_labels(label)
         hosts = [h for h in hosts if _labelled(config, h, wanted)]

@@ -119,10 +119,14 @@ async def list_hosts(
     seen = Visibility(ctx, caller)
     config = ctx.config.active
     wanted = parse_labels(label) if label is not None else None
-    on = _hosts_of_application(ctx, application) if application is not None else None
+    on = None
+    if application is not None:
+        await authorize(ctx, caller, Permission.READ, application)
+        on = _hosts_of_application(ctx, application)
+    needle = q.casefold() if q else None
     chosen = []
     for host in sorted(ctx.fleet.hosts):
-        if q and q not in host:
+        if needle and needle not in host.casefold():
             continue
         if on is not None and host not in on:
             continue
@@ -136,8 +140,11 @@ async def list_hosts(
             chosen.append((host, labels))
     response.headers[TOTAL_COUNT] = str(len(chosen))
     page = chosen[offset : offset + limit] if limit is not None else chosen[offset:]
-    views = (host_view(ctx.fleet, h, now, ctx.discovery, labels, brief) for h, labels in page)
-    return [seen.host_out(v) for v in views if v is not None]
+    views = (
+        host_view(ctx.fleet, h, now, ctx.discovery, labels, brief, seen.application)
+        for h, labels in page
+    )
+    return [v for v in views if v is not None]
 
 
 def _hosts_of_application(ctx: ServerContext, name: str) -> set[str]:
@@ -157,10 +164,11 @@ async def get_host(host: HostParam, ctx: Ctx, caller: Caller) -> HostOut:
     await seen.require_host(host)
     config = ctx.config.active
     labels = host_labels(config, host) if config else {}
-    view = host_view(ctx.fleet, host, ctx.clock.now(), ctx.discovery, labels)
+    now = ctx.clock.now()
+    view = host_view(ctx.fleet, host, now, ctx.discovery, labels, readable=seen.application)
     if view is None:
         raise NotFound(f"no host {host!r}")
-    return seen.host_out(view)
+    return view
 
 
 @api.delete(

@@ -336,6 +336,11 @@ class ActionOut(Body):
     )
     approval: ApprovalOut | None = Field(default=None, description="null: it needed no approval")
     command: CommandOut | None = Field(default=None, description="kind command: what it runs")
+    environment: str | None = Field(
+        default=None,
+        description="the application's when it was requested, which access to it is checked on "
+        "(null: from before it was recorded)",
+    )
 
 
 class ProblemOut(Body):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -39,13 +39,15 @@ def host_view(
     discovery: Discovery | None = None,
     labels: Mapping[str, str] | None = None,
     brief: bool = False,
+    readable: Callable[[str], bool] = lambda _application: True,
 ) -> HostOut | None:
-    """The host as it stands; `brief`: without its services (counted all the same)."""
+    """The host as it stands, with the services of the applications `readable` says the caller
+    may read (listed, or with `brief` only counted)."""
     status = fleet.host_status(host, now)
     if status is None:
         return None
     record = status.record
-    reported = fleet.services_of(host)
+    reported = [s for s in fleet.services_of(host) if readable(s.application)]
     counts = Counts()
     for state in reported:
         counts.add(_reported_bucket(state, status.online))
@@ -91,7 +93,7 @@ def host_view(
                 convergence=None,
             )
             for claim in (discovery.claims(host) if discovery else [])
-            if claim.unit.vanished_since is not None
+            if claim.unit.vanished_since is not None and readable(claim.application)
         ],
     )
     return view

@@ -7,11 +7,10 @@ reported running there, with only those applications' services.
 
 from __future__ import annotations
 
-from drover.config.placement import runs_on
 from drover.model.access import Permission, Principal
 from drover.server.api.access import authorize, environment_of
-from drover.server.api.schemas import HostOut
 from drover.server.context import ServerContext
+from drover.server.health import placed_hosts
 
 
 class Visibility:
@@ -22,6 +21,7 @@ class Visibility:
         self._caller = caller
         self.everything = caller.may(Permission.READ)
         self._applications: dict[str, bool] = {}
+        self._hosts: set[str] | None = None  # for a scoped caller, once asked
 
     def application(self, name: str) -> bool:
         if self.everything:
@@ -34,22 +34,27 @@ class Visibility:
     def host(self, host: str) -> bool:
         if self.everything:
             return True
+        if self._hosts is None:
+            self._hosts = self._visible_hosts()
+        return host in self._hosts
+
+    def _visible_hosts(self) -> set[str]:
+        """Where an application the caller may read is placed, or reports a service: found
+        once per request, from each application's cached placement (server.health)."""
         config = self._ctx.config.active
-        if config is not None and any(
-            self.application(name) and runs_on(config, app, host)
-            for name, app in config.applications.items()
-        ):
-            return True
-        return any(self.application(s.application) for s in self._ctx.fleet.services_of(host))
+        fleet = self._ctx.fleet
+        found: set[str] = set()
+        if config is not None:
+            for name, app in config.applications.items():
+                if self.application(name):
+                    found.update(placed_hosts(config, fleet, name, app))
+        for host in fleet.hosts.keys() - found:
+            if any(self.application(s.application) for s in fleet.services_of(host)):
+                found.add(host)
+        return found
 
     async def require_host(self, host: str) -> None:
         """Forbidden (on the record) unless the caller may see `host`; whether it exists is
         not told to those who may not."""
         if not self.host(host):
             await authorize(self._ctx, self._caller, Permission.READ)
-
-    def host_out(self, view: HostOut) -> HostOut:
-        if self.everything:
-            return view
-        services = [s for s in view.services if self.application(s.application)]
-        return view.model_copy(update={"services": services})

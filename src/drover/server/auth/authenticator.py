@@ -83,13 +83,15 @@ class Authenticator:
         grants = effective_grants(user.grants, user.groups, self._config())
         return Principal(user.name, frozenset(user.groups), grants, via, not_own, by)
 
-    async def authenticate(self, presented: Presented) -> Authenticated:
+    async def authenticate(self, presented: Presented, *, touch: bool = True) -> Authenticated:
         """Raises Unauthorized (401) without valid credentials, Forbidden (403) for a cookie
-        request that changes something without the right CSRF token."""
+        request that changes something without the right CSRF token. `touch=False`: a check
+        that is no use of the session (a live stream's), which must not keep it from idling
+        out."""
         if presented.bearer is not None:
             return await self._by_token(presented, presented.bearer)
         if presented.session is not None:
-            return await self._by_session(presented, presented.session)
+            return await self._by_session(presented, presented.session, touch)
         await self._deny(presented, "anonymous", "no credentials")
         raise Unauthorized(
             "authentication required: send 'Authorization: Bearer <token>' "
@@ -128,7 +130,9 @@ class Authenticator:
             )
         return Authenticated(self.principal(user, "token"))
 
-    async def _by_session(self, presented: Presented, session_id: str) -> Authenticated:
+    async def _by_session(
+        self, presented: Presented, session_id: str, touch: bool = True
+    ) -> Authenticated:
         now = self._clock.now()
         key = sha256(session_id)
         found = await self._sessions.find(key)
@@ -147,7 +151,7 @@ class Authenticator:
                 f"equal to the {CSRF_COOKIE} cookie"
             )
         idle_until = now + self._settings.session_idle
-        if idle_until - session.idle_expires_at >= _TOUCH_EVERY:
+        if touch and idle_until - session.idle_expires_at >= _TOUCH_EVERY:
             await self._sessions.used(key, min(idle_until, session.expires_at))
         # OIDC: the provider vouched for the user, no one here set that credential.
         setter = user.password_not_own if session.via == "password" else None
