@@ -56,6 +56,9 @@ class FleetView:
         # Told of every change a page shows (host, and the application for a service's).
         self.listeners: list[Callable[[str, str | None], None]] = []
         self._lifecycle: dict[str, Lifecycle | None] = {}  # as the last sweep found each host
+        # Counts every change a page shows, lifecycle moves the sweep finds included: what is
+        # computed from the picture (server.health's counts) is cached until it moves.
+        self.version = 0
 
     def host_status(self, host: str, now: datetime) -> HostStatus | None:
         record = self.hosts.get(host)
@@ -101,6 +104,7 @@ class FleetView:
             self._tell(parsed.host, application)
 
     def _tell(self, host: str, application: str | None) -> None:
+        self.version += 1
         for listener in self.listeners:
             listener(host, application)
 
@@ -149,9 +153,6 @@ class FleetView:
     def sweep(self, now: datetime) -> None:
         """Tell the listeners of every host whose lifecycle moved since the last sweep (online
         → offline → lost happen by time passing, with no entry to take)."""
-        if not self.listeners:
-            self._lifecycle.clear()
-            return
         for host in list(self.hosts):
             status = self.host_status(host, now)
             state = status.state if status else None

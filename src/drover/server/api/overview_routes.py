@@ -64,6 +64,7 @@ async def get_overview(
     now = ctx.clock.now()
     wanted = parse_labels(label) if label is not None else None
     overrides = await ctx.overrides.active()
+    online: dict[str, bool] = {}
     rows = []
     for name, app in sorted(config.applications.items()) if config else []:
         if not caller.may(Permission.READ, name, app.environment):
@@ -71,7 +72,9 @@ async def get_overview(
         if not _matches(name, app, q, owner, environment):
             continue
         assert config is not None
-        picture = ApplicationPicture(config, ctx.fleet, name, app, now, overrides, ctx.discovery)
+        picture = ApplicationPicture(
+            config, ctx.fleet, name, app, now, overrides, ctx.discovery, online
+        )
         hosts = picture.hosts
         if wanted is not None:
             hosts = [h for h in hosts if _labelled(config, h, wanted)]

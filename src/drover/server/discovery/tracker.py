@@ -36,15 +36,20 @@ class Discovery:
     def __init__(self, bus: Bus, on_change: Callable[[], None]) -> None:
         self._bus = bus
         self._on_change = on_change
+        self.version = 0  # counts changes of what it claims: views computed from it key on it
         self._config: FleetConfig | None = None
         self.inventories: dict[str, UnitInventory] = {}
         self._sorted: dict[str, HostUnits] = {}
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._on_change()
 
     def config_changed(self, config: FleetConfig) -> None:
         self._config = config
         for host in self.inventories:
             self._sort(host)
-        self._on_change()
+        self._changed()
 
     def units_of(self, host: str) -> HostUnits:
         return self._sorted.get(host, NOTHING)
@@ -130,7 +135,7 @@ class Discovery:
             return
         self.inventories[inventory.host] = inventory
         self._sort(inventory.host)
-        self._on_change()
+        self._changed()
 
     def _prune(self, present: set[str]) -> None:
         for host in [h for h in self.inventories if subjects.inventory_key(h) not in present]:
@@ -139,7 +144,7 @@ class Discovery:
     def _forget(self, host: str) -> None:
         self.inventories.pop(host, None)
         if self._sorted.pop(host, None) is not None:
-            self._on_change()
+            self._changed()
 
     def _sort(self, host: str) -> None:
         if self._config is not None:
