@@ -254,3 +254,15 @@ async def test_placements_follow_hosts_joining_and_the_config(fleet: Fleet) -> N
 
 async def _equal(value: Any, expected: int) -> bool:
     return bool(await value == expected)
+
+
+async def test_filters_that_reach_the_database_refuse_a_nul(fleet: Fleet) -> None:
+    assert fleet.http is not None
+    for url, name in (
+        ("/api/v1/actions", "application"),
+        ("/api/v1/actions", "requested_by"),
+        ("/api/v1/audit", "actor"),
+        ("/api/v1/audit", "subject"),
+    ):
+        refused = await fleet.http.get(url, params={name: "shop\x00"})
+        assert refused.status_code == 422, (url, name, refused.text)

@@ -81,6 +81,8 @@ DENIED: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "not allowed: says which role is missing"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {**DENIED, 404: {"model": ErrorOut}}
+# Text of a query that reaches the database: a NUL is a 422 here (PostgreSQL refuses it).
+NO_NUL = r"^[^\x00]*$"
 
 api = APIRouter(prefix="/api/v1")
 system = APIRouter()
@@ -275,10 +277,10 @@ async def list_actions(
     ctx: Ctx,
     caller: Caller,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    application: Annotated[str | None, Query(max_length=200)] = None,
+    application: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     state: ActionState | None = None,
     kind: ActionKind | None = None,
-    requested_by: Annotated[str | None, Query(max_length=200)] = None,
+    requested_by: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
 ) -> list[ActionOut]:
     """The most recent actions the caller may read (up to `limit` of them), newest first."""
     which = {"application": application, "kind": kind, "requested_by": requested_by}
@@ -415,12 +417,13 @@ async def list_units(
 async def list_audit(
     ctx: Ctx,
     caller: Caller,
-    actor: Annotated[str | None, Query(max_length=200)] = None,
+    actor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     kind: Annotated[
-        str | None, Query(max_length=64, description="a kind, or a prefix ending in '.'")
+        str | None,
+        Query(max_length=64, pattern=NO_NUL, description="a kind, or a prefix ending in '.'"),
     ] = None,
-    subject: Annotated[str | None, Query(max_length=200)] = None,
-    correlation: Annotated[str | None, Query(max_length=64)] = None,
+    subject: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    correlation: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
