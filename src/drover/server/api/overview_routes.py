@@ -31,11 +31,11 @@ from drover.server.api.overview_schemas import (
     ParamOut,
 )
 from drover.server.api.routes import DENIED, NOT_FOUND
-from drover.server.api.schemas import CountsOut
+from drover.server.api.views import counts_view
 from drover.server.api.visibility import Visibility
 from drover.server.errors import NotFound
 from drover.server.fleet import Lifecycle
-from drover.server.health import ApplicationPicture, Bucket, Cell, Counts
+from drover.server.health import ApplicationPicture, Bucket, Cell
 from drover.server.targeting import parse_labels
 
 overview = APIRouter(prefix="/api/v1", tags=["pages"])
@@ -89,7 +89,7 @@ async def get_overview(
                 owners=list(app.owners),
                 services=len(picture.services),
                 hosts=len(hosts),
-                counts=_counts(counts),
+                counts=counts_view(counts),
             )
         )
     return OverviewOut(
@@ -156,7 +156,7 @@ async def get_grid(
             for row in picture.services
         ],
         commands=_commands(app),
-        counts=_counts(picture.counts()),
+        counts=counts_view(picture.counts()),
         total=len(hosts),
         offset=offset,
         rows=rows,
@@ -198,12 +198,6 @@ def _host_totals(
         offline=by_state[Lifecycle.OFFLINE],
         lost=by_state[Lifecycle.LOST],
         total=sum(by_state.values()),
-    )
-
-
-def _counts(counts: Counts) -> CountsOut:
-    return CountsOut(
-        ok=counts.ok, drifted=counts.drifted, failed=counts.failed, unknown=counts.unknown
     )
 
 

@@ -54,9 +54,7 @@ def host_view(
     view = HostOut(
         host=host,
         labels=dict(labels or {}),
-        counts=CountsOut(
-            ok=counts.ok, drifted=counts.drifted, failed=counts.failed, unknown=counts.unknown
-        ),
+        counts=counts_view(counts),
         online=status.online,
         state=status.state,
         state_since=status.since,
@@ -97,6 +95,12 @@ def host_view(
         ],
     )
     return view
+
+
+def counts_view(counts: Counts) -> CountsOut:
+    return CountsOut(
+        ok=counts.ok, drifted=counts.drifted, failed=counts.failed, unknown=counts.unknown
+    )
 
 
 def _reported_bucket(state: ServiceState, host_online: bool) -> Bucket:
