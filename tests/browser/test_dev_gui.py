@@ -93,6 +93,6 @@ async def test_make_run_opens_on_the_example_fleet_and_restarts_a_service(
     await expect(page.get_by_test_id("action-state")).to_have_text(
         "succeeded", timeout=LIVE_TIMEOUT
     )
-    await expect(page.get_by_test_id("host-result-devhost")).to_have_attribute(
-        "data-outcome", "succeeded"
-    )
+    result = page.get_by_test_id("host-result-devhost")
+    await expect(result).to_have_attribute("data-outcome", "succeeded")
+    await expect(result).to_contain_text("shop/web: restarted")

@@ -5,7 +5,7 @@ import type { Whoami } from "./api/types";
 import { ErrorAlert } from "./components/ErrorAlert";
 import { TopBar } from "./components/TopBar";
 import { SessionContext, type Session } from "./lib/context";
-import { LiveConnection, LiveHub } from "./lib/live";
+import { LiveConnection, LiveHub, pauseWhileHidden, type Timers } from "./lib/live";
 import { focusHeading, matchRoute, navigate, useLocation, type Params } from "./lib/router";
 import { ActionPage } from "./pages/Action";
 import { ROUTES } from "./routes";
@@ -60,6 +60,14 @@ function onSlash(e: KeyboardEvent): void {
   box.select();
 }
 
+const pageVisibility = {
+  hidden: () => document.visibilityState === "hidden",
+  onChange(listener: () => void) {
+    document.addEventListener("visibilitychange", listener);
+    return () => document.removeEventListener("visibilitychange", listener);
+  },
+};
+
 export function App() {
   const loc = useLocation();
   const [who, setWho] = useState<Whoami | null>(null);
@@ -98,10 +106,11 @@ export function App() {
     if (!signedIn) return;
     // The server ended the stream: signed out elsewhere (a 401 sends to /login) or grants changed.
     hub.onEnd = () => void get<Whoami>("/api/v1/whoami").then(setWho, () => undefined);
+    const timers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as number) };
     const conn = new LiveConnection(
       "/api/v1/events",
       (url) => new EventSource(url),
-      { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as number) },
+      timers,
       {
         ...hub.handlers,
         // A connect attempt failed before its hello, maybe refused (EventSource hides the 401):
@@ -115,7 +124,11 @@ export function App() {
       },
     );
     conn.start();
+    // Closed while the tab is hidden: open streams of background tabs use up the browser's
+    // connections to the server.
+    const unwatch = pauseWhileHidden(conn, pageVisibility, timers);
     return () => {
+      unwatch();
       conn.stop();
       hub.handlers.state("disconnected");
     };

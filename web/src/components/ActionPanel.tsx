@@ -3,6 +3,7 @@ import { post } from "../api/client";
 import { errorText } from "../api/errors";
 import type { Action, ActionKind, CommandSpec, GridService, ParamSpec, PlanOut } from "../api/types";
 import { actionBody, DEFAULT_STRATEGY, defaultParams, describeTarget, planBody, planKey, type ActionForm, type Errors, type StrategyForm } from "../lib/actionform";
+import { plural } from "../lib/plural";
 import { navigate } from "../lib/router";
 import { SelectField, TextField } from "./Field";
 import { actionHref } from "./Link";
@@ -164,7 +165,7 @@ export function ActionPanel({ application, services, commands, hosts, selectedSe
           </button>
           {reach !== null && (
             <span class="reach" data-testid="run-reach">
-              reaches {reach} {reach === 1 ? "host" : "hosts"}
+              reaches {plural(reach, "host")}
             </span>
           )}
         </div>
@@ -172,7 +173,7 @@ export function ActionPanel({ application, services, commands, hosts, selectedSe
       {shownPlan && (
         <div data-testid="plan" class="plan" aria-live="polite">
           <h3>
-            Plan: {reach} {reach === 1 ? "host" : "hosts"} in {shownPlan.batches.length} {shownPlan.batches.length === 1 ? "batch" : "batches"}
+            Plan: {plural(reach ?? 0, "host")} in {plural(shownPlan.batches.length, "batch", "batches")}
             {shownPlan.services.length > 0 && ` — ${shownPlan.services.join(", ")}`}
           </h3>
           {shownPlan.batches.length === 0 ? (

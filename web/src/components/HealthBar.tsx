@@ -21,3 +21,16 @@ export function HealthBar({ counts }: { counts: Counts }) {
     </div>
   );
 }
+
+/** What the colors of the bars and numbers mean: shown once, above a table of health bars. */
+export function HealthLegend() {
+  return (
+    <ul class="health-legend" aria-label="legend of the health colors">
+      {BUCKETS.map((b) => (
+        <li key={b} class={`legend-item b-${b}`}>
+          {b}
+        </li>
+      ))}
+    </ul>
+  );
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, LiveConnection, parseChange, type ConnState, type SourceLike, type Timers } from "./live";
+import { backoffDelay, LiveConnection, parseChange, pauseWhileHidden, type ConnState, type PageVisibility, type SourceLike, type Timers } from "./live";
 
 class FakeSource implements SourceLike {
   listeners = new Map<string, ((e: MessageEvent) => void)[]>();
@@ -258,6 +258,92 @@ describe("a failure before hello", () => {
     conn.stop();
     await flush();
     clock.advance(60_000);
+    expect(sources).toHaveLength(1);
+  });
+});
+
+class FakePage implements PageVisibility {
+  isHidden = false;
+  private listeners = new Set<() => void>();
+  hidden(): boolean {
+    return this.isHidden;
+  }
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  set(hidden: boolean): void {
+    this.isHidden = hidden;
+    for (const l of [...this.listeners]) l();
+  }
+}
+
+describe("pauseWhileHidden", () => {
+  it("closes the stream silently after 10 s hidden and reconnects, then resyncs, when shown", () => {
+    const { conn, clock, sources, states, log, last } = setup();
+    const page = new FakePage();
+    pauseWhileHidden(conn, page, clock);
+    conn.start();
+    last().emit("hello");
+    page.set(true);
+    clock.advance(9_999);
+    expect(sources[0]?.closed).toBe(false);
+    clock.advance(1);
+    expect(sources[0]?.closed).toBe(true);
+    // silent: no state change, and no retry or give-up while paused
+    clock.advance(120_000);
+    expect(states).toEqual(["live"]);
+    expect(sources).toHaveLength(1);
+    page.set(false);
+    expect(sources).toHaveLength(2);
+    expect(states).toEqual(["live", "reconnecting"]);
+    last().emit("hello");
+    expect(states).toEqual(["live", "reconnecting", "live"]);
+    expect(log).toEqual(["resync"]);
+  });
+
+  it("keeps the stream when the page is shown again within the grace", () => {
+    const { conn, clock, sources, last } = setup();
+    const page = new FakePage();
+    pauseWhileHidden(conn, page, clock);
+    conn.start();
+    last().emit("hello");
+    page.set(true);
+    clock.advance(5_000);
+    page.set(false);
+    page.set(true);
+    clock.advance(9_000);
+    expect(sources[0]?.closed).toBe(false);
+    clock.advance(1_000);
+    expect(sources[0]?.closed).toBe(true);
+  });
+
+  it("says disconnected again only after 30 s of failing after the return", () => {
+    const { conn, clock, states, last } = setup();
+    const page = new FakePage();
+    pauseWhileHidden(conn, page, clock);
+    conn.start();
+    last().emit("hello");
+    page.set(true);
+    clock.advance(10_000);
+    page.set(false);
+    for (let i = 0; i < 4; i++) {
+      last().fail();
+      clock.advance(10_000);
+    }
+    expect(states).toEqual(["live", "reconnecting", "disconnected"]);
+  });
+
+  it("pauses a page that starts hidden, and stops watching when disposed", () => {
+    const { conn, clock, sources } = setup();
+    const page = new FakePage();
+    page.isHidden = true;
+    const dispose = pauseWhileHidden(conn, page, clock);
+    conn.start();
+    clock.advance(10_000);
+    expect(sources[0]?.closed).toBe(true);
+    dispose();
+    page.set(false);
     expect(sources).toHaveLength(1);
   });
 });

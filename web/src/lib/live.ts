@@ -10,6 +10,9 @@
 // credentials stopped being valid) counts as a failure, after the page is told why. Before the first hello
 // the indicator says `reconnecting…` too: the three words are all the indicator ever shows.
 //
+// Stopped and started again (the tab was hidden a while, see pauseWhileHidden), it says
+// `reconnecting…` until the new hello, then resyncs.
+//
 // An attempt that fails before its hello may be a refusal (a 401 once the session ended), which
 // EventSource reports as a bare error: the connection then asks `handlers.check` (GET whoami)
 // and retries only when that says so, rather than retrying, and being refused, forever.
@@ -99,6 +102,8 @@ export class LiveConnection {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.attempt = 0;
+    this.setState("reconnecting");
     this.beginFailing();
     this.connect();
   }
@@ -110,6 +115,7 @@ export class LiveConnection {
     this.source = null;
     this.timers.clearTimeout(this.retryTimer);
     this.timers.clearTimeout(this.giveUpTimer);
+    this.failing = false;
   }
 
   private connect(): void {
@@ -194,6 +200,55 @@ export class LiveConnection {
     this.current = state;
     this.handlers.state(state);
   }
+}
+
+/** Whether the page is hidden (another tab, minimized), and when that changes. */
+export interface PageVisibility {
+  hidden(): boolean;
+  onChange(listener: () => void): () => void;
+}
+
+export const HIDDEN_GRACE_MS = 10_000;
+
+/**
+ * Closes the connection once the page has been hidden for `graceMs`, and opens it again when
+ * the page is shown. Each tab's stream holds one of the browser's six HTTP/1.1 connections to
+ * the server, so background tabs would otherwise starve the fetches of the one in use. Silent
+ * while hidden (the indicator keeps its word); on return `reconnecting…`, then `live` and a
+ * resync, which refetches the page. Returns the function that stops watching.
+ */
+export function pauseWhileHidden(
+  conn: Pick<LiveConnection, "start" | "stop">,
+  page: PageVisibility,
+  timers: Timers,
+  graceMs = HIDDEN_GRACE_MS,
+): () => void {
+  let timer: unknown = null;
+  let paused = false;
+  const update = () => {
+    if (page.hidden()) {
+      if (timer !== null || paused) return;
+      timer = timers.setTimeout(() => {
+        timer = null;
+        paused = true;
+        conn.stop();
+      }, graceMs);
+    } else {
+      timers.clearTimeout(timer);
+      timer = null;
+      if (paused) {
+        paused = false;
+        conn.start();
+      }
+    }
+  };
+  update();
+  const off = page.onChange(update);
+  return () => {
+    off();
+    timers.clearTimeout(timer);
+    timer = null;
+  };
 }
 
 export interface LiveListener {

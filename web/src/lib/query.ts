@@ -20,6 +20,8 @@ export function useQuery<T>(
   key: string | null,
   fetcher: (signal: AbortSignal) => Promise<T>,
   touched?: Touched,
+  /** Fetches start at least this far apart (a page that changes many times a second). */
+  minGapMs = 0,
 ): Query<T> {
   const { hub } = useSession();
   const [state, setState] = useState<{ data: T | undefined; error: string | null; status: number | null; loading: boolean }>({
@@ -51,7 +53,7 @@ export function useQuery<T>(
         if (controller.signal.aborted || keyRef.current !== key) return;
         setState((s) => ({ ...s, error: errorText(err), status: err instanceof ApiError ? err.status : null, loading: false }));
       }
-    });
+    }, minGapMs);
     return { c, controller };
   }, [key]);
 

@@ -8,11 +8,11 @@ import { HealthBar } from "../components/HealthBar";
 import { hostHref, Link } from "../components/Link";
 import { VirtualTable } from "../components/VirtualTable";
 import { useSession } from "../lib/context";
-import { formatCount } from "../lib/counts";
 import { labelProblem, trimmed } from "../lib/filters";
 import { useDebounced, useFilters, useNow, useTitle } from "../lib/hooks";
 import { usePaged } from "../lib/paged";
 import { may } from "../lib/permissions";
+import { plural } from "../lib/plural";
 import type { Touched } from "../lib/query";
 import { absolute, relative } from "../lib/time";
 
@@ -65,7 +65,7 @@ export function AppPage({ name }: { name: string }) {
         <h1 tabIndex={-1}>{name}</h1>
         {grid && (
           <p class="totals">
-            <span class="tag">{grid.environment}</span> {grid.owners.length > 0 && <span>owners: {grid.owners.join(", ")}</span>} <span>{formatCount(grid.total)} hosts</span>
+            <span class="tag">{grid.environment}</span> {grid.owners.length > 0 && <span>owners: {grid.owners.join(", ")}</span>} <span>{plural(grid.total, "host")}</span>
           </p>
         )}
       </div>
@@ -79,7 +79,7 @@ export function AppPage({ name }: { name: string }) {
       <ErrorAlert errors={[paged.error, actionError]} />
       {canAct && (hosts.size > 0 || services.size > 0) && (
         <p class="selection">
-          Selected: {hosts.size} {hosts.size === 1 ? "host" : "hosts"}, {services.size} {services.size === 1 ? "service" : "services"}{" "}
+          Selected: {plural(hosts.size, "host")}, {plural(services.size, "service")}{" "}
           <button
             type="button"
             class="ghost"

@@ -5,10 +5,10 @@ import { SelectField, TextField } from "../components/Field";
 import { HealthBar } from "../components/HealthBar";
 import { hostHref, Link } from "../components/Link";
 import { VirtualTable } from "../components/VirtualTable";
-import { formatCount } from "../lib/counts";
 import { labelProblem, trimmed } from "../lib/filters";
 import { useDebounced, useFilters, useNow, useTitle } from "../lib/hooks";
 import { usePaged } from "../lib/paged";
+import { plural } from "../lib/plural";
 import { onTopics } from "../lib/query";
 import { absolute, relative } from "../lib/time";
 
@@ -40,7 +40,7 @@ export function HostsPage() {
     <main id="main" class="fill">
       <div class="page-head">
         <h1 tabIndex={-1}>Hosts</h1>
-        {paged.total !== null && <p class="totals">{formatCount(total)} hosts</p>}
+        {paged.total !== null && <p class="totals">{plural(total, "host")}</p>}
       </div>
       <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
         <TextField label="Search" type="search" data-search value={filters.q} onValue={(q) => setFilters({ q })} placeholder="host name (press /)" />

@@ -3,10 +3,11 @@ import { get, query } from "../api/client";
 import type { Overview, OverviewApp } from "../api/types";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { SelectField, TextField } from "../components/Field";
-import { HealthBar } from "../components/HealthBar";
+import { HealthBar, HealthLegend } from "../components/HealthBar";
 import { appHref, Link } from "../components/Link";
 import { formatCount } from "../lib/counts";
 import { labelProblem, remember, trimmed } from "../lib/filters";
+import { plural } from "../lib/plural";
 import { useDebounced, useFilters, useTitle } from "../lib/hooks";
 import { onTopics, useQuery } from "../lib/query";
 
@@ -41,7 +42,7 @@ export function OverviewPage() {
         <h1 tabIndex={-1}>Fleet overview</h1>
         {overview && (
           <p class="totals" aria-label="hosts">
-            <span>{formatCount(overview.hosts.total)} hosts:</span>
+            <span>{plural(overview.hosts.total, "host")}:</span>
             <span class="life-online">{formatCount(overview.hosts.online)} online</span>
             <span class="life-offline">{formatCount(overview.hosts.offline)} offline</span>
             <span class="life-lost">{formatCount(overview.hosts.lost)} lost</span>
@@ -68,39 +69,42 @@ export function OverviewPage() {
 function OverviewTable({ apps, envs }: { apps: OverviewApp[]; envs: string[] }) {
   if (!apps.length) return <p class="muted" data-testid="overview-table">No application matches.</p>;
   return (
-    <div class="table-wrap">
-      <table data-testid="overview-table" class="overview">
-        <caption class="sr">Health of each application's services, by environment</caption>
-        <thead>
-          <tr>
-            <th scope="col">Application</th>
-            <th scope="col">Owners</th>
-            <th scope="col" class="num">Services</th>
-            <th scope="col" class="num">Hosts</th>
-            {envs.map((e) => (
-              <th scope="col" key={e}>
-                {e}
-              </th>
-            ))}
-          </tr>
-        </thead>
-        <tbody>
-          {apps.map((a) => (
-            <tr key={a.name} data-testid={`app-row-${a.name}`} class={a.counts.drifted > 0 ? "drift" : undefined}>
-              <th scope="row">
-                <Link href={appHref(a.name)}>{a.name}</Link>
-                {a.description && <div class="desc">{a.description}</div>}
-              </th>
-              <td>{a.owners.join(", ")}</td>
-              <td class="num">{formatCount(a.services)}</td>
-              <td class="num">{formatCount(a.hosts)}</td>
+    <>
+      <HealthLegend />
+      <div class="table-wrap">
+        <table data-testid="overview-table" class="overview">
+          <caption class="sr">Health of each application's services, by environment</caption>
+          <thead>
+            <tr>
+              <th scope="col">Application</th>
+              <th scope="col">Owners</th>
+              <th scope="col" class="num">Services</th>
+              <th scope="col" class="num">Hosts</th>
               {envs.map((e) => (
-                <td key={e}>{a.environment === e ? <HealthBar counts={a.counts} /> : <span class="muted">—</span>}</td>
+                <th scope="col" key={e}>
+                  {e}
+                </th>
               ))}
             </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+          </thead>
+          <tbody>
+            {apps.map((a) => (
+              <tr key={a.name} data-testid={`app-row-${a.name}`} class={a.counts.drifted > 0 ? "drift" : undefined}>
+                <th scope="row">
+                  <Link href={appHref(a.name)}>{a.name}</Link>
+                  {a.description && <div class="desc">{a.description}</div>}
+                </th>
+                <td>{a.owners.join(", ")}</td>
+                <td class="num">{formatCount(a.services)}</td>
+                <td class="num">{formatCount(a.hosts)}</td>
+                {envs.map((e) => (
+                  <td key={e}>{a.environment === e ? <HealthBar counts={a.counts} /> : <span class="muted">—</span>}</td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
   );
 }
