@@ -7,10 +7,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
 from drover.bus.connection import Bus
+from drover.bus.errors import ConsumerMissing
 
 Handle = Callable[[Msg], Awaitable[None]]
 
@@ -21,7 +23,7 @@ async def consume(
     stream: str,
     subject: str,
     durable: str,
-    config: ConsumerConfig,
+    config: ConsumerConfig | None = None,
     handle: Handle,
     batch: int,
     stopping: Callable[[], bool] = lambda: False,
@@ -34,9 +36,22 @@ async def consume(
     again to the next life of this consumer. `caught_up`, when given, is called whenever this
     life has handled everything that was waiting for it: at once if nothing was, after the
     last message that was, and after every fetch that found nothing.
+
+    With a `config`, the consumer is made if missing; without, it must exist (an agent's are
+    made by the server): ConsumerMissing otherwise.
     """
     generation = bus.generation
-    psub = await bus.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+    if config is not None:
+        psub = await bus.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+    else:
+        try:
+            await bus.js.consumer_info(stream, durable)
+        except nats.js.errors.NotFoundError:
+            raise ConsumerMissing(
+                f"consumer {durable} of {stream} is not there; the server makes it when the "
+                "host enrolls, and again when it starts"
+            ) from None
+        psub = await bus.js.pull_subscribe_bind(durable=durable, stream=stream)
     try:
         if caught_up is not None and (await psub.consumer_info()).num_pending == 0:
             caught_up()

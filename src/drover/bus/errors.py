@@ -2,7 +2,8 @@
 
 BusError
 ├── MalformedMessage   a payload that is not a valid message of the expected type
-└── NotConnected       the bus could not be reached within the time allowed
+├── NotConnected       the bus could not be reached within the time allowed
+└── ConsumerMissing    a consumer that someone else makes (the server, for a host) is not there
 """
 
 from __future__ import annotations
@@ -21,4 +22,8 @@ class MalformedMessage(BusError):
 
 
 class NotConnected(BusError):
+    pass
+
+
+class ConsumerMissing(BusError):
     pass

@@ -157,6 +157,9 @@ class ActionResult(Message):
     duration_s: float = 0.0
     output: str = ""  # its tail; a command's whole output went as OutputChunks
     output_chunks: int = 0  # how many OutputChunks the command's output was sent in
+    # Set (with outcome `rejected`) when the agent refused the request for what it was, not
+    # for what it asked: unsigned, signature not the server's, addressed to another host.
+    refused: str | None = None
 
 
 class OutputChunk(Message):

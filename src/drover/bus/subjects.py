@@ -13,6 +13,12 @@ nothing of another host's.
                            drover.action.<host>.abort    AbortRequest  (server → one agent)
     stream DROVER_RESULTS  drover.result.<host>          ActionResult  (agent → server)
     stream DROVER_OUTPUT   drover.output.<host>          OutputChunk   (agent → server)
+
+Each host's consumers (`agent-<host>` for actions, `aborts-<host>`, `desired-<host>`) are made by
+the server when the host enrolls: an agent may read from its own and may make none. Every name
+that ends in a host id starts with a prefix no other such name starts with, so no host id can
+name another host's consumer. Replies to an agent's requests come to its own inbox
+(`_INBOX.agent.<host>.…`), the server's to `_INBOX.server.…`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ ACTIONS_ALL = "drover.action.*"
 ABORTS_ALL = "drover.action.*.abort"
 RESULTS_ALL = "drover.result.*"
 OUTPUT_ALL = "drover.output.*"
+
+KV_STREAM_PREFIX = (
+    "KV_"  # a KV bucket is the stream KV_<bucket>, its keys the subjects $KV.<bucket>.<key>
+)
+DESIRED_STREAM = KV_STREAM_PREFIX + DESIRED_BUCKET
 
 SERVER_RESULTS_CONSUMER = "server-results"
 SERVER_OUTPUT_CONSUMER = "server-output"
@@ -82,7 +93,23 @@ def agent_actions_consumer(host: str) -> str:
 
 
 def agent_aborts_consumer(host: str) -> str:
-    return f"agent-{host}-aborts"
+    return f"aborts-{host}"
+
+
+def agent_desired_consumer(host: str) -> str:
+    return f"desired-{host}"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The subject a KV key is written on."""
+    return f"$KV.{bucket}.{key}"
+
+
+def agent_inbox(host: str) -> str:
+    return f"_INBOX.agent.{host}"
+
+
+SERVER_INBOX = "_INBOX.server"
 
 
 def dispatch_msg_id(action_id: str, host: str) -> str:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from nats.js import JetStreamContext
 from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from drover.bus import subjects
 
@@ -18,6 +23,13 @@ DAY = 24 * 3600.0
 GIB = 1024**3
 OUTPUT_STREAM_BYTES = 2 * GIB
 OUTPUT_MSG_BYTES = 256 * 1024  # a chunk (messages.MAX_CHUNK) in base64, and its envelope
+
+# An agent keeps a running action's message alive (executor.PROGRESS_EVERY) within this.
+ACTION_ACK_WAIT = 60.0
+# Short: an abort handed to a life of the loop that ended just then (a reconnect) comes again
+# this soon, and taking one twice does no harm (the second finds it done).
+ABORT_ACK_WAIT = 5.0
+DESIRED_ACK_WAIT = 30.0
 
 
 def stream_configs() -> list[StreamConfig]:
@@ -73,6 +85,65 @@ def bucket_configs() -> list[KeyValueConfig]:
         KeyValueConfig(bucket=subjects.DESIRED_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=subjects.INVENTORY_BUCKET, history=1, storage=StorageType.FILE),
     ]
+
+
+def host_consumers(host: str) -> list[tuple[str, ConsumerConfig]]:
+    """The consumers one host's agent reads from, by stream. The server makes them when the
+    host enrolls (and again at its start): an agent may not make consumers, so that it cannot
+    make one over another host's subjects."""
+
+    def durable(name: str, subject: str, **config: object) -> ConsumerConfig:
+        return ConsumerConfig(
+            name=name,
+            durable_name=name,
+            filter_subject=subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            max_deliver=-1,
+            **config,  # type: ignore[arg-type]
+        )
+
+    return [
+        (
+            subjects.ACTIONS_STREAM,
+            durable(
+                subjects.agent_actions_consumer(host),
+                subjects.action_subject(host),
+                ack_wait=ACTION_ACK_WAIT,
+                deliver_policy=DeliverPolicy.ALL,
+            ),
+        ),
+        (
+            subjects.ACTIONS_STREAM,
+            durable(
+                subjects.agent_aborts_consumer(host),
+                subjects.abort_subject(host),
+                ack_wait=ABORT_ACK_WAIT,
+                deliver_policy=DeliverPolicy.ALL,
+            ),
+        ),
+        # Its desired state: the current value first, then every change.
+        (
+            subjects.DESIRED_STREAM,
+            durable(
+                subjects.agent_desired_consumer(host),
+                subjects.kv_subject(subjects.DESIRED_BUCKET, subjects.desired_key(host)),
+                ack_wait=DESIRED_ACK_WAIT,
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                max_ack_pending=1,
+            ),
+        ),
+    ]
+
+
+async def ensure_host(js: JetStreamContext, host: str, *, fresh: bool = False) -> None:
+    """Make the host's consumers. `fresh` (a new enrollment): delete them first, so that the
+    new agent gets its desired state again and no message meant for a key it replaced."""
+    for stream, config in host_consumers(host):
+        assert config.name is not None
+        if fresh:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_consumer(stream, config.name)
+        await js.add_consumer(stream, config=config)
 
 
 async def ensure(js: JetStreamContext) -> None:

@@ -1,0 +1,43 @@
+"""Proof that a host holds the key it names: it signs what it asks for (enroll, renew), for
+which host and when, with that key. The server checks the signature and that the time is
+recent, so a request copied off the wire is useless elsewhere and soon useless everywhere —
+and what it obtains (a JWT for that key) works only with the private key, which never left
+the host."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timedelta
+
+from drover.bus.trust.keys import KeyPair, verify
+
+WINDOW = timedelta(minutes=5)
+
+
+def _text(purpose: str, host: str, public_key: str, at: datetime) -> bytes:
+    return f"drover-{purpose}\n{host}\n{public_key}\n{at.isoformat()}".encode()
+
+
+def prove(key: KeyPair, purpose: str, host: str, at: datetime) -> str:
+    return base64.b64encode(key.sign(_text(purpose, host, key.public_key, at))).decode()
+
+
+def refusal(
+    purpose: str,
+    host: str,
+    public_key: str,
+    at: datetime,
+    signature: str,
+    now: datetime,
+) -> str | None:
+    """Why the proof does not hold, or None when it does."""
+    if abs(now - at) > WINDOW:
+        return f"signed at {at.isoformat()}, more than {WINDOW} from the server's clock"
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        return "signature is not base64"
+    if not verify(public_key, _text(purpose, host, public_key, at), raw):
+        return "signature does not match the key"
+    return None
