@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from drover.bus import topology
+from drover.bus import subjects, topology
 from drover.bus.connection import Bus, BusSettings
+from drover.bus.trust import permissions
+from drover.bus.trust.authority import Authority
+from drover.bus.trust.credentials import BusIdentity
+from drover.bus.trust.keys import KeyPair, Kind
 from drover.config.schema import FleetConfig
 from drover.config.source import open_source
 from drover.ops.clock import Clock, SystemClock
@@ -25,6 +30,7 @@ from drover.server.configsync import ConfigFailure, ConfigSync
 from drover.server.context import ServerContext
 from drover.server.desired import DesiredPublisher
 from drover.server.discovery.tracker import Discovery
+from drover.server.enrollment import Enrollment, EnrollmentSettings
 from drover.server.fleet import FleetView
 from drover.server.http import HttpServer
 from drover.server.live import LiveEvents
@@ -36,6 +42,7 @@ from drover.store.approvals import ApprovalStore
 from drover.store.audit import AuditEntry, AuditLog
 from drover.store.audit import listen as audit_listen
 from drover.store.database import open_database
+from drover.store.enrollment import EnrollmentStore
 from drover.store.output import OutputStore
 from drover.store.overrides import OverrideStore
 
@@ -55,6 +62,10 @@ class ServerSettings:
     listen_port: int = 8080
     bus: BusSettings = field(default_factory=lambda: BusSettings(name="drover-server"))
     auth: AuthSettings = field(default_factory=AuthSettings)
+    # The bus authority's keys (`drover bus init`): the server mints every bus credential
+    # and signs every action with them.
+    bus_authority: Path = Path("/var/lib/drover/bus")
+    enrollment: EnrollmentSettings = field(default_factory=EnrollmentSettings)
 
 
 class Server:
@@ -62,7 +73,10 @@ class Server:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.counters = Counters()
-        self.bus = Bus(settings.bus, self.counters)
+        self.authority = Authority.load(settings.bus_authority)
+        self.bus = Bus(self._own_identity(settings.bus, system=False), self.counters)
+        # Its user in the system account: it only tells nats-server of revocations.
+        self.system_bus = Bus(self._own_identity(settings.bus, system=True), self.counters)
         self.fleet = FleetView(self.bus)
         self.live = LiveEvents()
         self.fleet.listeners.append(self.live.fleet_changed)
@@ -81,7 +95,22 @@ class Server:
         self.http: HttpServer | None = None
         self._audit: AuditLog | None = None
         self.access: Access | None = None  # once running: users and tokens, e.g. to bootstrap
+        self.enrollment: Enrollment | None = None  # once running: hosts' bus credentials
         self.ready = asyncio.Event()
+
+    def _own_identity(self, bus: BusSettings, *, system: bool) -> BusSettings:
+        """The server's bus credentials: a key made for this process alone (never written
+        down), and a JWT for it that the authority mints."""
+        key = KeyPair.create(Kind.USER)
+        rights = permissions.claims_pusher() if system else permissions.server()
+        name = bus.name + ("-system" if system else "")
+        token = self.authority.issue_user(name, key.public_key, rights, None, system=system)
+        return replace(
+            bus,
+            name=name,
+            identity=BusIdentity(key, lambda: token),
+            inbox_prefix=subjects.SERVER_INBOX,
+        )
 
     def _environment_of(self, application: str) -> str | None:
         """The application's environment in the active config: recorded on each new action."""
@@ -123,6 +152,16 @@ class Server:
             self.discovery.services_of,
             approvals=approval_store,
             output_limit=self.settings.output_limit,
+            signer=self.authority.signer,
+            audit=audit,
+        )
+        enrollment = self.enrollment = Enrollment(
+            EnrollmentStore(engine),
+            self.authority,
+            self.bus,
+            self.system_bus,
+            self.clock,
+            self.settings.enrollment,
         )
         approvals = Approvals(approval_store, store, audit, self.clock, orchestrator.wake)
         output = OutputCollector(OutputStore(engine), self.bus, self.clock)
@@ -142,13 +181,14 @@ class Server:
             access=access,
             output=output,
             live=self.live,
+            enrollment=enrollment,
         )
         self.http = HttpServer(
             create_app(ctx), self.settings.listen_host, self.settings.listen_port
         )
         async with asyncio.TaskGroup() as tg:
             http = tg.create_task(self.http.serve())
-            started, _ = await unless_stopped(self._start(), stop)
+            started, _ = await unless_stopped(self._start(enrollment), stop)
             loops = (
                 []
                 if not started
@@ -163,9 +203,10 @@ class Server:
                         ("server.dispatch", orchestrator.dispatch),
                         ("server.output", output.consume),
                         ("server.output_close", output.close_finished),
-                        ("server.topology", self._keep_topology),
+                        ("server.topology", partial(self._keep_topology, enrollment)),
                         ("server.sessions", access.sessions.purge_ended),
                         ("server.lifecycle", self._sweep_lifecycle),
+                        ("server.account", enrollment.keep_account_current),
                     )
                 ]
             )
@@ -180,6 +221,7 @@ class Server:
             for task in loops:
                 task.cancel()
         await self.bus.close()
+        await self.system_bus.close()
         log.info("server stopped")
 
     async def _config_changed(self, config: FleetConfig) -> None:
@@ -214,19 +256,22 @@ class Server:
             self.fleet.sweep(self.clock.now())
             await asyncio.sleep(2.0)
 
-    async def _keep_topology(self) -> None:
-        """After every reconnect, make sure the streams and buckets exist again: the bus may
-        have come back empty (invariant 2), and every other loop would fail until they do."""
+    async def _keep_topology(self, enrollment: Enrollment) -> None:
+        """After every reconnect, make sure the streams, buckets and hosts' consumers exist
+        again: the bus may have come back empty (invariant 2), and every other loop would fail
+        until they do."""
         ensured = self.bus.generation
         while True:
             if self.bus.generation != ensured:
                 generation = self.bus.generation
                 await topology.ensure(self.bus.js)
+                await enrollment.ensure_all_consumers()
                 ensured = generation
                 log.info("streams and buckets ensured after reconnect")
             await asyncio.sleep(0.5)
 
-    async def _start(self) -> None:
+    async def _start(self, enrollment: Enrollment) -> None:
         await self.bus.connect()
         await until_success("server.topology", lambda: topology.ensure(self.bus.js), self.counters)
+        await until_success("server.consumers", enrollment.ensure_all_consumers, self.counters)
         await self.config.poll_once()

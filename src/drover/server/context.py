@@ -12,6 +12,7 @@ from drover.server.approvals import Approvals
 from drover.server.auth.service import Access
 from drover.server.configsync import ConfigSync
 from drover.server.discovery.tracker import Discovery
+from drover.server.enrollment import Enrollment
 from drover.server.fleet import FleetView
 from drover.server.live import LiveEvents
 from drover.server.orchestrator import Orchestrator
@@ -38,3 +39,4 @@ class ServerContext:
     access: Access  # authentication: accounts, tokens, sessions, OIDC
     output: OutputCollector  # commands' output: stored whole, followed live
     live: LiveEvents  # what changed, for the GUI's live pages
+    enrollment: Enrollment  # hosts' bus credentials: tokens, requests, renewals, revocations

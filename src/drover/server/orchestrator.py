@@ -42,9 +42,13 @@ from drover.bus.messages import (
     AbortRequest,
     ActionRequest,
     ActionResult,
+    Message,
     ServiceState,
     decode,
+    encode,
 )
+from drover.bus.trust import signing
+from drover.bus.trust.keys import KeyPair
 from drover.config.schema import FleetConfig
 from drover.model.action import ActionKind, HostOutcome
 from drover.model.approval import Approval, Subject, applicable, kind_label, open_request
@@ -72,7 +76,7 @@ from drover.server.targeting import Target, resolve
 from drover.store.actions import AbortSend, Action, ActionStore, CancelChange, HostResult
 from drover.store.actions import Dispatch as Send
 from drover.store.approvals import ApprovalStore
-from drover.store.audit import AuditEntry
+from drover.store.audit import AuditEntry, AuditLog
 from drover.store.errors import refused_value
 
 log = logging.getLogger(__name__)
@@ -112,7 +116,11 @@ class Orchestrator:
         *,
         approvals: ApprovalStore,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        signer: KeyPair,
+        audit: AuditLog | None = None,
     ) -> None:
+        self._audit = audit
+        self._signer = signer  # every action and abort goes out signed (bus/trust/signing.py)
         self._discovered = discovered
         self._approvals = approvals
         self._output_limit = output_limit
@@ -509,20 +517,25 @@ class Orchestrator:
             requested_by=abort.requested_by,
             requested_at=abort.requested_at,
         )
-        await self._bus.publish(
+        await self._publish_signed(
             subjects.abort_subject(abort.host),
             request,
-            msg_id=subjects.abort_msg_id(abort.action_id, abort.host),
+            subjects.abort_msg_id(abort.action_id, abort.host),
         )
 
     async def _send(self, dispatch: Send) -> None:
         # The store's Dispatch carries exactly the request's fields, by name.
         request = ActionRequest.model_validate(dispatch, from_attributes=True)
-        await self._bus.publish(
+        await self._publish_signed(
             subjects.action_subject(dispatch.host),
             request,
-            msg_id=subjects.dispatch_msg_id(dispatch.action_id, dispatch.host),
+            subjects.dispatch_msg_id(dispatch.action_id, dispatch.host),
         )
+
+    async def _publish_signed(self, subject: str, request: Message, msg_id: str) -> None:
+        payload = encode(request)
+        headers = signing.sign(self._signer, payload)
+        await self._bus.publish(subject, payload, msg_id=msg_id, headers=headers)
 
     async def consume_results(self) -> None:
         """One life of the results loop; returns after a reconnect to be recreated."""
@@ -557,8 +570,17 @@ class Orchestrator:
                 "outcome": result.outcome.value,
                 "exit_code": result.exit_code,
                 "duration_s": result.duration_s,
-            },
+            }
+            | ({"refused": result.refused} if result.refused else {}),
         )
+        if result.refused:
+            self._bus.counters.inc("server.refused_by_agents")
+            log.warning(
+                "host %s refused a request with action id %s: %s",
+                result.host,
+                result.action_id,
+                result.refused,
+            )
         try:
             recorded = await self._store.record_result(
                 result.action_id, _host_result(result), now, entry
@@ -573,6 +595,9 @@ class Orchestrator:
             recorded = await self._record_unstorable(result, err, now)
         if recorded:
             self._wake.set()  # the rollout may take its next step now
+        elif result.refused and self._audit is not None:
+            # Not one of ours for this host (forged, or misaddressed): on record all the same.
+            await self._audit.record(replace(entry, kind="action.refused_by_agent"))
         else:
             log.warning(
                 "late or unknown result for %s on %s (%s) ignored: the row is already final",

@@ -265,3 +265,37 @@ oidc_requests = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+# One-time tokens a host enrolls with (`drover hosts token create`): only the SHA-256 of the
+# secret is kept. Used once, by the first host that shows it before it expires.
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("host", String(63)),  # only this host may use it; null: any
+    Column("used_at", UTCDateTime),
+    Column("used_by_host", String(63)),
+)
+
+# The bus keys hosts have shown: enrolled (at most one per host), pending an admin's approval,
+# rejected, or revoked (nats-server refuses revoked keys: the account JWT lists them).
+host_keys = Table(
+    "host_keys",
+    metadata,
+    Column("public_key", String(64), primary_key=True),
+    Column("host", String(63), nullable=False),
+    Column("state", String(10), nullable=False),  # pending | enrolled | rejected | revoked
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("source", String(100), nullable=False, server_default=""),  # the address it came from
+    Column("via", String(32), nullable=False, server_default=""),  # token id, or "approval"
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", String(200)),
+    Column("revoked_at", UTCDateTime),
+    Column("revoked_by", String(200)),
+    Index("ix_host_keys_host", "host"),
+    Index("ix_host_keys_state", "state"),
+)

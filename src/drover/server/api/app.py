@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from drover import __version__
 from drover.server.api.approval_routes import approvals
 from drover.server.api.auth_routes import auth, oidc
+from drover.server.api.enrollment_routes import enrollment
 from drover.server.api.event_routes import events
 from drover.server.api.gui import mount_gui
 from drover.server.api.output_routes import output
@@ -47,6 +48,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(system)
     app.include_router(overview)
     app.include_router(events)
+    app.include_router(enrollment)
     mount_gui(app)
 
     @app.middleware("http")

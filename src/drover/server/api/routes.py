@@ -25,6 +25,7 @@ as a NUL never reaches the database.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -179,9 +180,12 @@ async def get_host(host: HostParam, ctx: Ctx, caller: Caller) -> HostOut:
     responses={**NOT_FOUND, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
 async def decommission_host(host: HostParam, ctx: Ctx, caller: Caller) -> Response:
-    """Remove a host that is not online from the fleet, for good (the audit keeps it)."""
+    """Remove a host that is not online from the fleet, for good (the audit keeps it); its
+    bus key, if it has one, is revoked."""
     await authorize(ctx, caller, Permission.ADMIN)
     await decommission(ctx.bus, ctx.fleet, ctx.audit, ctx.clock, host, caller.name)
+    with contextlib.suppress(NotFound):  # enrolled before keys were, or revoked already
+        await ctx.enrollment.revoke(host, caller.name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,0 +1,278 @@
+"""Enrollment: how a host gets onto the bus, renews what it got, and is cut off.
+
+- With a token: an admin makes a one-time token (`drover hosts token create`), the host shows
+  it with its public key (`drover agent enroll --token`), and gets its credentials at once.
+- Without: the host's request waits until an admin approves it (API, CLI, GUI), comparing the
+  key the host printed with the key the server shows; the host asks again until then.
+- Its credentials are a user JWT for its key with the permissions of bus/trust/permissions.py,
+  valid for `credentials_ttl`; the agent renews them when half of that has passed, proving it
+  holds the key. Revoking a host puts its key into the account JWT's revocations, which the
+  server hands nats-server at once: the host is disconnected and cannot connect again.
+
+Every request that names a key must be signed by that key (bus/trust/proof.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import nats.errors
+
+from drover.bus import topology
+from drover.bus.connection import Bus
+from drover.bus.trust import permissions, proof
+from drover.bus.trust.authority import Authority
+from drover.bus.trust.jwt import decode as decode_jwt
+from drover.bus.trust.keys import BadKey, Kind, kind_of
+from drover.model.names import is_host_id
+from drover.ops.clock import Clock
+from drover.server.auth.credentials import new_token_id, sha256
+from drover.server.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from drover.store.audit import AuditEntry
+from drover.store.enrollment import (
+    EnrollmentStore,
+    EnrollmentToken,
+    HostKey,
+    KeyState,
+    TokenRefused,
+)
+
+log = logging.getLogger(__name__)
+
+ENROLL_TOKEN_PREFIX = "dre_"  # noqa: S105 (a prefix, not a secret)
+CLAIMS_UPDATE = "$SYS.REQ.CLAIMS.UPDATE"
+
+
+@dataclass(frozen=True)
+class EnrollmentSettings:
+    credentials_ttl: timedelta = timedelta(days=7)
+    token_ttl: timedelta = timedelta(hours=1)  # a new token's, unless asked otherwise
+    max_token_ttl: timedelta = timedelta(days=7)
+    max_pending: int = 1000  # requests waiting for approval, at most
+    # Where agents reach NATS, told to them when they enroll; empty: the server's own URL.
+    agent_nats_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentCredentials:
+    host: str
+    jwt: str
+    expires_at: datetime
+    nats_urls: tuple[str, ...]
+    ca_pem: str | None  # None: the system's trusted CAs
+    action_signer: str  # the public key whose signature every action carries
+
+
+@dataclass(frozen=True)
+class Proof:
+    host: str
+    public_key: str
+    at: datetime
+    signature: str
+
+
+class Enrollment:
+    def __init__(
+        self,
+        store: EnrollmentStore,
+        authority: Authority,
+        bus: Bus,
+        system_bus: Bus,
+        clock: Clock,
+        settings: EnrollmentSettings,
+    ) -> None:
+        self.store = store
+        self.authority = authority
+        self.settings = settings
+        self._bus = bus
+        self._system_bus = system_bus
+        self._clock = clock
+        self._account_stale = asyncio.Event()
+        self._account_stale.set()  # nats-server hears the revocations once at every start
+        self._account_issued = 0
+
+    # -- tokens -------------------------------------------------------------------------
+
+    async def create_token(
+        self, by: str, expires_in: timedelta | None = None, host: str | None = None
+    ) -> tuple[EnrollmentToken, str]:
+        """A new one-time token, and its secret (shown once, kept only as a hash)."""
+        ttl = expires_in or self.settings.token_ttl
+        if not timedelta(0) < ttl <= self.settings.max_token_ttl:
+            raise BadRequest(
+                f"a token lasts more than 0 s and at most {self.settings.max_token_ttl}"
+            )
+        if host is not None and not is_host_id(host):
+            raise BadRequest(f"{host!r} is not a host id")
+        now = self._clock.now()
+        token = EnrollmentToken(new_token_id(), by, now, now + ttl, host)
+        secret = ENROLL_TOKEN_PREFIX + new_token_id() + new_token_id() + new_token_id()
+        detail = {"expires_at": token.expires_at.isoformat(), "host": host}
+        await self.store.create_token(
+            token, sha256(secret), AuditEntry(by, "enrollment.token_created", token.id, now, detail)
+        )
+        return token, secret
+
+    # -- enrolling ----------------------------------------------------------------------
+
+    async def enroll(
+        self, request: Proof, token: str | None, source: str
+    ) -> AgentCredentials | HostKey:
+        """Credentials for the host at once (a valid token), or its request as it stands:
+        pending, or rejected (Forbidden). Asking again with the same key is how a host waits."""
+        self._check(request, "enroll")
+        now = self._clock.now()
+        known = await self.store.get(request.public_key)
+        if known is not None and known.host != request.host:
+            raise Conflict(f"this key is the key of host {known.host!r}; make a new key")
+        actor = f"agent:{request.host}"
+        key = HostKey(request.public_key, request.host, KeyState.PENDING, now, source[:100])
+        if token is not None:
+            detail = {"public_key": request.public_key, "source": source}
+            entry = AuditEntry(actor, "host.enrolled", request.host, now, detail)
+            try:
+                enrolled = await self.store.enroll_with_token(sha256(token), key, entry)
+            except TokenRefused as err:
+                raise Forbidden(str(err)) from None
+            await self._enrolled(request.host, enrolled.revoked)
+            return await self._credentials(enrolled.key)
+        if known is not None and known.state is KeyState.ENROLLED:
+            return await self._credentials(known)
+        if known is not None and known.state in (KeyState.REJECTED, KeyState.REVOKED):
+            raise Forbidden(
+                f"this key was {known.state.value} by {known.decided_by or known.revoked_by}"
+            )
+        detail = {"public_key": request.public_key, "source": source}
+        entry = AuditEntry(actor, "host.enrollment_requested", request.host, now, detail)
+        try:
+            return await self.store.request(key, entry, self.settings.max_pending)
+        except ValueError as err:
+            raise TooManyRequests(f"{err}; try again later", retry_after_s=60) from None
+
+    async def renew(self, request: Proof) -> AgentCredentials:
+        self._check(request, "renew")
+        key = await self.store.get(request.public_key)
+        if key is None or key.host != request.host or key.state is not KeyState.ENROLLED:
+            state = "unknown" if key is None else key.state.value
+            raise Forbidden(f"this key is not enrolled for host {request.host!r} ({state})")
+        return await self._credentials(key)
+
+    async def approve(self, host: str, public_key: str, by: str) -> HostKey:
+        now = self._clock.now()
+        entry = AuditEntry(by, "host.enrollment_approved", host, now, {"public_key": public_key})
+        enrolled = await self.store.approve(host, public_key, by, now, entry)
+        if enrolled is None:
+            raise NotFound(f"no enrollment request of host {host!r} with that key waits")
+        await self._enrolled(host, enrolled.revoked)
+        return enrolled.key
+
+    async def reject(self, host: str, public_key: str, by: str) -> None:
+        now = self._clock.now()
+        entry = AuditEntry(by, "host.enrollment_rejected", host, now, {"public_key": public_key})
+        if not await self.store.reject(host, public_key, by, now, entry):
+            raise NotFound(f"no enrollment request of host {host!r} with that key waits")
+
+    async def revoke(self, host: str, by: str) -> list[str]:
+        now = self._clock.now()
+        entry = AuditEntry(by, "host.revoked", host, now, {})
+        revoked = await self.store.revoke(host, by, now, entry)
+        if not revoked:
+            raise NotFound(f"host {host!r} has no enrolled key")
+        await self.push_revocations()
+        log.warning("host %s revoked by %s: its bus credentials no longer work", host, by)
+        return revoked
+
+    def _check(self, request: Proof, purpose: str) -> None:
+        if not is_host_id(request.host):
+            raise BadRequest(f"{request.host!r} is not a host id")
+        try:
+            kind = kind_of(request.public_key)
+        except BadKey as err:
+            raise BadRequest(str(err)) from None
+        if kind is not Kind.USER:
+            raise BadRequest("the key must be a user NKEY (U…)")
+        why = proof.refusal(
+            purpose,
+            request.host,
+            request.public_key,
+            request.at,
+            request.signature,
+            self._clock.now(),
+        )
+        if why is not None:
+            raise Forbidden(f"proof of the key refused: {why}")
+
+    async def _enrolled(self, host: str, replaced: list[str]) -> None:
+        await topology.ensure_host(self._bus.js, host, fresh=True)
+        if replaced:
+            await self.push_revocations()
+
+    async def _credentials(self, key: HostKey) -> AgentCredentials:
+        ttl = self.settings.credentials_ttl
+        token = self.authority.issue_user(
+            key.host, key.public_key, permissions.agent(key.host), ttl
+        )
+        expires = datetime.fromtimestamp(decode_jwt(token)["exp"], self._clock.now().tzinfo)
+        ca_file = self._bus.settings.tls_ca  # the CA agents are to trust, as the server does
+        return AgentCredentials(
+            host=key.host,
+            jwt=token,
+            expires_at=expires,
+            nats_urls=self.settings.agent_nats_urls or (self._bus.settings.url,),
+            ca_pem=ca_file.read_text() if ca_file is not None else None,
+            action_signer=self.authority.signer.public_key,
+        )
+
+    # -- keeping nats-server told -------------------------------------------------------
+
+    async def push_revocations(self) -> None:
+        """Hand nats-server the account JWT with every revoked key, now; if the bus cannot be
+        reached, `keep_account_current` tries again until it is."""
+        self._account_stale.set()
+        try:
+            await self._push()
+        except (nats.errors.Error, OSError, TimeoutError, RuntimeError) as err:
+            log.warning("revocations not handed to nats-server yet (%r); trying again", err)
+
+    async def keep_account_current(self) -> None:
+        """A loop: push the account JWT at start, after a revocation that could not be pushed,
+        and after every reconnect of the system connection (the bus may have restarted)."""
+        generation = -1
+        while True:
+            if self._system_bus.generation != generation:
+                self._account_stale.set()
+                generation = self._system_bus.generation
+            if self._account_stale.is_set():
+                await self._push()
+            await asyncio.sleep(1.0)
+
+    async def ensure_all_consumers(self) -> None:
+        """Every enrolled host's consumers, at start: the bus may have lost them."""
+        for key in await self.store.keys(KeyState.ENROLLED):
+            await topology.ensure_host(self._bus.js, key.host)
+
+    async def _push(self) -> None:
+        if not self._system_bus.is_connected:
+            await asyncio.wait_for(self._system_bus.connect(), 10)
+        self._account_stale.clear()
+        revocations = await self.store.revocations()
+        # nats-server keeps the newest account JWT: never hand it two from the same second.
+        issued = self._account_issued = max(
+            int(self._clock.now().timestamp()), self._account_issued + 1
+        )
+        token = self.authority.account_jwt(revocations, issued_at=issued)
+        try:
+            reply = await self._system_bus.nc.request(CLAIMS_UPDATE, token.encode(), timeout=5)
+            answer = json.loads(reply.data)
+        except Exception:
+            self._account_stale.set()
+            raise
+        error = answer.get("error")
+        if error:
+            self._account_stale.set()
+            raise RuntimeError(f"nats-server refused the account JWT: {error}")
+        log.info("nats-server has the account with %d revoked keys", len(revocations))
