@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from drover.agent.desired import DesiredStateFollower
+from drover.agent.enrollment import Enrollment, NotEnrolled, keep_credentials_fresh
 from drover.agent.errors import UnknownService
 from drover.agent.executor import Executor
 from drover.agent.inventory import Inventory
@@ -52,8 +53,9 @@ async def _end(tasks: list[asyncio.Task[None]], bound: float) -> None:
 @dataclass(frozen=True)
 class AgentSettings:
     host_id: str
-    data_dir: Path
-    bus: BusSettings = field(default_factory=BusSettings)
+    data_dir: Path  # holds its enrollment (agent/enrollment.py): `drover agent enroll` first
+    bus: BusSettings = field(default_factory=BusSettings)  # its URL: the enrollment's if unset
+    nats_url: str | None = None  # instead of the URLs the server gave at enrollment
     heartbeat_interval: float = 10.0
     drain_timeout: float = 30.0
     # "auto": use systemd when its D-Bus API answers; "on": refuse to start without it.
@@ -67,13 +69,25 @@ class Agent:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.counters = Counters()
-        self.bus = Bus(settings.bus, self.counters)
+        self.enrollment = Enrollment.load(settings.data_dir)
+        if self.enrollment.host != settings.host_id:
+            raise NotEnrolled(
+                f"{settings.data_dir} holds the enrollment of host {self.enrollment.host!r}, "
+                f"not {settings.host_id!r}"
+            )
+        self.bus = Bus(self.enrollment.bus_settings(settings.bus, settings.nats_url), self.counters)
         self.ledger = Ledger(settings.data_dir / "ledger.jsonl")
         self.reporter = Reporter(
             settings.host_id, self.bus, self.clock, settings.heartbeat_interval
         )
         self.executor = Executor(
-            settings.host_id, self.bus, self.ledger, self._act, self.clock, self._services_of
+            settings.host_id,
+            self.bus,
+            self.ledger,
+            self._act,
+            self.clock,
+            self._services_of,
+            signer=self.enrollment.action_signer,
         )
         self.desired = DesiredStateFollower(
             settings.host_id, self.bus, settings.data_dir / "desired.json", self._apply
@@ -112,6 +126,7 @@ class Agent:
                     # Not behind the first desired state, unlike actions: an abort must
                     # reach an action before it can start.
                     ("agent.aborts", self.executor.consume_aborts),
+                    ("agent.credentials", self._keep_credentials_fresh),
                 ]
                 if self.inventory is not None:
                     bodies.append(("agent.inventory", self.inventory.keep_current))
@@ -211,6 +226,9 @@ class Agent:
         self.reporter.desired_applied(desired.revision)
         self.reporter.forget_all_but({(s.application, s.service) for s in desired.services})
         self.desired_known.set()
+
+    async def _keep_credentials_fresh(self) -> None:
+        await keep_credentials_fresh(self.enrollment)
 
     async def _consume_actions(self) -> None:
         await self.desired_known.wait()

@@ -1,5 +1,8 @@
 """Follows this host's desired state in KV and hands it to the providers.
 
+It reads the key from a consumer of its own that the server made (`desired-<host>`: the current
+value first, then every change), as the agent may read no other key of the bucket.
+
 The last desired state is also kept on disk, so an agent that starts while the bus is
 unreachable goes on enforcing what it last knew.
 """
@@ -11,11 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from nats.aio.msg import Msg
+
 from drover.agent.files import write_atomically
 from drover.bus import subjects
 from drover.bus.connection import Bus
+from drover.bus.consume import consume
 from drover.bus.errors import MalformedMessage
-from drover.bus.kvwatch import watch_kv
 from drover.bus.messages import DesiredState, decode, encode
 
 log = logging.getLogger(__name__)
@@ -45,10 +50,20 @@ class DesiredStateFollower:
         await self._take(desired, save=False)
 
     async def follow(self) -> None:
-        """One life of the watch (see bus.kvwatch)."""
-        await watch_kv(
-            self._bus, subjects.DESIRED_BUCKET, subjects.desired_key(self.host), self._receive
+        """One life of the consumer's fetch loop (see bus.consume)."""
+        await consume(
+            self._bus,
+            stream=subjects.DESIRED_STREAM,
+            subject=subjects.kv_subject(subjects.DESIRED_BUCKET, subjects.desired_key(self.host)),
+            durable=subjects.agent_desired_consumer(self.host),
+            handle=self._handle,
+            batch=1,
         )
+
+    async def _handle(self, msg: Msg) -> None:
+        # Acked once applied: one that failed comes again (and the next change replaces it).
+        await self._receive(msg.subject, msg.data or None)
+        await msg.ack()
 
     async def _receive(self, key: str, value: bytes | None) -> None:
         if value is None:

@@ -1,6 +1,8 @@
 """Takes actions from this host's own durable consumer and carries each out exactly once.
 
-For every delivery: decode (malformed → log, count, drop); answer from the ledger if this id
+For every delivery: check that the server signed it, for this host (bus/trust/signing.py;
+refused → logged, counted, reported as `rejected` with the reason, dropped, and not put in the
+ledger); decode (malformed → log, count, drop); answer from the ledger if this id
 was seen before (finished → the same result again; begun but unfinished → `interrupted`);
 refuse it if past its deadline (`expired`); otherwise write the id to the ledger (fsync),
 run it, write the result to the ledger, publish it, and only then ack.
@@ -9,7 +11,7 @@ An action is either on services (start, stop, restart through the providers) or 
 (agent/commands.py), whose output streams to the server while it runs; either way the message
 is kept alive meanwhile, so JetStream does not deliver it again.
 
-Aborts come on a consumer of their own (`agent-<host>-aborts`), followed while an action runs.
+Aborts come on a consumer of their own (`aborts-<host>`), followed while an action runs.
 An abort of the action running stops it: a command's process group is stopped at once,
 services not yet reached are skipped (the provider step under way finishes), and its result
 is `cancelled`, naming who aborted it. An abort of an action not begun here writes its
@@ -28,10 +30,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import nats.errors
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from drover.agent.abort import Abort
 from drover.agent.commands import CommandRunner
@@ -43,19 +45,17 @@ from drover.bus.connection import Bus
 from drover.bus.consume import consume
 from drover.bus.errors import MalformedMessage
 from drover.bus.messages import AbortRequest, ActionRequest, ActionResult, decode, tail
+from drover.bus.trust import signing
 from drover.model.action import ActionKind, HostOutcome
 from drover.ops.clock import Clock
 
 log = logging.getLogger(__name__)
 
 Act = Callable[[str, str, ActionKind], Awaitable[str]]
+_Request = TypeVar("_Request", ActionRequest, AbortRequest)
 ServicesOf = Callable[[str], list[str]]
 
-ACK_WAIT = 60.0
-PROGRESS_EVERY = 15.0
-# Short: an abort handed to a life of the loop that ended just then (a reconnect) comes again
-# this soon, and taking one twice does no harm (the second finds it done).
-ABORT_ACK_WAIT = 5.0
+PROGRESS_EVERY = 15.0  # well within topology.ACTION_ACK_WAIT
 # How long actions wait, after a (re)connect, for the aborts waiting on the bus to be taken.
 ABORTS_CATCH_UP = 5.0
 
@@ -86,8 +86,11 @@ class Executor:
         clock: Clock,
         services_of: ServicesOf = lambda application: [],
         commands: CommandRunner | None = None,
+        *,
+        signer: str,
     ) -> None:
         self.host = host
+        self._signer = signer  # the server's public key: what it signed is all that runs
         self._commands = commands or CommandRunner(bus, host)
         self._services_of = services_of
         self._bus = bus
@@ -114,29 +117,14 @@ class Executor:
             stream=subjects.ACTIONS_STREAM,
             subject=subjects.action_subject(self.host),
             durable=subjects.agent_actions_consumer(self.host),
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT,
-                deliver_policy=DeliverPolicy.ALL,
-                max_deliver=-1,
-            ),
             handle=self.handle,
             batch=8,
             stopping=lambda: self.stopping,
         )
 
     async def handle(self, msg: Msg) -> None:
-        try:
-            request = decode(ActionRequest, msg.subject, msg.data)
-        except MalformedMessage as err:
-            self._bus.counters.inc("agent.malformed_messages")
-            log.warning("dropped: %s", err)
-            await msg.term()
-            return
-        if request.host != self.host:
-            self._bus.counters.inc("agent.foreign_actions")
-            log.warning("dropped action %s addressed to %s", request.action_id, request.host)
-            await msg.term()
+        request = await self._admit(msg, ActionRequest)
+        if request is None:
             return
         self.idle.clear()
         try:
@@ -149,6 +137,41 @@ class Executor:
             await msg.ack()
         finally:
             self.idle.set()
+
+    async def _admit(self, msg: Msg, kind: type[_Request]) -> _Request | None:
+        """The request in `msg` if the server signed it for this host; else None, having
+        dropped the message, and reported the refusal when there is an action id to report it
+        under. Nothing of a refused request goes into the ledger: its id is not to be trusted,
+        and must not keep the real action of that id from running."""
+        refused = signing.refusal(msg.headers, msg.data, self._signer)
+        try:
+            request = decode(kind, msg.subject, msg.data)
+        except MalformedMessage as err:
+            if refused is None:
+                self._bus.counters.inc("agent.malformed_messages")
+                log.warning("dropped: %s", err)
+                await msg.term()
+                return None
+            request = None
+        if refused is None and request is not None and request.host != self.host:
+            refused = f"addressed to host {request.host}, not this one"
+        if refused is None:
+            return request
+        self._bus.counters.inc("agent.refused_requests")
+        action_id = request.action_id if request is not None else "?"
+        log.warning("refused %s %s on %s: %s", kind.__name__, action_id, msg.subject, refused)
+        if request is not None:
+            result = ActionResult(
+                action_id=request.action_id,
+                host=self.host,
+                outcome=HostOutcome.REJECTED,
+                finished_at=self._clock.now(),
+                output=f"refused: {refused}",
+                refused=refused,
+            )
+            await self._bus.publish(subjects.result_subject(self.host), result)
+        await msg.term()
+        return None
 
     async def _result_for(self, request: ActionRequest, msg: Msg) -> ActionResult:
         async with self._claim:
@@ -277,29 +300,14 @@ class Executor:
             stream=subjects.ACTIONS_STREAM,
             subject=subjects.abort_subject(self.host),
             durable=subjects.agent_aborts_consumer(self.host),
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=ABORT_ACK_WAIT,
-                deliver_policy=DeliverPolicy.ALL,
-                max_deliver=-1,
-            ),
             handle=self.handle_abort,
             batch=8,
             caught_up=lambda: self._aborts_taken(generation),
         )
 
     async def handle_abort(self, msg: Msg) -> None:
-        try:
-            abort = decode(AbortRequest, msg.subject, msg.data)
-        except MalformedMessage as err:
-            self._bus.counters.inc("agent.malformed_messages")
-            log.warning("dropped: %s", err)
-            await msg.term()
-            return
-        if abort.host != self.host:
-            self._bus.counters.inc("agent.foreign_actions")
-            log.warning("dropped abort of %s addressed to %s", abort.action_id, abort.host)
-            await msg.term()
+        abort = await self._admit(msg, AbortRequest)
+        if abort is None:
             return
         answer = await self._abort(abort)
         if answer is not None:

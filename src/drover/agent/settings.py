@@ -38,7 +38,7 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    nats: str = "nats://127.0.0.1:4222"
+    nats: str | None = None  # None: the URLs the server gave when the host enrolled
     host_id: str | None = None
     data_dir: Path = Path("/var/lib/drover")
     log_level: str = "INFO"
@@ -51,8 +51,8 @@ class AgentConfig(BaseModel):
 
     @field_validator("nats")
     @classmethod
-    def _nats(cls, value: str) -> str:
-        problem = nats_url_problem(value)
+    def _nats(cls, value: str | None) -> str | None:
+        problem = nats_url_problem(value) if value is not None else None
         if problem:
             raise PydanticCustomError("nats_url", problem)
         return value
