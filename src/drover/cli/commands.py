@@ -59,6 +59,13 @@ def dev(
     )
 
 
+@dataclass(frozen=True)
+class BusOptions:
+    authority: Path = Path("/var/lib/drover/bus")
+    ca: Path | None = None
+    agent_urls: tuple[str, ...] = ()
+
+
 def server(
     nats: str,
     config: Path,
@@ -68,6 +75,7 @@ def server(
     poll: float,
     level: str,
     auth: people.AuthOptions | None = None,
+    bus: BusOptions | None = None,
 ) -> None:
     level = options.log_level(level)
     host, port = options.listen_address(listen)
@@ -75,9 +83,16 @@ def server(
     database = options.database_url(database)
     nats = options.nats_url(nats)
     auth_settings = people.auth_settings(auth or people.AuthOptions())
+    bus = bus or BusOptions()
+    for url in bus.agent_urls:
+        options.nats_url(url)
+    if bus.ca is not None and not bus.ca.is_file():
+        raise CliError(f"--nats-ca {bus.ca}: no such file", 2)
     options.ensure_listen_free(listen, host, port)
     from drover.bus.connection import BusSettings
+    from drover.bus.trust.authority import AuthorityError
     from drover.server.app import Server, ServerSettings
+    from drover.server.enrollment import EnrollmentSettings
 
     settings = ServerSettings(
         config_path=config.resolve(),
@@ -86,11 +101,17 @@ def server(
         listen_host=host,
         listen_port=port,
         config_poll_interval=poll,
-        bus=BusSettings(url=nats, name="drover-server"),
+        bus=BusSettings(url=nats, name="drover-server", tls_ca=bus.ca),
         auth=auth_settings,
+        bus_authority=bus.authority,
+        enrollment=EnrollmentSettings(agent_nats_urls=bus.agent_urls),
     )
     drover_logging.configure(level)
-    asyncio.run(run_until_signalled(Server(settings).run))
+    try:
+        running = Server(settings)
+    except AuthorityError as err:
+        raise CliError(f"--bus-authority: {err}", 2) from None
+    asyncio.run(run_until_signalled(running.run))
 
 
 def agent(flags: dict[str, object], config_file: Path | None) -> None:
@@ -116,7 +137,8 @@ def agent(flags: dict[str, object], config_file: Path | None) -> None:
     settings = AgentSettings(
         host_id=host,
         data_dir=state,
-        bus=BusSettings(url=config.nats, name=f"drover-agent-{host}"),
+        bus=BusSettings(name=f"drover-agent-{host}"),
+        nats_url=config.nats,
         heartbeat_interval=config.heartbeat_interval,
         drain_timeout=config.drain_timeout,
         systemd=config.systemd,
@@ -124,7 +146,12 @@ def agent(flags: dict[str, object], config_file: Path | None) -> None:
         systemd_root=config.systemd_root,
     )
     drover_logging.configure(config.log_level)
-    running = Agent(settings)
+    from drover.agent.enrollment import NotEnrolled
+
+    try:
+        running = Agent(settings)
+    except NotEnrolled as err:
+        raise CliError(str(err), 2) from None
     reload = AgentReload(running, config, read, notifier)
     asyncio.run(run_until_signalled(lambda stop: running.run(stop, notifier), on_reload=reload))
 

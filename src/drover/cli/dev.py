@@ -1,8 +1,13 @@
-"""`drover dev`: nats-server, server and a local agent in one process, for trying drover."""
+"""`drover dev`: nats-server, server and a local agent in one process, for trying drover.
+
+Secured as production is: nats-server trusts drover's bus authority and speaks TLS with a
+certificate of a local CA (both made on first start in <data dir>/bus), and the local agent
+enrolls with a one-time token, over the API, as any host would."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from dataclasses import dataclass
@@ -10,8 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from drover.agent.app import Agent, AgentSettings
+from drover.agent.enrollment import Enrollment, EnrollmentRefused, NotEnrolled, enroll, renew
 from drover.bus.connection import BusSettings
-from drover.bus.embedded import EmbeddedNats
+from drover.bus.embedded import BusSecurity, EmbeddedNats
 from drover.cli.credentials import store_token
 from drover.model.access import Grant, Role
 from drover.model.names import host_id_from_hostname
@@ -37,7 +43,8 @@ async def run_dev(
     nats_port: int = 0,
 ) -> None:
     await asyncio.to_thread(_private_dir, data_dir)
-    nats = EmbeddedNats(data_dir / "nats", port=nats_port)
+    security = await asyncio.to_thread(BusSecurity.local, data_dir / "bus")
+    nats = EmbeddedNats(data_dir / "nats", port=nats_port, security=security)
     await nats.start()
     log.info("nats-server (pid %s) on %s", nats.pid(), nats.url)
     server = Server(
@@ -48,20 +55,22 @@ async def run_dev(
             listen_host=listen_host,
             listen_port=listen_port,
             config_poll_interval=2.0,
-            bus=BusSettings(url=nats.url, name="drover-server"),
+            bus=BusSettings(
+                url=nats.url, name="drover-server", tls_ca=security.certificate.ca_file
+            ),
+            bus_authority=security.authority.directory,
         )
     )
     host = host_id or host_id_from_hostname()
-    agent = Agent(
-        AgentSettings(
-            host_id=host,
-            data_dir=data_dir / "agent",
-            bus=BusSettings(url=nats.url, name=f"drover-agent-{host}"),
-            heartbeat_interval=5.0,
-            # Self-contained: the example's processes are children of this process and end
-            # with it, never units left behind in the machine's own systemd.
-            systemd="off",
-        )
+    agent_settings = AgentSettings(
+        host_id=host,
+        data_dir=data_dir / "agent",
+        bus=BusSettings(name=f"drover-agent-{host}"),
+        nats_url=nats.url,  # its port is new at every start
+        heartbeat_interval=5.0,
+        # Self-contained: the example's processes are children of this process and end
+        # with it, never units left behind in the machine's own systemd.
+        systemd="off",
     )
     try:
         async with asyncio.TaskGroup() as tg:
@@ -71,6 +80,8 @@ async def run_dev(
             server_up, _ = await unless_stopped(server.ready.wait(), stop)
             if server_up:
                 signed_in = await bootstrap_admin(server, data_dir)
+                await enroll_local_agent(server, host, agent_settings.data_dir)
+                agent = Agent(agent_settings)
                 tg.create_task(agent.run(stop))
                 tg.create_task(_announce(server, agent, stop, signed_in))
     finally:
@@ -110,6 +121,19 @@ async def bootstrap_admin(server: Server, data_dir: Path) -> DevLogin:
         )
         store_token(token_file, issued.secret)
     return DevLogin(token_file, password_file)
+
+
+async def enroll_local_agent(server: Server, host: str, data_dir: Path) -> None:
+    """Enroll the agent in `data_dir` with a one-time token, over the API as any host would;
+    unless it is enrolled with this server already (its credentials renew)."""
+    assert server.enrollment is not None and server.http is not None
+    url = f"http://{server.settings.listen_host}:{server.http.port}"
+    with contextlib.suppress(NotEnrolled, EnrollmentRefused):
+        await renew(Enrollment.load(data_dir))
+        return
+    _, token = await server.enrollment.create_token("drover dev", host=host)
+    await enroll(url, host, data_dir, token)
+    log.info("the local agent %s enrolled with a one-time token", host)
 
 
 async def _valid_token(server: Server, path: Path) -> bool:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from drover.cli import approvals, commands, people
+from drover.cli import approvals, commands, enrollment, people
 from drover.cli.client import CliError
 
 app = typer.Typer(
@@ -32,6 +32,8 @@ user_app = typer.Typer(help="People who may use drover: add, list, remove (admin
 app.add_typer(user_app, name="user")
 token_app = typer.Typer(help="API tokens for the CLI and scripts: create, list, revoke.")
 app.add_typer(token_app, name="token")
+bus_app = typer.Typer(help="The bus authority: the keys every bus credential is made with.")
+app.add_typer(bus_app, name="bus")
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
@@ -106,6 +108,19 @@ def server(
     ),
     poll: Annotated[float, typer.Option(help="seconds between config polls")] = 10.0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    bus_authority: Annotated[
+        Path, typer.Option(help="the bus authority's keys (drover bus init)")
+    ] = Path("/var/lib/drover/bus"),
+    nats_ca: Annotated[
+        Path | None,
+        typer.Option(help="CA of nats-server's TLS certificate (default: the system's CAs)"),
+    ] = None,
+    agent_nats_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agent-nats-url", help="NATS URL agents are told when they enroll (repeatable)"
+        ),
+    ] = None,
     public_url: Annotated[
         str | None,
         typer.Option(
@@ -151,7 +166,8 @@ def server(
         oidc_groups_claim=oidc_groups_claim,
         trusted_proxies=tuple(trusted_proxy or ()),
     )
-    commands.server(nats, config, ref, listen, database, poll, log_level, auth)
+    bus = commands.BusOptions(bus_authority, nats_ca, tuple(agent_nats_url or ()))
+    commands.server(nats, config, ref, listen, database, poll, log_level, auth, bus)
 
 
 AGENT_HELP = (
@@ -161,10 +177,16 @@ AGENT_HELP = (
 )
 
 
-@app.command(help=AGENT_HELP)
+agent_app = typer.Typer(help=AGENT_HELP)
+app.add_typer(agent_app, name="agent")
+
+
+@agent_app.callback(invoke_without_command=True)
 def agent(
+    ctx: typer.Context,
     nats: Annotated[
-        str | None, typer.Option(help="NATS URL (default: nats://127.0.0.1:4222)")
+        str | None,
+        typer.Option(help="NATS URL (default: those the server gave when the host enrolled)"),
     ] = None,
     host_id: Annotated[str | None, typer.Option(help="default: the short host name")] = None,
     data_dir: Annotated[
@@ -185,6 +207,8 @@ def agent(
         ),
     ] = None,
 ) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
     given = {
         "nats": nats,
         "host_id": host_id,
@@ -244,10 +268,110 @@ def host_decommission(
     commands.host_decommission(host, server)
 
 
-@app.command()
-def hosts(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+@agent_app.command("enroll")
+def agent_enroll(
+    server: Annotated[str, typer.Option("--server", help="the drover server's URL")],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="DROVER_ENROLL_TOKEN",
+            help="a one-time token (drover hosts token create); without: wait for approval",
+        ),
+    ] = None,
+    host_id: Annotated[str | None, typer.Option(help="default: the short host name")] = None,
+    data_dir: Annotated[Path, typer.Option(help="where the agent keeps its state")] = Path(
+        "/var/lib/drover"
+    ),
+    wait: Annotated[str, typer.Option(help="how long to wait for an approval")] = "10m",
+    ca_file: Annotated[
+        Path | None, typer.Option(help="the CA of the server's HTTPS certificate")
+    ] = None,
+) -> None:
+    """Enroll this host: make its key (which never leaves it) and get its bus credentials."""
+    enrollment.agent_enroll(server, token, host_id, data_dir, wait, ca_file)
+
+
+hosts_app = typer.Typer(
+    help="The hosts of the fleet; enrolling them on the bus (tokens, approvals), revoking them."
+)
+app.add_typer(hosts_app, name="hosts")
+hosts_token_app = typer.Typer(help="One-time tokens hosts enroll with: create, list.")
+hosts_app.add_typer(hosts_token_app, name="token")
+
+
+@hosts_app.callback(invoke_without_command=True)
+def hosts(ctx: typer.Context, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
     """The hosts of the fleet and whether their agents are alive."""
-    commands.hosts(server, as_json)
+    if ctx.invoked_subcommand is None:
+        commands.hosts(server, as_json)
+
+
+@hosts_token_app.command("create")
+def hosts_token_create(
+    expires: Annotated[str, typer.Option(help="how long it may be used: 30m, 4h, 2d")] = "1h",
+    host: Annotated[str | None, typer.Option(help="only this host may use it")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """A one-time enrollment token; its secret is printed this once."""
+    enrollment.token_create(server, expires, host, as_json)
+
+
+@hosts_token_app.command("list")
+def hosts_token_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Enrollment tokens, used or not (never their secrets)."""
+    enrollment.token_list(server, as_json)
+
+
+class KeyStateOpt(StrEnum):
+    pending = "pending"
+    enrolled = "enrolled"
+    rejected = "rejected"
+    revoked = "revoked"
+
+
+@hosts_app.command("keys")
+def hosts_keys(
+    state: Annotated[KeyStateOpt | None, typer.Option(help="only keys in this state")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hosts' bus keys: requests waiting for approval, enrolled, rejected, revoked."""
+    enrollment.keys(server, state.value if state else None, as_json)
+
+
+HostArg = Annotated[str, typer.Argument(metavar="HOST")]
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="the key the host printed (U…)")]
+
+
+@hosts_app.command("approve")
+def hosts_approve(host: HostArg, key: KeyArg, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Enroll a host that asked without a token, once its key matches what it printed."""
+    enrollment.approve(server, host, key)
+
+
+@hosts_app.command("reject")
+def hosts_reject(host: HostArg, key: KeyArg, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Refuse a host's enrollment request."""
+    enrollment.reject(server, host, key)
+
+
+@hosts_app.command("revoke")
+def hosts_revoke(host: HostArg, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Cut a host off the bus at once; it may enroll again with a token or an approval."""
+    enrollment.revoke(server, host)
+
+
+@bus_app.command("init")
+def bus_init(
+    dir: Annotated[Path, typer.Option("--dir", help="where to keep the keys")] = Path(
+        "/var/lib/drover/bus"
+    ),
+) -> None:
+    """Make the bus authority (operator, accounts, the action signing key) and the part of
+    nats-server's config that trusts it."""
+    enrollment.bus_init(dir)
 
 
 @app.command()

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-
 from drover.cli import options, render
 from drover.cli.client import ApiClient, CliError, os_user
 from drover.cli.credentials import TOKEN_ENV, store_token, token_file
@@ -114,7 +112,7 @@ def user_list(server_url: str, as_json: bool) -> None:
         for u in found
     ]
     render.console().print(
-        _table("users", ["user", "source", "grants", "groups", "signs in"], rows)
+        render.titled_table("users", ["user", "source", "grants", "groups", "signs in"], rows)
     )
 
 
@@ -163,7 +161,9 @@ def token_list(server_url: str, user: str | None, everyone: bool, as_json: bool)
         ]
         for t in found
     ]
-    render.console().print(_table("tokens", ["id", "user", "name", "valid", "last used"], rows))
+    render.console().print(
+        render.titled_table("tokens", ["id", "user", "name", "valid", "last used"], rows)
+    )
 
 
 def token_revoke(server_url: str, token_id: str) -> None:
@@ -217,15 +217,6 @@ def _describe(grant: dict[str, Any]) -> str:
     if grant.get("environments", ["*"]) != ["*"]:
         text += " in " + ",".join(grant["environments"])
     return text
-
-
-def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    return table
 
 
 def _hostname() -> str:

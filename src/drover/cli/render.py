@@ -261,3 +261,12 @@ def _short_time(value: str | None) -> str:
 
 def console() -> Console:
     return Console(highlight=False)
+
+
+def titled_table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return table
