@@ -291,3 +291,45 @@ export interface Change {
   hosts: string[] | null;
   actions: string[];
 }
+
+// Enrollment (src/drover/server/api/enrollment_routes.py): hosts' bus keys and one-time tokens.
+
+export type KeyState = "pending" | "enrolled" | "rejected" | "revoked";
+
+/** A host's bus key: a request waiting for approval, or enrolled, rejected or revoked. */
+export interface HostKey {
+  host: string;
+  /** The host's user NKEY (U…), as `drover agent enroll` printed it on the host. */
+  public_key: string;
+  state: KeyState;
+  requested_at: Iso;
+  /** The address the request came from. */
+  source: string;
+  /** How it was enrolled (a token, an approval); empty while it waits. */
+  via: string;
+  decided_at: Iso | null;
+  decided_by: string | null;
+  revoked_at: Iso | null;
+  revoked_by: string | null;
+}
+
+export interface EnrollmentToken {
+  id: string;
+  created_by: string;
+  created_at: Iso;
+  expires_at: Iso;
+  /** Only this host may use it; null: any host. */
+  host: string | null;
+  used_at: Iso | null;
+  used_by_host: string | null;
+}
+
+/** The answer of POST /api/v1/enrollment-tokens: the only time the secret is shown. */
+export interface NewEnrollmentToken extends EnrollmentToken {
+  token: string;
+}
+
+export interface Revoked {
+  host: string;
+  revoked_keys: string[];
+}

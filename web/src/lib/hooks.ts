@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { readFilters, writeFilters, type Filters } from "./filters";
 import { replaceSearch, useLocation } from "./router";
 
@@ -43,4 +43,28 @@ export function useTitle(title: string): void {
   useEffect(() => {
     document.title = `${title} · drover`;
   }, [title]);
+}
+
+/**
+ * Calls `poll` every `ms` while the page is visible, and at once when it shows again (a hidden
+ * tab asks nothing); not at all while `active` is false. For what no live change announces.
+ */
+export function usePolling(poll: () => void, ms: number, active = true): void {
+  const pollRef = useRef(poll);
+  pollRef.current = poll;
+  useEffect(() => {
+    if (!active) return;
+    const visible = () => document.visibilityState !== "hidden";
+    const t = setInterval(() => {
+      if (visible()) pollRef.current();
+    }, ms);
+    const onVisibility = () => {
+      if (visible()) pollRef.current();
+    };
+    document.addEventListener("visibilitychange", onVisibility);
+    return () => {
+      clearInterval(t);
+      document.removeEventListener("visibilitychange", onVisibility);
+    };
+  }, [ms, active]);
 }

@@ -1,7 +1,10 @@
 import { get } from "../api/client";
 import type { HostOut, UnitOut } from "../api/types";
 import { ErrorAlert } from "../components/ErrorAlert";
+import { HostCredentials } from "../components/HostCredentials";
 import { appHref, Link } from "../components/Link";
+import { useSession } from "../lib/context";
+import { mayEnroll } from "../lib/enrollment";
 import { useNow, useTitle } from "../lib/hooks";
 import { useQuery, type Touched } from "../lib/query";
 import { absolute, relative } from "../lib/time";
@@ -9,6 +12,7 @@ import { absolute, relative } from "../lib/time";
 export function HostPage({ host }: { host: string }) {
   useTitle(host);
   const now = useNow();
+  const { who } = useSession();
   const path = encodeURIComponent(host);
   const touched: Touched = (c) => c.topics.includes("config") || (c.topics.includes("fleet") && (c.hosts === null || c.hosts.includes(host)));
   const info = useQuery<HostOut>(`host:${host}`, (s) => get(`/api/v1/hosts/${path}`, s), touched);
@@ -124,6 +128,7 @@ export function HostPage({ host }: { host: string }) {
           </div>
         </section>
       )}
+      {mayEnroll(who) && <HostCredentials host={host} />}
     </main>
   );
 }

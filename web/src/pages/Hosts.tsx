@@ -1,10 +1,13 @@
 import { request, query } from "../api/client";
 import type { Counts, HostOut } from "../api/types";
+import { EnrollmentSection } from "../components/Enrollment";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { SelectField, TextField } from "../components/Field";
 import { HealthBar } from "../components/HealthBar";
 import { hostHref, Link } from "../components/Link";
 import { VirtualTable } from "../components/VirtualTable";
+import { useSession } from "../lib/context";
+import { mayEnroll } from "../lib/enrollment";
 import { labelProblem, trimmed } from "../lib/filters";
 import { useDebounced, useFilters, useNow, useTitle } from "../lib/hooks";
 import { usePaged } from "../lib/paged";
@@ -19,6 +22,7 @@ const ROW = 36;
 export function HostsPage() {
   useTitle("Hosts");
   const now = useNow();
+  const { who } = useSession();
   const [filters, setFilters] = useFilters(DEFAULTS);
   const settled = useDebounced(trimmed(filters), 200);
   const labelError = labelProblem(filters.label);
@@ -42,6 +46,8 @@ export function HostsPage() {
         <h1 tabIndex={-1}>Hosts</h1>
         {paged.total !== null && <p class="totals">{plural(total, "host")}</p>}
       </div>
+      {/* Admin-only on the server, an unscoped admin grant: others neither see it nor ask. */}
+      {mayEnroll(who) && <EnrollmentSection />}
       <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
         <TextField label="Search" type="search" data-search value={filters.q} onValue={(q) => setFilters({ q })} placeholder="host name (press /)" />
         <SelectField label="State" value={filters.state} options={["", "online", "offline", "lost"]} onValue={(state) => setFilters({ state })} />
