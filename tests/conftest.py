@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from drover.bus.embedded import EmbeddedNats
+from drover.bus.embedded import BusSecurity, EmbeddedNats
 from tests.postgres import PostgresCluster, start_or_skip
 
 # A service that proves each real start independently of drover: it appends a line to its
@@ -30,7 +30,10 @@ JOURNALED_SERVICE = textwrap.dedent(
 
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
-    server = EmbeddedNats(tmp_path / "nats")
+    """A nats-server as `drover dev` runs it: operator mode (an authority of this test's own)
+    and TLS with a certificate of a local CA; tests/busauth.py gives credentials for it."""
+    security = BusSecurity.local(tmp_path / "bus")
+    server = EmbeddedNats(tmp_path / "nats", security=security)
     await server.start()
     try:
         yield server

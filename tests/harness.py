@@ -15,9 +15,11 @@ import httpx
 from drover.agent.app import Agent, AgentSettings
 from drover.bus.connection import BusSettings
 from drover.bus.embedded import EmbeddedNats
+from drover.cli.dev import enroll_local_agent
 from drover.model.access import Grant, Role
 from drover.server.app import Server, ServerSettings
 from drover.server.auth.settings import AuthSettings
+from tests.busauth import enroll_directly
 
 
 @dataclass
@@ -59,8 +61,9 @@ class Fleet:
                 listen_port=port,
                 config_poll_interval=poll,
                 answer_grace=answer_grace,
-                bus=BusSettings(url=self.nats.url, name="test-server"),
+                bus=BusSettings(url=self.nats.url, name="test-server", tls_ca=self._ca),
                 auth=auth or AuthSettings(),
+                bus_authority=self._authority_dir,
             )
         )
         self.running.append(_launch(self.server.run))
@@ -76,15 +79,29 @@ class Fleet:
         return self.server
 
     async def start_agent(
-        self, host: str, systemd_bus: str | None = None, systemd_root: Path | None = None
+        self,
+        host: str,
+        systemd_bus: str | None = None,
+        systemd_root: Path | None = None,
+        *,
+        enroll: bool = True,
     ) -> Agent:
         """An agent; with `systemd_bus` it manages units of that systemd, else none at all.
-        `systemd_root`: where that systemd's files are seen from here (its namespace's root)."""
+        `systemd_root`: where that systemd's files are seen from here (its namespace's root).
+        `enroll`: enroll it first (or renew what it has); else it starts with what it has."""
+        data_dir = self.tmp / "agents" / host
+        if not enroll:
+            pass
+        elif self.server is not None:  # as a host enrolls: a one-time token, over the API
+            await enroll_local_agent(self.server, host, data_dir)
+        else:
+            await enroll_directly(self.nats, host, data_dir)
         agent = Agent(
             AgentSettings(
                 host_id=host,
-                data_dir=self.tmp / "agents" / host,
-                bus=BusSettings(url=self.nats.url, name=f"test-agent-{host}"),
+                data_dir=data_dir,
+                bus=BusSettings(name=f"test-agent-{host}"),
+                nats_url=self.nats.url,
                 heartbeat_interval=1.0,
                 drain_timeout=5.0,
                 systemd="on" if systemd_bus else "off",
@@ -126,6 +143,15 @@ class Fleet:
         client = httpx.AsyncClient(base_url=self.base_url, headers=headers)
         self.clients.append(client)
         return client
+
+    @property
+    def _ca(self) -> Path | None:
+        return self.nats.security.certificate.ca_file if self.nats.security else None
+
+    @property
+    def _authority_dir(self) -> Path:
+        assert self.nats.security is not None, "drover runs on a secured bus only"
+        return self.nats.security.authority.directory
 
     @property
     def base_url(self) -> str:

@@ -6,20 +6,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import nats
-
 from drover.bus import subjects
+from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import HostRecord, ServiceState, encode
 from drover.model.status import Convergence, ServiceStatus
+from tests.busauth import superuser_client
 
 Reported = ServiceStatus | tuple[ServiceStatus, Convergence]
 
 
-async def report(nats_url: str, host: str, services: dict[tuple[str, str], Reported]) -> None:
+async def report(
+    nats_server: EmbeddedNats, host: str, services: dict[tuple[str, str], Reported]
+) -> None:
     """`host` alive (heartbeats every hour: online for three) with `services` so: a status,
     or a status and the agent's judgement of it against the target."""
     now = datetime.now(UTC)
-    client = await nats.connect(nats_url)
+    client = await superuser_client(nats_server)
     try:
         kv = await client.jetstream().key_value(subjects.STATE_BUCKET)
         for (application, service), reported in services.items():

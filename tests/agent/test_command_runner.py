@@ -19,16 +19,17 @@ from drover.agent.abort import Abort
 from drover.agent.commands import CannotRun, CommandRunner, environment, identity_of
 from drover.agent.output import OutputPublisher, truncation_note, utf8_boundary
 from drover.bus import subjects, topology
-from drover.bus.connection import Bus, BusSettings
+from drover.bus.connection import Bus
 from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import CommandRun, OutputChunk, decode
 from drover.ops.counters import Counters
+from tests.busauth import bus_settings
 from tests.conftest import eventually
 
 
 @pytest.fixture
 async def bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
-    bus = Bus(BusSettings(url=nats_server.url, name="test-runner"), Counters())
+    bus = Bus(bus_settings(nats_server, "test-runner"), Counters())
     await bus.connect()
     await topology.ensure(bus.js)
     yield bus

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from drover.bus.embedded import EmbeddedNats
+from tests.busauth import enroll_directly
 from tests.cli.test_bad_input import DROVER
 
 
@@ -57,6 +58,7 @@ def not_a_ping(message: str) -> bool:
 async def test_ready_watchdog_reload_and_stopping_reach_the_service_manager(
     nats_server: EmbeddedNats, fake_systemd: FakeSystemd, tmp_path: Path
 ) -> None:
+    await enroll_directly(nats_server, "h1", tmp_path / "state")
     settings = tmp_path / "agent.toml"
     settings.write_text(
         f'nats = "{nats_server.url}"\nheartbeat_interval = 10\nlog_level = "info"\n'

@@ -47,7 +47,7 @@ def test_without_file_environment_or_flags_the_defaults_hold(
 ) -> None:
     monkeypatch.setattr(settings, "DEFAULT_FILE", tmp_path / "absent.toml")  # absent: fine
     assert load({}, {"DROVER_AGENT_CONFIG": ""}) == AgentConfig(  # empty: as if unset
-        nats="nats://127.0.0.1:4222",
+        nats=None,  # the URLs the server gave when the host enrolled
         host_id=None,
         data_dir=Path("/var/lib/drover"),
         log_level="INFO",

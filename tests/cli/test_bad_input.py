@@ -82,6 +82,15 @@ BAD_INPUT = {
         ["hosts", "--server", "localhost:8080"],
         "--server 'localhost:8080': invalid URL; expected e.g. http://127.0.0.1:8080",
     ),
+    "server without its bus authority": (
+        ["server", "--config", str(EXAMPLE), "--bus-authority", "nokeys"],
+        "--bus-authority: nokeys/operator.nk: missing; make the bus authority with "
+        "`drover bus init --dir nokeys`",
+    ),
+    "enrollment token of no duration": (
+        ["hosts", "token", "create", "--expires", "soon"],
+        "--expires 'soon': expected a duration like 90s, 30m, 4h or 2d",
+    ),
     "action on an empty service": (
         ["action", "stop", "shop/"],
         "'shop/': expected APP or APP/SERVICE",
@@ -102,6 +111,27 @@ def test_bad_input_is_one_line_of_error_and_exit_2(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     assert_one_line_error(drover(tmp_path, *args), 2, message)
+
+
+def test_an_agent_not_enrolled_says_how_to_enroll_and_exits_2(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    result = drover(tmp_path, "agent", "--data-dir", str(state), "--systemd", "off")
+    assert_one_line_error(
+        result,
+        2,
+        f"this host is not enrolled ({state}/identity/enrollment.json is missing): run "
+        f"`drover agent enroll --server URL --token TOKEN --data-dir {state}`",
+    )
+
+
+def test_enrolling_where_no_server_answers_says_so(tmp_path: Path) -> None:
+    result = drover(
+        tmp_path, "agent", "enroll", "--server", "http://127.0.0.1:9", "--token", "x",
+        "--data-dir", str(tmp_path / "state"), "--host-id", "h1",
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach the server at http://127.0.0.1:9")
 
 
 @pytest.fixture

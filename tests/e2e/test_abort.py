@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from nats.aio.msg import Msg
 
@@ -23,6 +22,7 @@ from drover.agent.executor import Executor
 from drover.bus import subjects
 from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import AbortRequest, encode
+from tests.busauth import signed, superuser_client
 from tests.conftest import eventually
 from tests.e2e.test_commands import _alive, all_events, submit, text_of
 from tests.e2e.test_discovery import drover_cli
@@ -280,9 +280,12 @@ async def test_a_host_that_had_finished_keeps_its_result_and_an_offline_one_neve
     stray = AbortRequest(
         action_id=action["id"], host="h1", requested_by="admin", requested_at=datetime.now(UTC)
     )
-    nc = await nats.connect(fleet.nats.url)
+    nc = await superuser_client(fleet.nats)
     try:
-        await nc.jetstream().publish(subjects.abort_subject("h1"), encode(stray))
+        payload = encode(stray)
+        await nc.jetstream().publish(
+            subjects.abort_subject("h1"), payload, headers=signed(fleet.nats, payload)
+        )
     finally:
         await nc.close()
     h2 = await fleet.start_agent("h2")

@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import nats
-
 from drover.bus import subjects
 from drover.bus.messages import ActionRequest, encode
 from drover.model.action import ActionKind
+from tests.busauth import signed, superuser_client
 from tests.conftest import eventually, starts
 from tests.harness import Fleet
 
@@ -107,11 +106,14 @@ async def test_a_redelivered_action_is_answered_from_the_ledger_not_run_again(
         created_at=now,
         deadline=now + timedelta(minutes=5),
     )
-    nc = await nats.connect(fleet.nats.url)
+    nc = await superuser_client(fleet.nats)
     try:
         js = nc.jetstream()
-        for _ in range(3):
-            await js.publish(subjects.action_subject("h1"), encode(replay))
+        payload = encode(replay)
+        for _ in range(3):  # signed: a replay of what the server really sent
+            await js.publish(
+                subjects.action_subject("h1"), payload, headers=signed(fleet.nats, payload)
+            )
         await eventually(lambda: _stream_empty(js))
     finally:
         await nc.close()

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
 from drover.bus import subjects
 from drover.bus.embedded import EmbeddedNats
 from drover.model.access import Grant, Role
 from drover.store.approvals import ApprovalStore
+from tests.busauth import superuser_client
 from tests.conftest import eventually
 from tests.e2e.test_discovery import DROVER
 from tests.e2e.test_rollout import follow, service_pids, start_agents
@@ -108,7 +108,7 @@ async def request_restart(requester: httpx.AsyncClient, application: str = "shop
 
 async def actions_published(fleet: Fleet) -> int:
     """How many requests the server ever put on the actions stream (acked ones included)."""
-    nc = await nats.connect(fleet.nats.url)
+    nc = await superuser_client(fleet.nats)
     try:
         info = await nc.jetstream().stream_info(subjects.ACTIONS_STREAM)
         return int(info.state.last_seq)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ import pytest
 import pytest_asyncio
 from fastapi.routing import iter_route_contexts
 
-from drover.bus.embedded import EmbeddedNats
+from drover.bus.embedded import BusSecurity, EmbeddedNats
+from drover.bus.trust import proof
+from drover.bus.trust.keys import KeyPair, Kind
 from drover.model.access import Grant, Permission, Principal, Role
 from drover.server.api.app import create_app
 from drover.server.api.gui import BUNDLE, PAGE_TREES, PAGES
@@ -139,6 +141,21 @@ class Row:
     stream: bool = False  # an event stream: only its status is read
 
 
+NO_KEY = KeyPair.create(Kind.USER).public_key
+H1_KEY: list[KeyPair] = []  # h1's agent's key, once the fixture has started it
+
+
+def _proof(purpose: str, host: str, key: KeyPair | None = None) -> dict[str, Any]:
+    key = key or KeyPair.create(Kind.USER)
+    at = datetime.now(UTC).replace(microsecond=0)
+    return {
+        "host": host,
+        "public_key": key.public_key,
+        "signed_at": at.isoformat(),
+        "signature": proof.prove(key, purpose, host, at),
+    }
+
+
 TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/openapi.json"): Row(OPEN, "/openapi.json"),
     ("HEAD", "/openapi.json"): Row(OPEN, "/openapi.json"),
@@ -233,6 +250,29 @@ TABLE: dict[tuple[str, str], Row] = {
     ("DELETE", "/api/v1/tokens/{token_id}"): Row(
         unscoped(AD), "/api/v1/tokens/{someone_elses}", ok=(204,), fresh="someone_elses"
     ),
+    # Hosts enroll without user credentials: a request signed by a new key waits (202); a
+    # renewal signed by h1's enrolled key gets credentials. The key is all that counts.
+    ("POST", "/api/v1/enroll"): Row(
+        OPEN, "/api/v1/enroll", lambda c: _proof("enroll", f"new-{c.name}"), ok=(202,)
+    ),
+    ("POST", "/api/v1/enroll/renew"): Row(
+        OPEN, "/api/v1/enroll/renew", lambda c: _proof("renew", "h1", H1_KEY[0])
+    ),
+    ("POST", "/api/v1/enrollment-tokens"): Row(
+        unscoped(AD), "/api/v1/enrollment-tokens", {}, ok=(201,)
+    ),
+    ("GET", "/api/v1/enrollment-tokens"): Row(unscoped(AD), "/api/v1/enrollment-tokens"),
+    ("GET", "/api/v1/enrollments"): Row(unscoped(AD), "/api/v1/enrollments"),
+    # No request of that host waits, no key is enrolled for it: 404 says so (past the check).
+    ("POST", "/api/v1/enrollments/{host}/approve"): Row(
+        unscoped(AD), "/api/v1/enrollments/nobody/approve", {"public_key": NO_KEY}, ok=(404,)
+    ),
+    ("POST", "/api/v1/enrollments/{host}/reject"): Row(
+        unscoped(AD), "/api/v1/enrollments/nobody/reject", {"public_key": NO_KEY}, ok=(404,)
+    ),
+    ("POST", "/api/v1/hosts/{host}/revoke"): Row(
+        unscoped(AD), "/api/v1/hosts/nobody/revoke", ok=(404,)
+    ),
 }
 
 
@@ -257,12 +297,13 @@ class World:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     tmp: Path = tmp_path_factory.mktemp("authz")
-    nats = EmbeddedNats(tmp / "nats")
+    nats = EmbeddedNats(tmp / "nats", security=BusSecurity.local(tmp / "bus"))
     await nats.start()
     try:
         async with fleet_of(nats, tmp, CONFIG) as fleet:
             await fleet.start_server()
-            await fleet.start_agent("h1")
+            agent = await fleet.start_agent("h1")
+            H1_KEY[:] = [KeyPair(agent.enrollment.seed_file.read_bytes().strip())]
             yield await _populate(fleet)
     finally:
         await nats.stop()

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
 from drover.bus import subjects
@@ -22,6 +21,7 @@ from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import ActionRequest, CommandRun, OutputChunk, encode
 from drover.cli import sse
 from drover.model.action import ActionKind
+from tests.busauth import signed, superuser_client
 from tests.conftest import eventually
 from tests.harness import Fleet, fleet_of
 
@@ -412,11 +412,14 @@ async def test_a_redelivered_command_is_answered_from_the_ledger_not_run_again(
             name="once", argv=final["command"]["argv"], timeout_s=10, output_limit=1000
         ),
     )
-    nc = await nats.connect(fleet.nats.url)
+    nc = await superuser_client(fleet.nats)
     try:
         js = nc.jetstream()
+        payload = encode(replay)
         for _ in range(3):  # as JetStream would redeliver it (no de-duplication id)
-            await js.publish(subjects.action_subject("h1"), encode(replay))
+            await js.publish(
+                subjects.action_subject("h1"), payload, headers=signed(fleet.nats, payload)
+            )
 
         async def consumed() -> bool:
             info = await js.stream_info(subjects.ACTIONS_STREAM)
@@ -542,7 +545,7 @@ async def test_output_on_another_hosts_subject_or_malformed_is_dropped_and_count
     action = await submit(fleet, "fail", ["h1", "h2"])
     forged = OutputChunk(action_id=action["id"], host="h2", seq=1, data=b"not mine")
     unknown = OutputChunk(action_id="no-such-action", host="h1", seq=1, data=b"?")
-    nc = await nats.connect(fleet.nats.url)
+    nc = await superuser_client(fleet.nats)
     try:
         js = nc.jetstream()
         await js.publish(subjects.output_subject("h1"), encode(forged))  # h1 writing for h2

@@ -21,6 +21,7 @@ from nats.js.kv import KeyValue
 from drover.bus import subjects
 from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import DesiredState, HostRecord, UnitInfo, UnitInventory, encode
+from tests.busauth import superuser_client
 from tests.conftest import eventually
 from tests.harness import Fleet, fleet_of, write_tree
 
@@ -50,7 +51,7 @@ async def fleet(nats_server: EmbeddedNats, tmp_path: Path) -> AsyncIterator[Flee
 
 @pytest.fixture
 async def inventory_kv(nats_server: EmbeddedNats) -> AsyncIterator[KeyValue]:
-    nc = await nats.connect(nats_server.url)
+    nc = await superuser_client(nats_server)
     try:
         yield await nc.jetstream().key_value(subjects.INVENTORY_BUCKET)
     finally:
@@ -103,7 +104,7 @@ async def test_claimed_units_are_published_as_the_hosts_desired_state(
     fleet: Fleet, inventory_kv: KeyValue, nats_server: EmbeddedNats
 ) -> None:
     await report(inventory_kv, "web-01", *WEB_01)
-    nc = await nats.connect(nats_server.url)
+    nc = await superuser_client(nats_server)
     try:
         # desired state is written for the hosts the fleet knows: this one says it is alive
         now = datetime.now(UTC)

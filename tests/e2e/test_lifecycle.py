@@ -56,6 +56,9 @@ async def test_a_host_goes_offline_then_lost_and_is_decommissioned(
     assert (await fleet.http.get("/api/v1/hosts/h1")).status_code == 404
     [entry] = await fleet.get("/api/v1/audit?kind=host.decommissioned")
     assert (entry["subject"], entry["detail"]["was"]) == ("h1", "lost")
+    # Its bus key goes with it: should the host come back, it must enroll again.
+    assert [k["state"] for k in await fleet.get("/api/v1/enrollments?host=h1")] == ["revoked"]
+    assert await fleet.get("/api/v1/audit?kind=host.revoked&subject=h1")
     again = await asyncio.to_thread(drover_cli, fleet, "host", "decommission", "h1")
     assert again.returncode == 2 and "no host 'h1'" in again.stderr
 

@@ -87,7 +87,7 @@ async def test_changes_arrive_by_topic_with_what_they_touch(fleet: Fleet) -> Non
 async def test_a_scoped_caller_hears_only_of_what_they_may_read(fleet: Fleet) -> None:
     viewer = await fleet.client_as("vera", Grant(Role.VIEWER, ("billing",)))
     async with events(viewer) as stream:
-        await report(fleet.nats.url, "h7", {("shop", "web"): ServiceStatus.RUNNING})
+        await report(fleet.nats, "h7", {("shop", "web"): ServiceStatus.RUNNING})
         change = await stream.until("change", topics="fleet")
         # h7's record is news to every application on it: null, "refetch"; its host is not
         # one vera may see (nothing she may read runs there).

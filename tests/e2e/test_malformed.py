@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 
-import nats
 import pytest
 
 from drover.bus import subjects
+from tests.busauth import signed, superuser_client
 from tests.conftest import eventually
 from tests.e2e.test_actions import run_action, service_pid
 from tests.harness import Fleet
@@ -24,15 +24,17 @@ async def test_garbage_on_every_consumed_subject_is_dropped_and_the_loops_go_on(
     await eventually(lambda: service_pid(fleet, "shop", "web"))
     assert fleet.server is not None
 
-    nc = await nats.connect(fleet.nats.url)
+    nc = await superuser_client(fleet.nats)
     try:
         js = nc.jetstream()
         state = await js.key_value(subjects.STATE_BUCKET)
-        desired = await js.key_value(subjects.DESIRED_BUCKET)
+        desired_subject = subjects.kv_subject(subjects.DESIRED_BUCKET, subjects.desired_key("h1"))
         for junk in GARBAGE[1:]:
-            await js.publish(subjects.action_subject("h1"), junk)  # agent: actions
+            # agent: actions (signed: junk the server itself sent, not a forgery)
+            await js.publish(subjects.action_subject("h1"), junk, headers=signed(fleet.nats, junk))
             await js.publish(subjects.result_subject("h1"), junk)  # server: results
-            await desired.put(subjects.desired_key("h1"), junk)  # agent: desired state
+            # agent: desired state (signed too, as the server signs it)
+            await js.publish(desired_subject, junk, headers=signed(fleet.nats, junk))
             await state.put(subjects.host_key("ghost"), junk)  # server: host records
             await state.put(subjects.service_key("ghost", "shop", "web"), junk)  # server: services
         await state.put("not-a-drover-key", b"{}")

@@ -45,7 +45,7 @@ async def fleet(
     async with fleet_of(nats_server, tmp_path, config) as running:
         await running.start_server(database_url=database_url)
         await running.start_agent("h1")
-        url = nats_server.url
+        url = nats_server
         await report(url, "r1", {("shop", "web"): (STOPPED, OBSERVED), ("shop", "worker"): RUNNING})
         await report(url, "r2", {("shop", "web"): FAILED, ("shop", "worker"): RUNNING})
         await report(url, "r3", {("shop", "web"): RUNNING, ("shop", "worker"): RUNNING})
@@ -219,7 +219,7 @@ async def test_actions_filter_by_application_kind_state_and_requester(fleet: Fle
 
 async def test_a_scoped_caller_sees_only_their_services_on_a_shared_host(fleet: Fleet) -> None:
     await settled(fleet)
-    await report(fleet.nats.url, "r3", {("billing", "api"): RUNNING})  # r3 now runs both
+    await report(fleet.nats, "r3", {("billing", "api"): RUNNING})  # r3 now runs both
     viewer = await fleet.client_as("vera", Grant(Role.VIEWER, ("billing",)))
 
     async def r3() -> dict[str, Any] | None:
@@ -241,7 +241,7 @@ async def test_a_scoped_caller_sees_only_their_services_on_a_shared_host(fleet: 
 
 async def test_placements_follow_hosts_joining_and_the_config(fleet: Fleet) -> None:
     await settled(fleet)
-    await report(fleet.nats.url, "r4", {("shop", "web"): RUNNING})
+    await report(fleet.nats, "r4", {("shop", "web"): RUNNING})
 
     async def hosts_of_shop() -> int:
         return int((await fleet.get("/api/v1/applications/shop/grid"))["total"])

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from drover.bus.embedded import EmbeddedNats
+from drover.bus.embedded import BusSecurity, EmbeddedNats
 from tests.conftest import eventually, starts
 from tests.e2e.conftest import shop_config
 from tests.e2e.test_actions import run_action, service_pid
@@ -21,7 +21,7 @@ async def test_after_the_bus_loses_all_its_data_everything_comes_back(
 ) -> None:
     web, web_journal = journaled_service("web")
     worker, _ = journaled_service("worker")
-    nats = EmbeddedNats(tmp_path / "nats")
+    nats = EmbeddedNats(tmp_path / "nats", security=BusSecurity.local(tmp_path / "bus"))
     await nats.start()
     try:
         async with fleet_of(nats, tmp_path, shop_config(web, worker)) as fleet:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from sqlalchemy.exc import DataError, OperationalError
 
@@ -18,6 +17,7 @@ from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import ActionResult, encode
 from drover.model.action import HostOutcome
 from drover.store.actions import ActionStore, HostResult
+from tests.busauth import superuser_client
 from tests.conftest import eventually
 from tests.harness import Fleet, fleet_of
 
@@ -72,7 +72,7 @@ def result(action_id: str, host: str, **fields: Any) -> ActionResult:
 
 
 async def answer(fleet: Fleet, *results: ActionResult) -> None:
-    nc = await nats.connect(fleet.nats.url)
+    nc = await superuser_client(fleet.nats)
     try:
         for r in results:
             await nc.jetstream().publish(subjects.result_subject(r.host), encode(r))

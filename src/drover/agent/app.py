@@ -90,7 +90,11 @@ class Agent:
             signer=self.enrollment.action_signer,
         )
         self.desired = DesiredStateFollower(
-            settings.host_id, self.bus, settings.data_dir / "desired.json", self._apply
+            settings.host_id,
+            self.bus,
+            settings.data_dir / "desired.json",
+            self._apply,
+            signer=self.enrollment.action_signer,
         )
         self.providers: Providers | None = None
         self.reconciler: Reconciler | None = None
@@ -114,9 +118,15 @@ class Agent:
             self.reconciler = Reconciler(self._act, self.clock, tg, self.reporter.on_change)
             self.providers.subscribe(self.reconciler.on_state)
             await self.desired.load_cached()
+            # Before the first connect: credentials that lapsed while the agent was off are
+            # renewed over the API, and the connect that nats-server kept refusing goes through.
+            credentials = tg.create_task(
+                forever("agent.credentials", self._keep_credentials_fresh, self.counters),
+                name="agent.credentials",
+            )
             notifier.status("connecting to NATS")
             connected, _ = await unless_stopped(self.bus.connect(), stop)
-            loops = []
+            loops = [credentials]
             if connected:
                 bodies = [
                     ("agent.report", self.reporter.publish_changes),
@@ -126,12 +136,11 @@ class Agent:
                     # Not behind the first desired state, unlike actions: an abort must
                     # reach an action before it can start.
                     ("agent.aborts", self.executor.consume_aborts),
-                    ("agent.credentials", self._keep_credentials_fresh),
                 ]
                 if self.inventory is not None:
                     bodies.append(("agent.inventory", self.inventory.keep_current))
                     bodies.append(("agent.inventory_publish", self.inventory.publish))
-                loops = [
+                loops += [
                     tg.create_task(forever(name, body, self.counters), name=name)
                     for name, body in bodies
                 ]

@@ -22,6 +22,7 @@ from drover.bus.connection import Bus
 from drover.bus.consume import consume
 from drover.bus.errors import MalformedMessage
 from drover.bus.messages import DesiredState, decode, encode
+from drover.bus.trust import signing
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ Apply = Callable[[DesiredState], Awaitable[None]]
 
 
 class DesiredStateFollower:
-    def __init__(self, host: str, bus: Bus, cache: Path, apply: Apply) -> None:
+    def __init__(self, host: str, bus: Bus, cache: Path, apply: Apply, *, signer: str) -> None:
         self.host = host
+        self._signer = signer  # the server's public key: it signs every desired state
         self._bus = bus
         self._cache = cache
         self._apply = apply
@@ -62,7 +64,11 @@ class DesiredStateFollower:
 
     async def _handle(self, msg: Msg) -> None:
         # Acked once applied: one that failed comes again (and the next change replaces it).
-        await self._receive(msg.subject, msg.data or None)
+        if msg.data and (refused := signing.refusal(msg.headers, msg.data, self._signer)):
+            self._bus.counters.inc("agent.refused_desired")
+            log.warning("refused a desired state on %s: %s", msg.subject, refused)
+        else:
+            await self._receive(msg.subject, msg.data or None)
         await msg.ack()
 
     async def _receive(self, key: str, value: bytes | None) -> None:
@@ -76,13 +82,34 @@ class DesiredStateFollower:
             return
         if desired.host != self.host:
             self._bus.counters.inc("agent.foreign_desired")
+            log.warning("refused a desired state for host %s", desired.host)
+            return
+        if _older(desired, self.current):
+            self._bus.counters.inc("agent.refused_desired")
+            log.warning(
+                "refused a desired state issued at %s: the one in force is newer (%s)",
+                desired.issued_at,
+                self.current.issued_at if self.current else None,
+            )
             return
         await self._take(desired, save=True)
 
     async def _take(self, desired: DesiredState, *, save: bool) -> None:
-        if self.current == desired:
+        if self.current is not None and _same(self.current, desired):
+            self.current = desired
             return
         await self._apply(desired)
         self.current = desired  # only now: a failed apply is tried again with the next update
         if save:
             await asyncio.to_thread(write_atomically, self._cache, encode(desired))
+
+
+def _older(desired: DesiredState, current: DesiredState | None) -> bool:
+    if current is None or current.issued_at is None:
+        return False
+    return desired.issued_at is None or desired.issued_at < current.issued_at
+
+
+def _same(a: DesiredState, b: DesiredState) -> bool:
+    """The same state, whenever each was issued."""
+    return a.model_copy(update={"issued_at": None}) == b.model_copy(update={"issued_at": None})

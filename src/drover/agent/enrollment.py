@@ -7,7 +7,12 @@ keeps what the server answers in `<data dir>/identity/`:
     host.nk           the key's seed (mode 0600)
     host.jwt          the bus credentials (a NATS user JWT), renewed by the running agent
     ca.pem            the CA that signed nats-server's certificate, if the server named one
+    server-ca.pem     the CA of the server's HTTPS certificate, if enroll was given one
     enrollment.json   the host id, the server, the NATS URLs, the key actions are signed with
+
+Every enrollment makes a new key (the server revokes the host's key before it), except while a
+request waits for an admin: asking again then offers the same key, and waits for the same
+approval.
 
 Requests are signed with the key (bus/trust/proof.py): only this host can enroll it or renew
 what it got.
@@ -57,6 +62,7 @@ class Enrollment:
     action_signer: str
     directory: Path
     has_ca: bool = False
+    has_server_ca: bool = False
 
     @property
     def seed_file(self) -> Path:
@@ -69,6 +75,11 @@ class Enrollment:
     @property
     def ca_file(self) -> Path | None:
         return self.directory / "ca.pem" if self.has_ca else None
+
+    @property
+    def server_verify(self) -> bool | str:
+        """How to check the server's HTTPS certificate: its CA's file, or the system's CAs."""
+        return str(self.directory / "server-ca.pem") if self.has_server_ca else True
 
     @classmethod
     def load(cls, data_dir: Path) -> Enrollment:
@@ -83,6 +94,7 @@ class Enrollment:
                 action_signer=saved["action_signer"],
                 directory=directory,
                 has_ca=bool(saved.get("has_ca")),
+                has_server_ca=bool(saved.get("has_server_ca")),
             )
         except FileNotFoundError:
             raise NotEnrolled(
@@ -114,11 +126,12 @@ class Enrollment:
         return datetime.fromtimestamp(exp, UTC) if isinstance(exp, int) else None
 
 
-def host_key(data_dir: Path) -> KeyPair:
-    """This host's key: read, or made on first use."""
+def host_key(data_dir: Path, *, new: bool = False) -> KeyPair:
+    """This host's key: read, or made on first use (or when `new`)."""
     path = data_dir / IDENTITY_DIR / "host.nk"
     try:
-        return KeyPair(path.read_bytes().strip())
+        if not new:
+            return KeyPair(path.read_bytes().strip())
     except FileNotFoundError:
         pass
     except BadKey as err:
@@ -142,7 +155,8 @@ async def enroll(
 ) -> Enrollment:
     """Enroll this host; without a token, ask until an admin approves (up to `wait`).
     EnrollmentRefused says why the server would not."""
-    key = host_key(data_dir)
+    waiting = data_dir / IDENTITY_DIR / "waiting"  # a request with this key waits
+    key = host_key(data_dir, new=not waiting.exists())
     loop = asyncio.get_running_loop()
     give_up = loop.time() + wait.total_seconds()
     told = False
@@ -151,9 +165,14 @@ async def enroll(
             body = _proof(key, "enroll", host) | ({"token": token} if token else {})
             response = await _post(http, "/api/v1/enroll", body)
             if response.status_code == 201:
-                return _save(data_dir, server_url, response.json())
+                waiting.unlink(missing_ok=True)
+                return _save(data_dir, server_url, response.json(), verify)
             if response.status_code != 202:
+                if waiting.exists():
+                    waiting.unlink()
+                    raise EnrollmentRefused(f"{_why(response)}; run again to ask with a new key")
                 raise EnrollmentRefused(_why(response))
+            waiting.touch()
             if not told:
                 on_pending(key.public_key)
                 told = True
@@ -165,10 +184,11 @@ async def enroll(
             await asyncio.sleep(poll)
 
 
-async def renew(enrollment: Enrollment, verify: bool | str = True) -> datetime | None:
+async def renew(enrollment: Enrollment, verify: bool | str | None = None) -> datetime | None:
     """Fresh credentials from the server, written where the bus reads them at its next
     connect; their expiry."""
     key = KeyPair(enrollment.seed_file.read_bytes().strip())
+    verify = enrollment.server_verify if verify is None else verify
     async with httpx.AsyncClient(
         base_url=enrollment.server_url, timeout=HTTP_TIMEOUT, verify=verify
     ) as http:
@@ -227,10 +247,14 @@ def _why(response: httpx.Response) -> str:
     return f"the server refused ({response.status_code}): {detail or response.text[:200]}"
 
 
-def _save(data_dir: Path, server_url: str, answer: dict[str, Any]) -> Enrollment:
+def _save(
+    data_dir: Path, server_url: str, answer: dict[str, Any], verify: bool | str
+) -> Enrollment:
     directory = data_dir / IDENTITY_DIR
     if answer.get("ca_pem"):
         write_atomically(directory / "ca.pem", answer["ca_pem"].encode())
+    if isinstance(verify, str):  # renewals check the server's certificate as enroll did
+        write_atomically(directory / "server-ca.pem", Path(verify).read_bytes())
     write_atomically(directory / "host.jwt", answer["jwt"].encode(), mode=0o600)
     saved = {
         "host": answer["host"],
@@ -238,6 +262,7 @@ def _save(data_dir: Path, server_url: str, answer: dict[str, Any]) -> Enrollment
         "nats_urls": answer["nats_urls"],
         "action_signer": answer["action_signer"],
         "has_ca": bool(answer.get("ca_pem")),
+        "has_server_ca": isinstance(verify, str),
     }
     write_atomically(directory / "enrollment.json", json.dumps(saved, indent=2).encode())
     return Enrollment.load(data_dir)

@@ -132,7 +132,6 @@ class Executor:
             await self._bus.publish(
                 subjects.result_subject(self.host),
                 result,
-                msg_id=subjects.result_msg_id(result.action_id, self.host),
             )
             await msg.ack()
         finally:
@@ -314,7 +313,6 @@ class Executor:
             await self._bus.publish(
                 subjects.result_subject(self.host),
                 answer,
-                msg_id=subjects.result_msg_id(answer.action_id, self.host),
             )
         await msg.ack()
 
@@ -375,7 +373,6 @@ class Executor:
             await self._bus.publish(
                 subjects.result_subject(self.host),
                 result,
-                msg_id=subjects.result_msg_id(action_id, self.host),
             )
 
 

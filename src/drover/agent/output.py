@@ -122,7 +122,6 @@ class OutputPublisher:
         await self._bus.publish(
             subjects.output_subject(self._host),
             OutputChunk(action_id=self._action_id, host=self._host, seq=seq, data=data),
-            msg_id=subjects.output_msg_id(self._action_id, self._host, seq),
         )
 
 

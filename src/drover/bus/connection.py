@@ -77,6 +77,11 @@ class Bus:
     def is_connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
+    @property
+    def is_open(self) -> bool:
+        """Connected once and not closed: connected, or reconnecting by itself."""
+        return self._nc is not None and not self._nc.is_closed
+
     async def connect(self) -> None:
         """Connect, retrying the first connect with backoff until it succeeds."""
         backoff = Backoff(self.settings.reconnect_base, self.settings.reconnect_cap, self._rng)

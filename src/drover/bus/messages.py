@@ -79,6 +79,9 @@ class DesiredState(Message):
     host: HostId
     revision: str
     services: list[DesiredService]
+    # When the server signed it: an agent takes none older than the one it holds, so an old
+    # desired state put back on the bus (signed, but stale) changes nothing.
+    issued_at: AwareDatetime | None = None
 
 
 class UnitInfo(Message):
@@ -164,7 +167,7 @@ class ActionResult(Message):
 
 class OutputChunk(Message):
     """A piece of a running command's output, in order: `seq` counts from 1 per action and
-    host. Sent on the host's own subject with the de-duplication id `output_msg_id`."""
+    host. Sent on the host's own subject; the server stores each seq once."""
 
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 

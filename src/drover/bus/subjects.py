@@ -122,12 +122,9 @@ def abort_msg_id(action_id: str, host: str) -> str:
     return f"{action_id}.{host}.abort"
 
 
-def result_msg_id(action_id: str, host: str) -> str:
-    return f"{action_id}.{host}.result"
-
-
-def output_msg_id(action_id: str, host: str, seq: int) -> str:
-    return f"{action_id}.{host}.output.{seq}"
+# Results and output carry no de-duplication id: JetStream de-duplicates per stream, whoever
+# publishes, so any agent could make another host's result vanish by sending its id first. The
+# server stores each result and chunk once however often it comes (store/actions.py, output.py).
 
 
 @dataclass(frozen=True)

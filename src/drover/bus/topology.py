@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -154,4 +155,14 @@ async def ensure(js: JetStreamContext) -> None:
             # Exists with other settings: bring it to ours.
             await js.update_stream(config)
     for bucket in bucket_configs():
-        await js.create_key_value(bucket)
+        # A KV stream takes `Nats-Rollup` headers by default: a message on one key that wipes
+        # the whole bucket. An agent may write its own keys, so none may roll up (drover
+        # deletes keys one by one and never purges).
+        stream = subjects.KV_STREAM_PREFIX + bucket.bucket
+        try:
+            config = (await js.stream_info(stream)).config
+        except NotFoundError:
+            await js.create_key_value(bucket)
+            config = (await js.stream_info(stream)).config
+        if config.allow_rollup_hdrs:
+            await js.update_stream(replace(config, allow_rollup_hdrs=False))

@@ -82,7 +82,11 @@ class Server:
         self.fleet.listeners.append(self.live.fleet_changed)
         self.discovery = Discovery(self.bus, on_change=lambda: self.desired.claims_changed())
         self.desired = DesiredPublisher(
-            self.bus, self.fleet, self.clock, claims=self.discovery.claims
+            self.bus,
+            self.fleet,
+            self.clock,
+            claims=self.discovery.claims,
+            signer=self.authority.signer,
         )
         source = open_source(settings.config_path, settings.config_ref, settings.config_subdir)
         self.config = ConfigSync(
@@ -96,6 +100,7 @@ class Server:
         self._audit: AuditLog | None = None
         self.access: Access | None = None  # once running: users and tokens, e.g. to bootstrap
         self.enrollment: Enrollment | None = None  # once running: hosts' bus credentials
+        self._topology_ensured = 0  # the bus generation the topology was last made for
         self.ready = asyncio.Event()
 
     def _own_identity(self, bus: BusSettings, *, system: bool) -> BusSettings:
@@ -260,13 +265,14 @@ class Server:
         """After every reconnect, make sure the streams, buckets and hosts' consumers exist
         again: the bus may have come back empty (invariant 2), and every other loop would fail
         until they do."""
-        ensured = self.bus.generation
         while True:
-            if self.bus.generation != ensured:
+            # On the instance: a life of this loop that failed leaves it unchanged, so the
+            # next life (after the backoff) tries again.
+            if self.bus.generation != self._topology_ensured:
                 generation = self.bus.generation
                 await topology.ensure(self.bus.js)
                 await enrollment.ensure_all_consumers()
-                ensured = generation
+                self._topology_ensured = generation
                 log.info("streams and buckets ensured after reconnect")
             await asyncio.sleep(0.5)
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.messages import DesiredService, DesiredState, encode
+from drover.bus.trust import signing
+from drover.bus.trust.keys import KeyPair
 from drover.config.placement import applications_on
 from drover.config.schema import FleetConfig
 from drover.model.override import Override, effective_target
@@ -83,7 +85,10 @@ class DesiredPublisher:
         clock: Clock,
         overrides: Callable[[], Awaitable[list[Override]]] | None = None,
         claims: Callable[[str], Sequence[Claim]] = lambda host: (),
+        *,
+        signer: KeyPair,
     ) -> None:
+        self._signer = signer
         self._bus = bus
         self._fleet = fleet
         self._clock = clock
@@ -115,7 +120,6 @@ class DesiredPublisher:
         """One life of the loop: writes whatever differs, then waits for a reason to look again."""
         generation = self._bus.generation
         self._written.clear()  # a new life (after a reconnect) writes everything again
-        kv = await self._bus.kv(subjects.DESIRED_BUCKET)
         while self._bus.generation == generation:
             self._wake.clear()
             self._fleet.changed.clear()
@@ -126,12 +130,18 @@ class DesiredPublisher:
                     claims = self._claims(host)
                     desired = desired_for_host(self._config, host, overrides, now, claims)
                     if self._written.get(host) != desired:
-                        await kv.put(subjects.desired_key(host), encode(desired))
+                        await self._write(host, desired.model_copy(update={"issued_at": now}))
                         self._written[host] = desired
             # Look again when the next override runs out, at the latest.
             expiries = [(o.expires_at - now).total_seconds() for o in overrides]
             timeout = max(0.05, min([RECHECK_EVERY, *expiries]))
             await _either(self._wake, self._fleet.changed, timeout=timeout)
+
+    async def _write(self, host: str, desired: DesiredState) -> None:
+        """Signed, like an action: it says what the host runs (bus/trust/signing.py)."""
+        payload = encode(desired)
+        subject = subjects.kv_subject(subjects.DESIRED_BUCKET, subjects.desired_key(host))
+        await self._bus.publish(subject, payload, headers=signing.sign(self._signer, payload))
 
 
 async def _either(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:

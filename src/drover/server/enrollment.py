@@ -53,6 +53,8 @@ class EnrollmentSettings:
     token_ttl: timedelta = timedelta(hours=1)  # a new token's, unless asked otherwise
     max_token_ttl: timedelta = timedelta(days=7)
     max_pending: int = 1000  # requests waiting for approval, at most
+    max_pending_per_source: int = 20  # from one address
+    pending_lifetime: timedelta = timedelta(hours=24)  # a request not decided by then lapses
     # Where agents reach NATS, told to them when they enroll; empty: the server's own URL.
     agent_nats_urls: tuple[str, ...] = ()
 
@@ -94,6 +96,9 @@ class Enrollment:
         self._account_stale = asyncio.Event()
         self._account_stale.set()  # nats-server hears the revocations once at every start
         self._account_issued = 0
+        # One push at a time, each reading the revocations anew: the last to arrive (which
+        # nats-server keeps, whatever its date) is never an older list.
+        self._pushing = asyncio.Lock()
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -129,29 +134,61 @@ class Enrollment:
         known = await self.store.get(request.public_key)
         if known is not None and known.host != request.host:
             raise Conflict(f"this key is the key of host {known.host!r}; make a new key")
+        if known is not None and known.state in (KeyState.REJECTED, KeyState.REVOKED):
+            by = known.revoked_by if known.state is KeyState.REVOKED else known.decided_by
+            raise Forbidden(f"this key was {known.state.value} (by {by}); make a new key")
         actor = f"agent:{request.host}"
         key = HostKey(request.public_key, request.host, KeyState.PENDING, now, source[:100])
         if token is not None:
-            detail = {"public_key": request.public_key, "source": source}
-            entry = AuditEntry(actor, "host.enrolled", request.host, now, detail)
-            try:
-                enrolled = await self.store.enroll_with_token(sha256(token), key, entry)
-            except TokenRefused as err:
-                raise Forbidden(str(err)) from None
-            await self._enrolled(request.host, enrolled.revoked)
-            return await self._credentials(enrolled.key)
+            return await self._enroll_with_token(key, token, actor, source)
         if known is not None and known.state is KeyState.ENROLLED:
             return await self._credentials(known)
-        if known is not None and known.state in (KeyState.REJECTED, KeyState.REVOKED):
-            raise Forbidden(
-                f"this key was {known.state.value} by {known.decided_by or known.revoked_by}"
-            )
         detail = {"public_key": request.public_key, "source": source}
         entry = AuditEntry(actor, "host.enrollment_requested", request.host, now, detail)
         try:
-            return await self.store.request(key, entry, self.settings.max_pending)
+            return await self.store.request(
+                key,
+                entry,
+                max_pending=self.settings.max_pending,
+                max_per_source=self.settings.max_pending_per_source,
+                waits_since=now - self.settings.pending_lifetime,
+            )
         except ValueError as err:
             raise TooManyRequests(f"{err}; try again later", retry_after_s=60) from None
+
+    async def _enroll_with_token(
+        self, key: HostKey, token: str, actor: str, source: str
+    ) -> AgentCredentials:
+        # A token for any host may enroll a new host only: replacing a host's key takes a
+        # token made for that host (or an approval), not whatever token someone holds.
+        current = await self.store.keys(KeyState.ENROLLED, key.host)
+        if current and current[0].public_key != key.public_key:
+            bound = await self.store.token_host(sha256(token))
+            if bound != key.host:
+                raise Conflict(
+                    f"host {key.host!r} is enrolled already: enrolling it with a new key takes "
+                    f"a token made for it (drover hosts token create --host {key.host}), or "
+                    "an approval"
+                )
+        # Its consumers first: should the bus fail here, the token is not spent yet.
+        await topology.ensure_host(self._bus.js, key.host)
+        detail = {"public_key": key.public_key, "source": source}
+        entry = AuditEntry(actor, "host.enrolled", key.host, key.requested_at, detail)
+        try:
+            enrolled = await self.store.enroll_with_token(sha256(token), key, entry)
+        except TokenRefused as err:
+            raise Forbidden(str(err)) from None
+        await self._enrolled(
+            key.host, enrolled.revoked, had_keys=bool(current) or await self._had_keys(key)
+        )
+        return await self._credentials(enrolled.key)
+
+    async def _had_keys(self, key: HostKey) -> bool:
+        """Whether the host had an enrolled key before this one (revoked since, maybe)."""
+        return any(
+            k.public_key != key.public_key and k.state is KeyState.REVOKED
+            for k in await self.store.keys(host=key.host)
+        )
 
     async def renew(self, request: Proof) -> AgentCredentials:
         self._check(request, "renew")
@@ -164,10 +201,13 @@ class Enrollment:
     async def approve(self, host: str, public_key: str, by: str) -> HostKey:
         now = self._clock.now()
         entry = AuditEntry(by, "host.enrollment_approved", host, now, {"public_key": public_key})
-        enrolled = await self.store.approve(host, public_key, by, now, entry)
+        await topology.ensure_host(self._bus.js, host)
+        waits_since = now - self.settings.pending_lifetime
+        enrolled = await self.store.approve(host, public_key, by, now, entry, waits_since)
         if enrolled is None:
             raise NotFound(f"no enrollment request of host {host!r} with that key waits")
-        await self._enrolled(host, enrolled.revoked)
+        had_keys = bool(enrolled.revoked) or await self._had_keys(enrolled.key)
+        await self._enrolled(host, enrolled.revoked, had_keys=had_keys)
         return enrolled.key
 
     async def reject(self, host: str, public_key: str, by: str) -> None:
@@ -206,10 +246,18 @@ class Enrollment:
         if why is not None:
             raise Forbidden(f"proof of the key refused: {why}")
 
-    async def _enrolled(self, host: str, replaced: list[str]) -> None:
-        await topology.ensure_host(self._bus.js, host, fresh=True)
+    async def _enrolled(self, host: str, replaced: list[str], *, had_keys: bool) -> None:
+        """After a host's key is enrolled: nats-server refuses a key it replaced from now on;
+        a host that had a key before gets consumers anew, which start with the current desired
+        state (best effort: the old ones serve it too, from where they were)."""
         if replaced:
             await self.push_revocations()
+        if not had_keys:
+            return
+        try:
+            await topology.ensure_host(self._bus.js, host, fresh=True)
+        except (nats.errors.Error, OSError, TimeoutError) as err:
+            log.warning("consumers of %s not made anew (%r); the old ones serve it", host, err)
 
     async def _credentials(self, key: HostKey) -> AgentCredentials:
         ttl = self.settings.credentials_ttl
@@ -256,23 +304,29 @@ class Enrollment:
             await topology.ensure_host(self._bus.js, key.host)
 
     async def _push(self) -> None:
-        if not self._system_bus.is_connected:
-            await asyncio.wait_for(self._system_bus.connect(), 10)
-        self._account_stale.clear()
-        revocations = await self.store.revocations()
-        # nats-server keeps the newest account JWT: never hand it two from the same second.
-        issued = self._account_issued = max(
-            int(self._clock.now().timestamp()), self._account_issued + 1
-        )
+        async with self._pushing:
+            if not self._system_bus.is_open:
+                await asyncio.wait_for(self._system_bus.connect(), 10)
+            elif not self._system_bus.is_connected:
+                raise nats.errors.ConnectionReconnectingError()  # it comes back by itself
+            self._account_stale.clear()
+            try:
+                await self._push_account()
+            except Exception:
+                self._account_stale.set()
+                raise
+
+    async def _push_account(self) -> None:
+        now = self._clock.now()
+        # Keys revoked longer ago than credentials live need no listing: their JWTs have
+        # expired, and the server renews none for them. The account JWT stays small.
+        revocations = await self.store.revocations(since=now - self.settings.credentials_ttl)
+        # Dated after the last one: nats-server's resolver keeps the newest.
+        issued = max(int(now.timestamp()), self._account_issued + 1)
+        self._account_issued = issued
         token = self.authority.account_jwt(revocations, issued_at=issued)
-        try:
-            reply = await self._system_bus.nc.request(CLAIMS_UPDATE, token.encode(), timeout=5)
-            answer = json.loads(reply.data)
-        except Exception:
-            self._account_stale.set()
-            raise
-        error = answer.get("error")
+        reply = await self._system_bus.nc.request(CLAIMS_UPDATE, token.encode(), timeout=5)
+        error = json.loads(reply.data).get("error")
         if error:
-            self._account_stale.set()
             raise RuntimeError(f"nats-server refused the account JWT: {error}")
         log.info("nats-server has the account with %d revoked keys", len(revocations))

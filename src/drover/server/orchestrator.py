@@ -570,17 +570,12 @@ class Orchestrator:
                 "outcome": result.outcome.value,
                 "exit_code": result.exit_code,
                 "duration_s": result.duration_s,
-            }
-            | ({"refused": result.refused} if result.refused else {}),
+            },
         )
         if result.refused:
-            self._bus.counters.inc("server.refused_by_agents")
-            log.warning(
-                "host %s refused a request with action id %s: %s",
-                result.host,
-                result.action_id,
-                result.refused,
-            )
+            await self._take_refusal(result, entry)
+            await msg.ack()
+            return
         try:
             recorded = await self._store.record_result(
                 result.action_id, _host_result(result), now, entry
@@ -595,9 +590,6 @@ class Orchestrator:
             recorded = await self._record_unstorable(result, err, now)
         if recorded:
             self._wake.set()  # the rollout may take its next step now
-        elif result.refused and self._audit is not None:
-            # Not one of ours for this host (forged, or misaddressed): on record all the same.
-            await self._audit.record(replace(entry, kind="action.refused_by_agent"))
         else:
             log.warning(
                 "late or unknown result for %s on %s (%s) ignored: the row is already final",
@@ -606,6 +598,21 @@ class Orchestrator:
                 result.outcome,
             )
         await msg.ack()
+
+    async def _take_refusal(self, result: ActionResult, entry: AuditEntry) -> None:
+        """An agent refused a request for what it was (unsigned, forged, misaddressed): on the
+        audit trail and in the log, never on an action's record. Its action id is whatever the
+        forger wrote; the real action of that id, if there is one, still gets its real answer."""
+        self._bus.counters.inc("server.refused_by_agents")
+        log.warning(
+            "host %s refused a request with action id %s: %s",
+            result.host,
+            result.action_id,
+            result.refused,
+        )
+        if self._audit is not None:
+            detail = {"host": result.host, "refused": result.refused}
+            await self._audit.record(replace(entry, kind="action.refused_by_agent", detail=detail))
 
     async def _record_unstorable(self, result: ActionResult, err: Exception, now: datetime) -> bool:
         """Store a result the database refused as it came without what it may have refused:

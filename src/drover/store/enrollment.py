@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from drover.store.audit import AuditEntry, write
@@ -81,6 +81,14 @@ class EnrollmentStore:
             )
             await write(conn, audit)
 
+    async def token_host(self, secret_sha256: str) -> str | None:
+        """The host a token is for (None: any host, or no such token)."""
+        query = select(enrollment_tokens.c.host).where(
+            enrollment_tokens.c.secret_sha256 == secret_sha256
+        )
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).scalar()
+
     async def tokens(self) -> list[EnrollmentToken]:
         query = select(enrollment_tokens).order_by(enrollment_tokens.c.created_at.desc())
         async with self._engine.connect() as conn:
@@ -110,9 +118,18 @@ class EnrollmentStore:
             await write(conn, audit)
         return Enrolled(await self._get(key.public_key), revoked)
 
-    async def request(self, key: HostKey, audit: AuditEntry, max_pending: int) -> HostKey:
+    async def request(
+        self,
+        key: HostKey,
+        audit: AuditEntry,
+        *,
+        max_pending: int,
+        max_per_source: int,
+        waits_since: datetime,
+    ) -> HostKey:
         """Record a request to enroll `key` (pending); the key as it stands if known already.
-        Refuses (ValueError) a new request when `max_pending` are waiting."""
+        Requests from before `waits_since` have lapsed and go. Refuses (ValueError) a new
+        request when `max_pending` wait, or `max_per_source` from the same address."""
         async with self._engine.begin() as conn:
             known = (
                 await conn.execute(
@@ -121,33 +138,42 @@ class EnrollmentStore:
             ).first()
             if known is not None:
                 return _key(known)
-            waiting = (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(host_keys)
-                    .where(host_keys.c.state == KeyState.PENDING.value)
+            await conn.execute(
+                delete(host_keys).where(
+                    host_keys.c.state == KeyState.PENDING.value,
+                    host_keys.c.requested_at < waits_since,
                 )
+            )
+            pending = host_keys.c.state == KeyState.PENDING.value
+            waiting = (
+                await conn.execute(select(func.count()).select_from(host_keys).where(pending))
             ).scalar_one()
             if waiting >= max_pending:
                 raise ValueError(f"{waiting} enrollment requests are waiting already")
-            # A newer request of the same host replaces one still waiting.
-            await conn.execute(
-                update(host_keys)
-                .where(host_keys.c.host == key.host, host_keys.c.state == KeyState.PENDING.value)
-                .values(
-                    state=KeyState.REJECTED.value,
-                    decided_at=key.requested_at,
-                    decided_by="drover: a newer request",
+            from_there = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(host_keys)
+                    .where(pending, host_keys.c.source == key.source)
                 )
-            )
+            ).scalar_one()
+            if from_there >= max_per_source:
+                raise ValueError(f"{from_there} enrollment requests from {key.source} wait already")
             await conn.execute(insert(host_keys).values(**_row(key, KeyState.PENDING)))
             await write(conn, audit)
         return await self._get(key.public_key)
 
     async def approve(
-        self, host: str, public_key: str, by: str, now: datetime, audit: AuditEntry
+        self,
+        host: str,
+        public_key: str,
+        by: str,
+        now: datetime,
+        audit: AuditEntry,
+        waits_since: datetime,
     ) -> Enrolled | None:
-        """Enroll the pending `public_key` of `host`; None if no such request waits."""
+        """Enroll the pending `public_key` of `host`; None if no such request waits (or it
+        was made before `waits_since`, and has lapsed)."""
         async with self._engine.begin() as conn:
             pending = (
                 await conn.execute(
@@ -155,6 +181,7 @@ class EnrollmentStore:
                         host_keys.c.public_key == public_key,
                         host_keys.c.host == host,
                         host_keys.c.state == KeyState.PENDING.value,
+                        host_keys.c.requested_at >= waits_since,
                     )
                 )
             ).first()
@@ -211,10 +238,11 @@ class EnrollmentStore:
         async with self._engine.connect() as conn:
             return [_key(row) for row in await conn.execute(query)]
 
-    async def revocations(self) -> dict[str, int]:
-        """Every revoked key, with the time (epoch seconds) from which it is refused."""
+    async def revocations(self, since: datetime) -> dict[str, int]:
+        """Every key revoked since `since`, with the time (epoch seconds) from which it is
+        refused."""
         query = select(host_keys.c.public_key, host_keys.c.revoked_at).where(
-            host_keys.c.state == KeyState.REVOKED.value
+            host_keys.c.state == KeyState.REVOKED.value, host_keys.c.revoked_at >= since
         )
         async with self._engine.connect() as conn:
             return {

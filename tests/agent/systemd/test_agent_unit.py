@@ -12,11 +12,13 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from drover.bus.embedded import EmbeddedNats, free_port
+from drover.bus.embedded import BusSecurity, EmbeddedNats, free_port
+from tests.busauth import make_consumers, write_enrollment
 from tests.conftest import eventually
 from tests.systemd_namespace import SystemdNamespace
 
@@ -49,13 +51,21 @@ def work() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Installed:
+    port: int  # where the agent is told NATS is
+    security: BusSecurity  # what that nats-server is to trust; the agent is enrolled with it
+
+
 @pytest.fixture
-def installed(systemd: SystemdNamespace, work: Path) -> Iterator[int]:
-    """The unit, installed (not started) in the namespace; yields the NATS port it is told."""
+def installed(systemd: SystemdNamespace, work: Path) -> Iterator[Installed]:
+    """The unit, installed (not started) in the namespace, its host enrolled."""
     port = free_port()
+    security = BusSecurity.local(work / "bus")
+    write_enrollment(security, "nsagent", work / "state", f"tls://127.0.0.1:{port}")
     (work / "agent.toml").write_text("heartbeat_interval = 10\n")
     command = (
-        f"{DROVER} agent --nats nats://127.0.0.1:{port} --data-dir {work}/state "
+        f"{DROVER} agent --data-dir {work}/state "
         f"--systemd off --host-id nsagent --config-file {work}/agent.toml"
     )
     service = [
@@ -69,7 +79,7 @@ def installed(systemd: SystemdNamespace, work: Path) -> Iterator[int]:
     text = "[Unit]\nDescription=drover agent under test\n\n[Service]\n" + "\n".join(service)
     systemd.write_units({UNIT: text + "\n"})
     try:
-        yield port
+        yield Installed(port, security)
     finally:
         systemd.systemctl("stop", UNIT, check=False)
         systemd.systemctl("reset-failed", UNIT, check=False)
@@ -83,7 +93,7 @@ async def show(systemd: SystemdNamespace) -> dict[str, str]:
 
 
 async def test_the_agent_unit_is_active_once_ready_watched_reloaded_and_stopped_cleanly(
-    systemd: SystemdNamespace, installed: int, work: Path, tmp_path: Path
+    systemd: SystemdNamespace, installed: Installed, work: Path, tmp_path: Path
 ) -> None:
     log = work / "agent.log"
     await systemd.systemctl_async("start", "--no-block", UNIT)
@@ -100,9 +110,10 @@ async def test_the_agent_unit_is_active_once_ready_watched_reloaded_and_stopped_
     assert (waiting["ActiveState"], waiting["SubState"]) == ("activating", "start")
     assert (waiting["MainPID"], waiting["NRestarts"]) == (first["MainPID"], "0")
 
-    nats = EmbeddedNats(tmp_path / "nats", port=installed)
+    nats = EmbeddedNats(tmp_path / "nats", port=installed.port, security=installed.security)
     await nats.start()
     try:
+        await make_consumers(nats, "nsagent")
 
         async def running() -> dict[str, str] | None:
             now = await show(systemd)

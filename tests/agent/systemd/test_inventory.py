@@ -25,6 +25,7 @@ from drover.bus.messages import UnitInfo, UnitInventory, decode
 from drover.ops.clock import SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever
+from tests.busauth import bus_settings, enroll_directly
 from tests.conftest import eventually
 from tests.systemd_namespace import SystemdNamespace
 
@@ -42,7 +43,7 @@ def prefix() -> str:
 
 @contextlib.asynccontextmanager
 async def bus_for(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
-    bus = Bus(BusSettings(url=nats_server.url, name="test-inventory"), Counters())
+    bus = Bus(bus_settings(nats_server, "test-inventory"), Counters())
     await bus.connect()
     await topology.ensure(bus.js)
     try:
@@ -324,11 +325,12 @@ async def test_the_agent_publishes_its_inventory_when_systemd_is_there_only(
     async with bus_for(nats_server) as bus:
         for host, mode in ((HOST, "on"), ("h2", "off")):
             stop = asyncio.Event()
+            await enroll_directly(nats_server, host, tmp_path / host)
             agent = Agent(
                 AgentSettings(
                     host_id=host,
                     data_dir=tmp_path / host,
-                    bus=BusSettings(url=nats_server.url, name=f"test-agent-{host}"),
+                    bus=BusSettings(name=f"test-agent-{host}"),
                     drain_timeout=5.0,
                     systemd=mode,  # type: ignore[arg-type]
                     systemd_bus_address=systemd.bus_address,

@@ -90,13 +90,17 @@ class Authority:
             issued_at=_now(),
         )
 
-    def system_account_jwt(self) -> str:
+    def system_account_jwt(self, issued_at: int | None = None) -> str:
         return jwt.encode(
             jwt.account_claims(SYSTEM_ACCOUNT_NAME, jetstream=False),
             subject=self.system.public_key,
             issuer=self.operator,
-            issued_at=_now(),
+            issued_at=issued_at or _now(),
         )
+
+    def made_at(self) -> int:
+        """When the authority was made (its account key was written)."""
+        return int((self.directory / _FILES["account"][0]).stat().st_mtime)
 
     def account_jwt(self, revocations: Mapping[str, int], issued_at: int | None = None) -> str:
         """The DROVER account, refusing every user key in `revocations` (key → the time before
@@ -130,9 +134,14 @@ class Authority:
     def nats_config(self, resolver_dir: Path) -> str:
         """The part of a nats-server config that makes it trust this authority: operator mode
         with a full resolver (kept in `resolver_dir`), preloaded with both accounts, so the
-        server can start before drover has told it anything."""
+        server can start before drover has told it anything.
+
+        The preloaded accounts are dated when the authority was made, so they never replace
+        the newer account JWT the server pushed (with its revocations) into the resolver's
+        directory: a restarted nats-server keeps refusing revoked keys."""
         operator_file = self.directory / "operator.jwt"
         operator_file.write_text(self.operator_jwt() + "\n")
+        made = self.made_at()
         return "\n".join(
             [
                 f"operator: {conf_string(str(operator_file))}",
@@ -144,8 +153,8 @@ class Authority:
                 '  interval: "2m"',
                 "}",
                 "resolver_preload: {",
-                f"  {self.system.public_key}: {conf_string(self.system_account_jwt())}",
-                f"  {self.account.public_key}: {conf_string(self.account_jwt({}))}",
+                f"  {self.system.public_key}: {conf_string(self.system_account_jwt(made))}",
+                f"  {self.account.public_key}: {conf_string(self.account_jwt({}, made))}",
                 "}",
             ]
         )

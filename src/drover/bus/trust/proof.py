@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from drover.bus.trust.keys import KeyPair, verify
 
@@ -16,7 +16,10 @@ WINDOW = timedelta(minutes=5)
 
 
 def _text(purpose: str, host: str, public_key: str, at: datetime) -> bytes:
-    return f"drover-{purpose}\n{host}\n{public_key}\n{at.isoformat()}".encode()
+    """What is signed. The time is in one form, whatever form the request gave it in: UTC, to
+    the second, `2026-12-01T10:30:00Z`."""
+    when = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"drover-{purpose}\n{host}\n{public_key}\n{when}".encode()
 
 
 def prove(key: KeyPair, purpose: str, host: str, at: datetime) -> str:
