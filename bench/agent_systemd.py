@@ -51,10 +51,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
 from pydantic import ValidationError
+from tests.busauth import enroll_directly, superuser_client, write_creds
 from tests.systemd_namespace import SystemdNamespace
 
 from bench.kvtap import Arrival, Tap
@@ -62,7 +62,7 @@ from bench.procs import Child, IdleFigures, rss_bytes, sample_idle, spawn
 from bench.stats import Summary
 from drover import __version__
 from drover.bus import subjects
-from drover.bus.embedded import EmbeddedNats, free_port, nats_server_binary
+from drover.bus.embedded import BusSecurity, EmbeddedNats, free_port, nats_server_binary
 from drover.bus.messages import ServiceState, UnitInventory
 
 HOST = "bench-host"
@@ -75,12 +75,14 @@ CHANGE_BOUND = 10.0  # the longest a single change may take to reach KV before t
 RUNNING_BOUND = 120.0  # agent launched → every unit reported running
 TARGETS = {"rss_mb": 60.0, "cpu_percent": 0.5, "p99_s": 1.0}
 
+# A client as bare as it gets on the same bus: TLS and a JWT, as the agent connects.
 BARE_NATS = """
-import asyncio, sys
+import asyncio, ssl, sys
 import nats
 
 async def main():
-    nc = await nats.connect(sys.argv[1])
+    tls = ssl.create_default_context(cafile=sys.argv[3])
+    nc = await nats.connect(sys.argv[1], user_credentials=sys.argv[2], tls=tls)
     print("ready", flush=True)
     await asyncio.Event().wait()
 
@@ -150,17 +152,21 @@ def drover_binary() -> str:
 # -- starting the pieces ---------------------------------------------------------------------
 
 
-async def start_server(tmp: Path, nats_url: str, port: int) -> Child:
-    argv = [drover_binary(), "server", "--nats", nats_url, "--config", str(tmp / "config")]
+async def start_server(tmp: Path, bus: EmbeddedNats, port: int) -> Child:
+    assert bus.security is not None
+    argv = [drover_binary(), "server", "--nats", bus.url, "--config", str(tmp / "config")]
+    argv += ["--bus-authority", str(bus.security.authority.directory)]
+    argv += ["--nats-ca", str(bus.security.certificate.ca_file)]
     argv += ["--listen", f"127.0.0.1:{port}", "--database", f"sqlite+aiosqlite:///{tmp}/drover.db"]
     argv += ["--poll", "2", "--log-level", "WARNING"]
     return await spawn("server", argv, tmp / "server.log", clean_env())
 
 
-async def start_agent(tmp: Path, nats_url: str, ns: SystemdNamespace) -> Child:
+async def start_agent(tmp: Path, bus: EmbeddedNats, ns: SystemdNamespace) -> Child:
     settings = tmp / "agent.toml"
     settings.write_text("")  # named explicitly, so no /etc/drover/agent.toml is read
-    argv = [drover_binary(), "agent", "--nats", nats_url, "--host-id", HOST]
+    await enroll_directly(bus, HOST, tmp / "agent")
+    argv = [drover_binary(), "agent", "--nats", bus.url, "--host-id", HOST]
     argv += ["--data-dir", str(tmp / "agent"), "--systemd", "on", "--config-file", str(settings)]
     # The namespace's unit files (in its /run) are seen from here under its root only.
     env = clean_env(
@@ -322,11 +328,11 @@ async def run(opts: Options) -> dict[str, Any]:
             (tmp / "config").mkdir(exist_ok=True)
             (tmp / "config" / name).write_text(text)
 
-        bus = EmbeddedNats(tmp / "nats")
+        bus = EmbeddedNats(tmp / "nats", security=BusSecurity.local(tmp / "bus"))
         await bus.start()
         stack.push_async_callback(bus.stop)
         port = free_port()
-        server = await start_server(tmp, bus.url, port)
+        server = await start_server(tmp, bus, port)
         stack.push_async_callback(server.stop)
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
         stack.push_async_callback(http.aclose)
@@ -336,7 +342,7 @@ async def run(opts: Options) -> dict[str, Any]:
 
         await wait_until("server healthy", healthy, 30, [server])
 
-        nc = await nats.connect(bus.url, connect_timeout=5)
+        nc = await superuser_client(bus)
         stack.push_async_callback(nc.close)
         taps = {"watch": Tap(subjects.STATE_BUCKET), "core": Tap(subjects.STATE_BUCKET)}
         await taps["watch"].watch(nc, f"svc.{HOST}.>")
@@ -345,7 +351,7 @@ async def run(opts: Options) -> dict[str, Any]:
         await inventories.core(nc, subjects.inventory_key(HOST))
 
         launched, launched_at = time.monotonic(), time.time()
-        agent = await start_agent(tmp, bus.url, ns)
+        agent = await start_agent(tmp, bus, ns)
         stack.push_async_callback(agent.stop)
 
         async def all_running() -> bool:
@@ -356,7 +362,11 @@ async def run(opts: Options) -> dict[str, Any]:
         full = await inventories.first(0, partial(_holds_every_unit, placed), RUNNING_BOUND)
         inventory: dict[str, Any] = {"first_full_s": full.received - launched_at}
 
-        bare_nats = await start_bare(tmp, "bare-nats", [sys.executable, "-c", BARE_NATS, bus.url])
+        write_creds(bus, tmp / "bare.creds")
+        assert bus.security is not None
+        ca = str(bus.security.certificate.ca_file)
+        bare_argv = [sys.executable, "-c", BARE_NATS, bus.url, str(tmp / "bare.creds"), ca]
+        bare_nats = await start_bare(tmp, "bare-nats", bare_argv)
         stack.push_async_callback(bare_nats.stop)
         bare_python = await start_bare(tmp, "bare-python", [sys.executable, "-c", BARE_PYTHON])
         stack.push_async_callback(bare_python.stop)

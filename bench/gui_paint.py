@@ -78,14 +78,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
+from tests.busauth import superuser_client
 
 from bench.agent_systemd import clean_env, drover_binary, machine, wait_until
 from bench.procs import CLK_TCK, Child, IdleFigures, cpu_ticks, rss_bytes, sample_idle, spawn
 from bench.stats import Summary
 from drover.bus import subjects
-from drover.bus.embedded import EmbeddedNats, free_port
+from drover.bus.embedded import BusSecurity, EmbeddedNats, free_port
 from drover.bus.messages import HostRecord, ServiceState, encode
 from drover.model.status import Convergence, ServiceStatus
 from drover.server.api.gui import BUNDLE
@@ -320,10 +320,10 @@ def _state(
     return ServiceState(**base, status=ServiceStatus.RUNNING, pid=pid, convergence=Convergence.OK)
 
 
-async def populate(nats_url: str, opts: Options) -> tuple[Expected, float]:
+async def populate(bus: EmbeddedNats, opts: Options) -> tuple[Expected, float]:
     """Write the fleet into the state bucket, CHUNK puts in flight; the seconds it took."""
     expected = Expected()
-    client = await nats.connect(nats_url, connect_timeout=5)
+    client = await superuser_client(bus)
     try:
         kv = await client.jetstream(timeout=30).key_value(subjects.STATE_BUCKET)
         started = time.monotonic()
@@ -358,7 +358,7 @@ def counted(overview: dict[str, Any], opts: Options, expected: Expected) -> bool
 # -- the server -------------------------------------------------------------------------------
 
 
-async def start_server(tmp: Path, nats_url: str, port: int, password: str) -> Child:
+async def start_server(tmp: Path, bus: EmbeddedNats, port: int, password: str) -> Child:
     url = f"sqlite+aiosqlite:///{tmp}/drover.db"
     database = ["--database", url]
     await asyncio.to_thread(
@@ -371,7 +371,10 @@ async def start_server(tmp: Path, nats_url: str, port: int, password: str) -> Ch
         timeout=60,
         env=clean_env(),
     )
-    argv = [drover_binary(), "server", "--nats", nats_url, "--config", str(tmp / "config")]
+    assert bus.security is not None
+    argv = [drover_binary(), "server", "--nats", bus.url, "--config", str(tmp / "config")]
+    argv += ["--bus-authority", str(bus.security.authority.directory)]
+    argv += ["--nats-ca", str(bus.security.certificate.ca_file)]
     argv += ["--listen", f"127.0.0.1:{port}", *database]
     argv += ["--poll", str(CONFIG_POLL), "--log-level", "WARNING"]
     return await spawn("server", argv, tmp / "server.log", clean_env())
@@ -606,7 +609,7 @@ async def load_fleet(
         return bool(hosts["total"] == hosts["online"] == opts.hosts)
 
     began = time.monotonic()
-    expected, put_s = await populate(bus.url, opts)
+    expected, put_s = await populate(bus, opts)
     await wait_until("every host online", hosts_in, LOAD_BOUND, [server], 1.0)
     hosts_s = time.monotonic() - began
     for name, text in application_files(opts).items():
@@ -634,11 +637,11 @@ async def run(opts: Options) -> dict[str, Any]:
         (tmp / "config").mkdir()
         for name, text in fleet_files(opts).items():
             (tmp / "config" / name).write_text(text)
-        bus = EmbeddedNats(tmp / "nats")
+        bus = EmbeddedNats(tmp / "nats", security=BusSecurity.local(tmp / "bus"))
         await bus.start()
         stack.push_async_callback(bus.stop)
         port = free_port()
-        server = await start_server(tmp, bus.url, port, password)
+        server = await start_server(tmp, bus, port, password)
         stack.push_async_callback(server.stop)
         base = f"http://127.0.0.1:{port}"
 
