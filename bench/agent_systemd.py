@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import subprocess
@@ -152,14 +153,39 @@ def drover_binary() -> str:
 # -- starting the pieces ---------------------------------------------------------------------
 
 
-async def start_server(tmp: Path, bus: EmbeddedNats, port: int) -> Child:
+BENCH_USER = "bench"  # the admin the benchmarks call the API as
+
+
+async def start_server(
+    tmp: Path, bus: EmbeddedNats, port: int, password: str, poll: float = 2.0
+) -> Child:
+    """`drover server` on `bus`, with an admin `bench` whose password is `password`."""
+    database = ["--database", f"sqlite+aiosqlite:///{tmp}/drover.db"]
+    add_admin = [drover_binary(), "user", "add", BENCH_USER, "--role", "admin", "--password-stdin"]
+    await asyncio.to_thread(
+        subprocess.run,
+        [*add_admin, *database],
+        input=password + "\n",
+        text=True,
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert bus.security is not None
     argv = [drover_binary(), "server", "--nats", bus.url, "--config", str(tmp / "config")]
     argv += ["--bus-authority", str(bus.security.authority.directory)]
     argv += ["--nats-ca", str(bus.security.certificate.ca_file)]
-    argv += ["--listen", f"127.0.0.1:{port}", "--database", f"sqlite+aiosqlite:///{tmp}/drover.db"]
-    argv += ["--poll", "2", "--log-level", "WARNING"]
+    argv += ["--listen", f"127.0.0.1:{port}", *database]
+    argv += ["--poll", str(poll), "--log-level", "WARNING"]
     return await spawn("server", argv, tmp / "server.log", clean_env())
+
+
+async def signed_in_http(base: str, password: str) -> httpx.AsyncClient:
+    http = httpx.AsyncClient(base_url=base, timeout=30)
+    response = await http.post("/api/v1/login", json={"name": BENCH_USER, "password": password})
+    response.raise_for_status()
+    return http
 
 
 async def start_agent(tmp: Path, bus: EmbeddedNats, ns: SystemdNamespace) -> Child:
@@ -332,15 +358,18 @@ async def run(opts: Options) -> dict[str, Any]:
         await bus.start()
         stack.push_async_callback(bus.stop)
         port = free_port()
-        server = await start_server(tmp, bus, port)
+        password = secrets.token_urlsafe(18)
+        server = await start_server(tmp, bus, port, password)
         stack.push_async_callback(server.stop)
-        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        stack.push_async_callback(http.aclose)
+        base = f"http://127.0.0.1:{port}"
 
         async def healthy() -> bool:
-            return (await http.get("/healthz")).status_code == 200
+            async with httpx.AsyncClient(base_url=base, timeout=5) as probe:
+                return (await probe.get("/healthz")).status_code == 200
 
         await wait_until("server healthy", healthy, 30, [server])
+        http = await signed_in_http(base, password)
+        stack.push_async_callback(http.aclose)
 
         nc = await superuser_client(bus)
         stack.push_async_callback(nc.close)

@@ -81,8 +81,9 @@ import httpx
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 from tests.busauth import superuser_client
 
-from bench.agent_systemd import clean_env, drover_binary, machine, wait_until
-from bench.procs import CLK_TCK, Child, IdleFigures, cpu_ticks, rss_bytes, sample_idle, spawn
+from bench.agent_systemd import BENCH_USER as USER
+from bench.agent_systemd import machine, signed_in_http, start_server, wait_until
+from bench.procs import CLK_TCK, Child, IdleFigures, cpu_ticks, rss_bytes, sample_idle
 from bench.stats import Summary
 from drover.bus import subjects
 from drover.bus.embedded import BusSecurity, EmbeddedNats, free_port
@@ -103,7 +104,6 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 VIEWPORT: ViewportSize = {"width": 1360, "height": 860}
-USER = "bench"
 SERVICES_PER_APP = 2
 ENVIRONMENTS = ("prod", "staging")
 LABELLED_EVERY = 10  # one host in ten has labels in the config
@@ -353,38 +353,6 @@ def counted(overview: dict[str, Any], opts: Options, expected: Expected) -> bool
         == {"ok": expected.ok, "drifted": expected.drifted, "failed": expected.failed}
         | {"unknown": 0}
     )
-
-
-# -- the server -------------------------------------------------------------------------------
-
-
-async def start_server(tmp: Path, bus: EmbeddedNats, port: int, password: str) -> Child:
-    url = f"sqlite+aiosqlite:///{tmp}/drover.db"
-    database = ["--database", url]
-    await asyncio.to_thread(
-        subprocess.run,
-        [drover_binary(), "user", "add", USER, "--role", "admin", "--password-stdin", *database],
-        input=password + "\n",
-        text=True,
-        capture_output=True,
-        check=True,
-        timeout=60,
-        env=clean_env(),
-    )
-    assert bus.security is not None
-    argv = [drover_binary(), "server", "--nats", bus.url, "--config", str(tmp / "config")]
-    argv += ["--bus-authority", str(bus.security.authority.directory)]
-    argv += ["--nats-ca", str(bus.security.certificate.ca_file)]
-    argv += ["--listen", f"127.0.0.1:{port}", *database]
-    argv += ["--poll", str(CONFIG_POLL), "--log-level", "WARNING"]
-    return await spawn("server", argv, tmp / "server.log", clean_env())
-
-
-async def signed_in_http(base: str, password: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=base, timeout=30)
-    response = await http.post("/api/v1/login", json={"name": USER, "password": password})
-    response.raise_for_status()
-    return http
 
 
 # -- the browser ------------------------------------------------------------------------------
@@ -641,7 +609,7 @@ async def run(opts: Options) -> dict[str, Any]:
         await bus.start()
         stack.push_async_callback(bus.stop)
         port = free_port()
-        server = await start_server(tmp, bus, port, password)
+        server = await start_server(tmp, bus, port, password, poll=CONFIG_POLL)
         stack.push_async_callback(server.stop)
         base = f"http://127.0.0.1:{port}"
 

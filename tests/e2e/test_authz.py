@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,14 +146,7 @@ H1_KEY: list[KeyPair] = []  # h1's agent's key, once the fixture has started it
 
 
 def _proof(purpose: str, host: str, key: KeyPair | None = None) -> dict[str, Any]:
-    key = key or KeyPair.create(Kind.USER)
-    at = datetime.now(UTC).replace(microsecond=0)
-    return {
-        "host": host,
-        "public_key": key.public_key,
-        "signed_at": at.isoformat(),
-        "signature": proof.prove(key, purpose, host, at),
-    }
+    return proof.signed_request(key or KeyPair.create(Kind.USER), purpose, host)
 
 
 TABLE: dict[tuple[str, str], Row] = {

@@ -5,15 +5,21 @@ the key, and what the host gets — credentials nats-server takes, for its key o
 from __future__ import annotations
 
 import asyncio
+import base64
+import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.errors
+import nats.js.errors
 import pytest
 
 from drover.agent.enrollment import Enrollment, EnrollmentRefused, enroll, host_key, renew
 from drover.bus.connection import Bus, BusSettings
 from drover.bus.trust import permissions, proof
+from drover.bus.trust.credentials import BusIdentity
 from drover.bus.trust.jwt import decode
 from drover.bus.trust.keys import KeyPair, Kind
 from drover.ops.counters import Counters
@@ -114,25 +120,13 @@ async def test_renewal_needs_the_key_and_an_enrolled_host(fleet: Fleet, tmp_path
     assert expires is not None and expires > datetime.now(UTC) + timedelta(days=6)
 
     # Another key cannot renew web-1's credentials, however it signs.
-    thief = KeyPair.create(Kind.USER)
-    at = datetime.now(UTC).replace(microsecond=0)
-    body = {
-        "host": "web-1",
-        "public_key": thief.public_key,
-        "signed_at": at.isoformat(),
-        "signature": proof.prove(thief, "renew", "web-1", at),
-    }
-    assert (await fleet.http.post("/api/v1/enroll/renew", json=body)).status_code == 403
+    thief = proof.signed_request(KeyPair.create(Kind.USER), "renew", "web-1")
+    assert (await fleet.http.post("/api/v1/enroll/renew", json=thief)).status_code == 403
     # Nor can a copy of web-1's own request signed for another purpose or long ago.
     key = host_key(tmp_path / "h")
-    stale = at - timedelta(hours=1)
-    for purpose, when in (("enroll", at), ("renew", stale)):
-        body = {
-            "host": "web-1",
-            "public_key": key.public_key,
-            "signed_at": when.isoformat(),
-            "signature": proof.prove(key, purpose, "web-1", when),
-        }
+    stale = datetime.now(UTC) - timedelta(hours=1)
+    for purpose, when in (("enroll", None), ("renew", stale)):
+        body = proof.signed_request(key, purpose, "web-1", when)
         response = await fleet.http.post("/api/v1/enroll/renew", json=body)
         assert response.status_code == 403, response.text
         assert "proof of the key refused" in response.json()["detail"]
@@ -151,14 +145,7 @@ async def test_a_key_belongs_to_one_host_and_a_revoked_key_never_comes_back(
     key = KeyPair(enrolled.seed_file.read_bytes().strip())
 
     async def offer(host: str, **token: str) -> Any:
-        at = datetime.now(UTC).replace(microsecond=0)
-        body = {
-            "host": host,
-            "public_key": key.public_key,
-            "signed_at": at.isoformat(),
-            "signature": proof.prove(key, "enroll", host, at),
-            **token,
-        }
+        body = proof.signed_request(key, "enroll", host) | token
         return await fleet.http.post("/api/v1/enroll", json=body)  # type: ignore[union-attr]
 
     other = await offer("web-2", token=await new_token(fleet))
@@ -179,7 +166,7 @@ async def test_a_token_for_any_host_cannot_take_over_an_enrolled_one(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     await enroll(fleet.base_url, "web-1", tmp_path / "a", await new_token(fleet))
-    with pytest.raises(EnrollmentRefused, match="is enrolled already"):
+    with pytest.raises(EnrollmentRefused, match="has had a key"):
         await enroll(fleet.base_url, "web-1", tmp_path / "b", await new_token(fleet))
     bound = await new_token(fleet, host="web-1")
     assert (await enroll(fleet.base_url, "web-1", tmp_path / "b", bound)).host == "web-1"
@@ -194,21 +181,34 @@ async def test_enrolling_again_with_a_new_key_revokes_the_old_one(
     keys = {k["public_key"]: k["state"] for k in await fleet.get("/api/v1/enrollments?host=web-1")}
     assert keys[old_key] == "revoked"
     assert sorted(keys.values()) == ["enrolled", "revoked"]
-    bus = Bus(first.bus_settings(BusSettings(name="old", connect_timeout=2)), Counters())
-    with pytest.raises(TimeoutError):  # refused again and again: connect never succeeds
-        await asyncio.wait_for(bus.connect(), 3)
+    refused = await _connects(first)
+    assert "authorization violation" in refused
+    # The new key's credentials work (a control: the refusal above is about the key).
+    assert await _connects(Enrollment.load(tmp_path / "new")) == "connected"
+
+
+async def _connects(enrollment: Enrollment) -> str:
+    """ "connected", or why nats-server would not have it."""
+    identity = BusIdentity.from_files(enrollment.seed_file, enrollment.jwt_file)
+    assert enrollment.ca_file is not None
+    try:
+        client = await nats.connect(
+            enrollment.nats_urls[0],
+            tls=ssl.create_default_context(cafile=str(enrollment.ca_file)),
+            user_jwt_cb=lambda: identity.user_jwt().encode(),
+            signature_cb=lambda nonce: base64.b64encode(identity.key.sign(nonce.encode())),
+            allow_reconnect=False,
+            connect_timeout=5,
+        )
+    except nats.errors.Error as err:
+        return str(err).lower()
+    await client.close()
+    return "connected"
 
 
 async def test_bad_enrollment_requests_get_a_clear_4xx(fleet: Fleet) -> None:
     assert fleet.http is not None
-    key = KeyPair.create(Kind.USER)
-    at = datetime.now(UTC).replace(microsecond=0)
-    good = {
-        "host": "web-1",
-        "public_key": key.public_key,
-        "signed_at": at.isoformat(),
-        "signature": proof.prove(key, "enroll", "web-1", at),
-    }
+    good = proof.signed_request(KeyPair.create(Kind.USER), "enroll", "web-1")
     account_key = KeyPair.create(Kind.ACCOUNT).public_key
     cases = [
         ({**good, "host": "no.dots"}, 422),
@@ -227,23 +227,10 @@ async def test_requests_without_a_token_are_bounded_per_address(fleet: Fleet) ->
     assert fleet.http is not None and fleet.server is not None
     limit = fleet.server.settings.enrollment.max_pending_per_source
     for n in range(limit):
-        key = KeyPair.create(Kind.USER)
-        at = datetime.now(UTC).replace(microsecond=0)
-        body = {
-            "host": f"flood-{n}",
-            "public_key": key.public_key,
-            "signed_at": at.isoformat(),
-            "signature": proof.prove(key, "enroll", f"flood-{n}", at),
-        }
+        body = proof.signed_request(KeyPair.create(Kind.USER), "enroll", f"flood-{n}")
         assert (await fleet.http.post("/api/v1/enroll", json=body)).status_code == 202
-    key = KeyPair.create(Kind.USER)
-    at = datetime.now(UTC).replace(microsecond=0)
-    body = {
-        "host": "one-more",
-        "public_key": key.public_key,
-        "signed_at": at.isoformat().replace("+00:00", "Z"),  # any form of the time will do
-        "signature": proof.prove(key, "enroll", "one-more", at),
-    }
+    body = proof.signed_request(KeyPair.create(Kind.USER), "enroll", "one-more")
+    body["signed_at"] = body["signed_at"].replace("+00:00", "Z")  # any form of the time will do
     refused = await fleet.http.post("/api/v1/enroll", json=body)
     assert refused.status_code == 429 and "127.0.0.1" in refused.json()["detail"]
 
@@ -266,3 +253,38 @@ async def test_an_agent_whose_credentials_lapsed_renews_them_and_connects(
     again = await fleet.start_agent("h1", enroll=False)  # renews before it can connect
     assert again.bus.is_connected
     assert decode(enrollment.jwt_file.read_text())["exp"] > datetime.now(UTC).timestamp()
+
+
+async def test_enrolling_again_in_vain_leaves_the_working_key_and_credentials(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    token = await new_token(fleet)
+    enrolled = await enroll(fleet.base_url, "web-1", tmp_path / "h", token)
+    key, credentials = enrolled.seed_file.read_bytes(), enrolled.jwt_file.read_bytes()
+    for server, again in ((fleet.base_url, token), ("http://127.0.0.1:9", "dre_x")):
+        with pytest.raises(EnrollmentRefused):  # spent, and no server at all
+            await enroll(server, "web-1", tmp_path / "h", again)
+        assert enrolled.seed_file.read_bytes() == key
+        assert enrolled.jwt_file.read_bytes() == credentials
+    assert await _connects(Enrollment.load(tmp_path / "h")) == "connected"
+
+
+async def test_a_refused_token_makes_nothing_on_the_bus(fleet: Fleet) -> None:
+    assert fleet.http is not None and fleet.server is not None
+    body = proof.signed_request(KeyPair.create(Kind.USER), "enroll", "junk-1")
+    response = await fleet.http.post("/api/v1/enroll", json=body | {"token": "dre_bogus"})
+    assert response.status_code == 403
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await fleet.server.bus.js.consumer_info("DROVER_ACTIONS", "agent-junk-1")
+
+
+async def test_a_host_that_had_a_key_needs_a_token_made_for_it(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    assert fleet.http is not None
+    await enroll(fleet.base_url, "web-1", tmp_path / "h", await new_token(fleet))
+    assert (await fleet.http.post("/api/v1/hosts/web-1/revoke")).status_code == 200
+    with pytest.raises(EnrollmentRefused, match="has had a key"):
+        await enroll(fleet.base_url, "web-1", tmp_path / "h", await new_token(fleet))
+    bound = await new_token(fleet, host="web-1")
+    assert (await enroll(fleet.base_url, "web-1", tmp_path / "h", bound)).host == "web-1"

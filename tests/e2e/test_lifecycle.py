@@ -6,9 +6,12 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import nats.js.errors
 import pytest
 
+from drover.bus import subjects
 from drover.server import fleet as fleet_module
+from tests.busauth import superuser_client
 from tests.conftest import eventually
 from tests.e2e.test_discovery import drover_cli
 from tests.harness import Fleet
@@ -61,6 +64,22 @@ async def test_a_host_goes_offline_then_lost_and_is_decommissioned(
     assert await fleet.get("/api/v1/audit?kind=host.revoked&subject=h1")
     again = await asyncio.to_thread(drover_cli, fleet, "host", "decommission", "h1")
     assert again.returncode == 2 and "no host 'h1'" in again.stderr
+
+    # It comes back: enrolled anew (a token made for it), it is written its desired state.
+    await fleet.start_agent("h1")
+    client = await superuser_client(fleet.nats)
+    try:
+        desired = await client.jetstream().key_value(subjects.DESIRED_BUCKET)
+
+        async def written() -> bool:
+            try:
+                return bool((await desired.get(subjects.desired_key("h1"))).value)
+            except nats.js.errors.KeyNotFoundError:
+                return False
+
+        await eventually(written)
+    finally:
+        await client.close()
 
 
 async def _absent(fleet: Fleet) -> bool:

@@ -10,9 +10,10 @@ keeps what the server answers in `<data dir>/identity/`:
     server-ca.pem     the CA of the server's HTTPS certificate, if enroll was given one
     enrollment.json   the host id, the server, the NATS URLs, the key actions are signed with
 
-Every enrollment makes a new key (the server revokes the host's key before it), except while a
-request waits for an admin: asking again then offers the same key, and waits for the same
-approval.
+Every enrollment offers a new key (kept in `offered.nk` until the server enrolls it; the server
+then revokes the host's key before it), except while a request waits for an admin: asking
+again offers the same key, and waits for the same approval. Until the server enrolls the new
+key, the host's key and credentials stay as they were.
 
 Requests are signed with the key (bus/trust/proof.py): only this host can enroll it or renew
 what it got.
@@ -27,9 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from drover.agent.files import write_atomically
 from drover.bus import subjects
@@ -38,6 +37,9 @@ from drover.bus.trust import proof
 from drover.bus.trust.credentials import BusIdentity
 from drover.bus.trust.jwt import BadJwt, decode
 from drover.bus.trust.keys import BadKey, KeyPair, Kind
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -126,16 +128,27 @@ class Enrollment:
         return datetime.fromtimestamp(exp, UTC) if isinstance(exp, int) else None
 
 
-def host_key(data_dir: Path, *, new: bool = False) -> KeyPair:
-    """This host's key: read, or made on first use (or when `new`)."""
-    path = data_dir / IDENTITY_DIR / "host.nk"
+def host_key(data_dir: Path) -> KeyPair:
+    """This host's enrolled key."""
+    return _read_key(data_dir / IDENTITY_DIR / "host.nk")
+
+
+def _read_key(path: Path) -> KeyPair:
     try:
-        if not new:
-            return KeyPair(path.read_bytes().strip())
+        return KeyPair(path.read_bytes().strip())
     except FileNotFoundError:
-        pass
+        raise NotEnrolled(f"{path} is missing; enroll again") from None
     except BadKey as err:
         raise NotEnrolled(f"{path}: {err}") from None
+
+
+def _offered_key(data_dir: Path) -> KeyPair:
+    """The key this enrollment offers: the one a request still waits with, else a new one.
+    It lives in `offered.nk` until the server enrolls it: the enrolled key (`host.nk`) and its
+    credentials stay as they are whatever the server answers, or if it cannot be reached."""
+    path = data_dir / IDENTITY_DIR / "offered.nk"
+    if path.exists():
+        return _read_key(path)
     key = KeyPair.create(Kind.USER)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomically(path, key.seed + b"\n", mode=0o600)
@@ -155,24 +168,23 @@ async def enroll(
 ) -> Enrollment:
     """Enroll this host; without a token, ask until an admin approves (up to `wait`).
     EnrollmentRefused says why the server would not."""
-    waiting = data_dir / IDENTITY_DIR / "waiting"  # a request with this key waits
-    key = host_key(data_dir, new=not waiting.exists())
+    offered = data_dir / IDENTITY_DIR / "offered.nk"
+    key = _offered_key(data_dir)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + wait.total_seconds()
     told = False
-    async with httpx.AsyncClient(base_url=server_url, timeout=HTTP_TIMEOUT, verify=verify) as http:
+    async with _client(server_url, verify) as http:
         while True:
-            body = _proof(key, "enroll", host) | ({"token": token} if token else {})
+            body = proof.signed_request(key, "enroll", host) | ({"token": token} if token else {})
             response = await _post(http, "/api/v1/enroll", body)
             if response.status_code == 201:
-                waiting.unlink(missing_ok=True)
-                return _save(data_dir, server_url, response.json(), verify)
+                saved = _save(data_dir, server_url, response.json(), verify, offered)
+                return saved
+            if response.status_code in (403, 409):  # this key will never do: the next is new
+                offered.unlink(missing_ok=True)
+                raise EnrollmentRefused(f"{_why(response)}; running this again offers a new key")
             if response.status_code != 202:
-                if waiting.exists():
-                    waiting.unlink()
-                    raise EnrollmentRefused(f"{_why(response)}; run again to ask with a new key")
                 raise EnrollmentRefused(_why(response))
-            waiting.touch()
             if not told:
                 on_pending(key.public_key)
                 told = True
@@ -189,10 +201,10 @@ async def renew(enrollment: Enrollment, verify: bool | str | None = None) -> dat
     connect; their expiry."""
     key = KeyPair(enrollment.seed_file.read_bytes().strip())
     verify = enrollment.server_verify if verify is None else verify
-    async with httpx.AsyncClient(
-        base_url=enrollment.server_url, timeout=HTTP_TIMEOUT, verify=verify
-    ) as http:
-        response = await _post(http, "/api/v1/enroll/renew", _proof(key, "renew", enrollment.host))
+    async with _client(enrollment.server_url, verify) as http:
+        response = await _post(
+            http, "/api/v1/enroll/renew", proof.signed_request(key, "renew", enrollment.host)
+        )
     if response.status_code != 200:
         raise EnrollmentRefused(_why(response))
     answer = response.json()
@@ -222,17 +234,17 @@ def _issued_at(enrollment: Enrollment) -> datetime | None:
     return datetime.fromtimestamp(iat, UTC) if isinstance(iat, int) else None
 
 
-def _proof(key: KeyPair, purpose: str, host: str) -> dict[str, Any]:
-    at = datetime.now(UTC).replace(microsecond=0)
-    return {
-        "host": host,
-        "public_key": key.public_key,
-        "signed_at": at.isoformat(),
-        "signature": proof.prove(key, purpose, host, at),
-    }
+def _client(server_url: str, verify: bool | str) -> httpx.AsyncClient:
+    # Imported here: a running agent asks the server something once every few days, and the
+    # HTTP client (and what it brings) would otherwise sit in its memory all the time.
+    import httpx
+
+    return httpx.AsyncClient(base_url=server_url, timeout=HTTP_TIMEOUT, verify=verify)
 
 
 async def _post(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    import httpx
+
     try:
         return await http.post(path, json=body)
     except httpx.HTTPError as err:
@@ -248,14 +260,16 @@ def _why(response: httpx.Response) -> str:
 
 
 def _save(
-    data_dir: Path, server_url: str, answer: dict[str, Any], verify: bool | str
+    data_dir: Path, server_url: str, answer: dict[str, Any], verify: bool | str, key_file: Path
 ) -> Enrollment:
+    """Keep what the server answered, and the key it enrolled as the host's key."""
     directory = data_dir / IDENTITY_DIR
     if answer.get("ca_pem"):
         write_atomically(directory / "ca.pem", answer["ca_pem"].encode())
     if isinstance(verify, str):  # renewals check the server's certificate as enroll did
         write_atomically(directory / "server-ca.pem", Path(verify).read_bytes())
     write_atomically(directory / "host.jwt", answer["jwt"].encode(), mode=0o600)
+    key_file.replace(directory / "host.nk")
     saved = {
         "host": answer["host"],
         "server_url": server_url,

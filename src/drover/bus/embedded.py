@@ -107,16 +107,8 @@ class EmbeddedNats:
         if self.cluster is not None:
             lines += self._cluster_config(self.cluster)
         if self.security is not None:
-            cert = self.security.certificate
-            lines += [
-                "tls {",
-                f"  cert_file: {_quote(str(cert.cert_file))}",
-                f"  key_file: {_quote(str(cert.key_file))}",
-                f"  ca_file: {_quote(str(cert.ca_file))}",
-                "  timeout: 5",
-                "}",
-                self.security.authority.nats_config(self.store_dir / "accounts"),
-            ]
+            lines += _tls_block(self.security.certificate, verify=False)
+            lines.append(self.security.authority.nats_config(self.store_dir / "accounts"))
         self.config_file.write_text("\n".join(lines) + "\n")
         self.config_file.chmod(0o600)
 
@@ -129,17 +121,8 @@ class EmbeddedNats:
             f"  port: {cluster.port}",
             f"  routes: [{', '.join(_quote(r) for r in cluster.routes)}]",
         ]
-        if self.security is not None:
-            cert = self.security.certificate
-            lines += [
-                "  tls {",
-                f"    cert_file: {_quote(str(cert.cert_file))}",
-                f"    key_file: {_quote(str(cert.key_file))}",
-                f"    ca_file: {_quote(str(cert.ca_file))}",
-                "    verify: true",
-                "    timeout: 5",
-                "  }",
-            ]
+        if self.security is not None:  # mutual: a route must show a certificate of the CA
+            lines += ["  " + line for line in _tls_block(self.security.certificate, verify=True)]
         return [*lines, "}"]
 
     async def start(self, timeout: float = 20.0) -> None:
@@ -191,6 +174,18 @@ class EmbeddedNats:
 
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+
+def _tls_block(cert: ServerCertificate, *, verify: bool) -> list[str]:
+    return [
+        "tls {",
+        f"  cert_file: {_quote(str(cert.cert_file))}",
+        f"  key_file: {_quote(str(cert.key_file))}",
+        f"  ca_file: {_quote(str(cert.ca_file))}",
+        *(["  verify: true"] if verify else []),
+        "  timeout: 5",
+        "}",
+    ]
 
 
 _LEVEL_RE = re.compile(r"\[(INF|WRN|ERR|FTL|DBG|TRC)\] (.*)")

@@ -137,8 +137,9 @@ def host_consumers(host: str) -> list[tuple[str, ConsumerConfig]]:
 
 
 async def ensure_host(js: JetStreamContext, host: str, *, fresh: bool = False) -> None:
-    """Make the host's consumers. `fresh` (a new enrollment): delete them first, so that the
-    new agent gets its desired state again and no message meant for a key it replaced."""
+    """Make the host's consumers. `fresh` (a host enrolled anew): delete them first, so that
+    the new agent gets its desired state again (actions and aborts not yet taken stay on the
+    work queue, and come to it too)."""
     for stream, config in host_consumers(host):
         assert config.name is not None
         if fresh:

@@ -187,6 +187,7 @@ class Server:
             output=output,
             live=self.live,
             enrollment=enrollment,
+            desired=self.desired,
         )
         self.http = HttpServer(
             create_app(ctx), self.settings.listen_host, self.settings.listen_port

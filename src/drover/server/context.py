@@ -11,6 +11,7 @@ from drover.ops.counters import Counters
 from drover.server.approvals import Approvals
 from drover.server.auth.service import Access
 from drover.server.configsync import ConfigSync
+from drover.server.desired import DesiredPublisher
 from drover.server.discovery.tracker import Discovery
 from drover.server.enrollment import Enrollment
 from drover.server.fleet import FleetView
@@ -40,3 +41,4 @@ class ServerContext:
     output: OutputCollector  # commands' output: stored whole, followed live
     live: LiveEvents  # what changed, for the GUI's live pages
     enrollment: Enrollment  # hosts' bus credentials: tokens, requests, renewals, revocations
+    desired: DesiredPublisher  # writes each host's desired state

@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import nats.js.errors
 
 from drover.bus import subjects
 from drover.bus.connection import Bus
-from drover.bus.messages import DesiredService, DesiredState, encode
+from drover.bus.errors import MalformedMessage
+from drover.bus.messages import DesiredService, DesiredState, decode, encode
 from drover.bus.trust import signing
 from drover.bus.trust.keys import KeyPair
 from drover.config.placement import applications_on
@@ -96,6 +99,10 @@ class DesiredPublisher:
         self._claims = claims
         self._config: FleetConfig | None = None
         self._written: dict[str, DesiredState] = {}
+        # The newest `issued_at` of each host's desired state on the bus: the next is later,
+        # even if this server's clock is behind the one that wrote it (an agent takes no
+        # desired state older than the one it holds).
+        self._issued: dict[str, datetime] = {}
         self._wake = asyncio.Event()
 
     async def config_changed(self, config: FleetConfig) -> None:
@@ -126,22 +133,53 @@ class DesiredPublisher:
             overrides = await self._overrides() if self._overrides else []
             now = self._clock.now()
             if self._config is not None:
-                for host in sorted(self.hosts()):
+                hosts = self.hosts()
+                for gone in set(self._written) - hosts:  # left the fleet: written anew if back
+                    del self._written[gone]
+                for host in sorted(hosts):
                     claims = self._claims(host)
                     desired = desired_for_host(self._config, host, overrides, now, claims)
                     if self._written.get(host) != desired:
-                        await self._write(host, desired.model_copy(update={"issued_at": now}))
+                        await self._write(host, desired, now)
                         self._written[host] = desired
             # Look again when the next override runs out, at the latest.
             expiries = [(o.expires_at - now).total_seconds() for o in overrides]
             timeout = max(0.05, min([RECHECK_EVERY, *expiries]))
             await _either(self._wake, self._fleet.changed, timeout=timeout)
 
-    async def _write(self, host: str, desired: DesiredState) -> None:
+    def forget(self, host: str) -> None:
+        """Write the host's desired state again when it is next due (it was decommissioned:
+        its key is gone from the bus, and it may come back)."""
+        self._written.pop(host, None)
+        self._issued.pop(host, None)
+        self._wake.set()
+
+    async def _write(self, host: str, desired: DesiredState, now: datetime) -> None:
         """Signed, like an action: it says what the host runs (bus/trust/signing.py)."""
-        payload = encode(desired)
+        if host not in self._issued:
+            self._issued[host] = await self._issued_on_bus(host)
+        issued = max(now, self._issued[host] + timedelta(microseconds=1))
+        payload = encode(desired.model_copy(update={"issued_at": issued}))
         subject = subjects.kv_subject(subjects.DESIRED_BUCKET, subjects.desired_key(host))
         await self._bus.publish(subject, payload, headers=signing.sign(self._signer, payload))
+        self._issued[host] = issued
+
+    async def _issued_on_bus(self, host: str) -> datetime:
+        kv = await self._bus.kv(subjects.DESIRED_BUCKET)
+        try:
+            entry = await kv.get(subjects.desired_key(host))
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return _NEVER
+        if not entry.value:
+            return _NEVER
+        try:
+            issued = decode(DesiredState, entry.key, entry.value).issued_at
+        except MalformedMessage:
+            return _NEVER
+        return issued or _NEVER
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 async def _either(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 ENROLL_TOKEN_PREFIX = "dre_"  # noqa: S105 (a prefix, not a secret)
 CLAIMS_UPDATE = "$SYS.REQ.CLAIMS.UPDATE"
+# A revoked key stays listed this long past the life of the last credentials it could hold.
+REVOCATION_MARGIN = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -159,29 +161,37 @@ class Enrollment:
     async def _enroll_with_token(
         self, key: HostKey, token: str, actor: str, source: str
     ) -> AgentCredentials:
-        # A token for any host may enroll a new host only: replacing a host's key takes a
-        # token made for that host (or an approval), not whatever token someone holds.
+        secret = sha256(token)
+        try:
+            bound_to = await self.store.check_token(secret, key.host, key.requested_at)
+        except TokenRefused as err:
+            raise Forbidden(str(err)) from None
+        # A token for any host enrolls new hosts only: giving a host that has had a key a new
+        # one (after a revocation, say) takes a token made for it, or an approval.
         current = await self.store.keys(KeyState.ENROLLED, key.host)
-        if current and current[0].public_key != key.public_key:
-            bound = await self.store.token_host(sha256(token))
-            if bound != key.host:
-                raise Conflict(
-                    f"host {key.host!r} is enrolled already: enrolling it with a new key takes "
-                    f"a token made for it (drover hosts token create --host {key.host}), or "
-                    "an approval"
-                )
-        # Its consumers first: should the bus fail here, the token is not spent yet.
+        replacing = bool(current) and current[0].public_key != key.public_key
+        had_keys = replacing or await self._had_keys(key)
+        if had_keys and bound_to != key.host:
+            raise Conflict(
+                f"host {key.host!r} has had a key: a new one takes a token made for it "
+                f"(drover hosts token create --host {key.host}), or an approval"
+            )
+        # Its consumers before the token is spent: should the bus fail here, the host may try
+        # again with the same token. Only a token that checked out gets this far.
         await topology.ensure_host(self._bus.js, key.host)
         detail = {"public_key": key.public_key, "source": source}
         entry = AuditEntry(actor, "host.enrolled", key.host, key.requested_at, detail)
         try:
-            enrolled = await self.store.enroll_with_token(sha256(token), key, entry)
+            enrolled = await self.store.enroll_with_token(secret, key, entry)
         except TokenRefused as err:
             raise Forbidden(str(err)) from None
-        await self._enrolled(
-            key.host, enrolled.revoked, had_keys=bool(current) or await self._had_keys(key)
-        )
+        await self._enrolled(key.host, enrolled.revoked, had_keys=had_keys)
         return await self._credentials(enrolled.key)
+
+    async def keys(self, state: KeyState | None, host: str | None) -> list[HostKey]:
+        """Hosts' keys, without requests that have lapsed."""
+        waits_since = self._clock.now() - self.settings.pending_lifetime
+        return await self.store.keys(state, host, waits_since)
 
     async def _had_keys(self, key: HostKey) -> bool:
         """Whether the host had an enrolled key before this one (revoked since, maybe)."""
@@ -320,7 +330,8 @@ class Enrollment:
         now = self._clock.now()
         # Keys revoked longer ago than credentials live need no listing: their JWTs have
         # expired, and the server renews none for them. The account JWT stays small.
-        revocations = await self.store.revocations(since=now - self.settings.credentials_ttl)
+        ttl = self.settings.credentials_ttl
+        revocations = await self.store.revocations(since=now - ttl - REVOCATION_MARGIN, lasting=ttl)
         # Dated after the last one: nats-server's resolver keeps the newest.
         issued = max(int(now.timestamp()), self._account_issued + 1)
         self._account_issued = issued

@@ -8,7 +8,7 @@ has at most one enrolled key: enrolling another revokes the one before.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -94,6 +94,26 @@ class EnrollmentStore:
         async with self._engine.connect() as conn:
             return [_token(row) for row in await conn.execute(query)]
 
+    async def check_token(self, secret_sha256: str, host: str, now: datetime) -> str | None:
+        """The host the token is for (None: any), if `host` may use it now; TokenRefused
+        saying why not. Spends nothing: `enroll_with_token` does, in its transaction."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(enrollment_tokens).where(
+                        enrollment_tokens.c.secret_sha256 == secret_sha256
+                    )
+                )
+            ).first()
+            if (
+                row is None
+                or row.used_at is not None
+                or row.expires_at <= now
+                or row.host not in (None, host)
+            ):
+                raise TokenRefused(await _why_refused(conn, secret_sha256, host, now))
+        return str(row.host) if row.host is not None else None
+
     async def enroll_with_token(
         self, secret_sha256: str, key: HostKey, audit: AuditEntry
     ) -> Enrolled:
@@ -131,6 +151,7 @@ class EnrollmentStore:
         Requests from before `waits_since` have lapsed and go. Refuses (ValueError) a new
         request when `max_pending` wait, or `max_per_source` from the same address."""
         async with self._engine.begin() as conn:
+            await _forget_lapsed(conn, waits_since)
             known = (
                 await conn.execute(
                     select(host_keys).where(host_keys.c.public_key == key.public_key)
@@ -138,12 +159,6 @@ class EnrollmentStore:
             ).first()
             if known is not None:
                 return _key(known)
-            await conn.execute(
-                delete(host_keys).where(
-                    host_keys.c.state == KeyState.PENDING.value,
-                    host_keys.c.requested_at < waits_since,
-                )
-            )
             pending = host_keys.c.state == KeyState.PENDING.value
             waiting = (
                 await conn.execute(select(func.count()).select_from(host_keys).where(pending))
@@ -229,7 +244,16 @@ class EnrollmentStore:
             ).first()
         return _key(row) if row is not None else None
 
-    async def keys(self, state: KeyState | None = None, host: str | None = None) -> list[HostKey]:
+    async def keys(
+        self,
+        state: KeyState | None = None,
+        host: str | None = None,
+        waits_since: datetime | None = None,
+    ) -> list[HostKey]:
+        """Keys, newest first; with `waits_since`, requests from before it (lapsed) are gone."""
+        if waits_since is not None:
+            async with self._engine.begin() as conn:
+                await _forget_lapsed(conn, waits_since)
         query = select(host_keys).order_by(host_keys.c.requested_at.desc())
         if state is not None:
             query = query.where(host_keys.c.state == state.value)
@@ -238,21 +262,32 @@ class EnrollmentStore:
         async with self._engine.connect() as conn:
             return [_key(row) for row in await conn.execute(query)]
 
-    async def revocations(self, since: datetime) -> dict[str, int]:
-        """Every key revoked since `since`, with the time (epoch seconds) from which it is
-        refused."""
+    async def revocations(self, since: datetime, lasting: timedelta) -> dict[str, int]:
+        """Every key revoked since `since`, with the time (epoch seconds) up to which JWTs
+        issued for it are refused: `lasting` past its revocation, so that credentials minted in
+        a race with the revocation are refused too (a revoked key never comes back)."""
         query = select(host_keys.c.public_key, host_keys.c.revoked_at).where(
             host_keys.c.state == KeyState.REVOKED.value, host_keys.c.revoked_at >= since
         )
         async with self._engine.connect() as conn:
             return {
-                row.public_key: int(row.revoked_at.timestamp()) for row in await conn.execute(query)
+                row.public_key: int((row.revoked_at + lasting).timestamp())
+                for row in await conn.execute(query)
             }
 
     async def _get(self, public_key: str) -> HostKey:
         key = await self.get(public_key)
         assert key is not None
         return key
+
+
+async def _forget_lapsed(conn: AsyncConnection, waits_since: datetime) -> None:
+    await conn.execute(
+        delete(host_keys).where(
+            host_keys.c.state == KeyState.PENDING.value,
+            host_keys.c.requested_at < waits_since,
+        )
+    )
 
 
 async def _enroll(

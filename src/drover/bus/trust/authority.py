@@ -31,6 +31,9 @@ _FILES = {
 }
 
 
+_CREATED = "created"  # epoch seconds: what the accounts nats-server preloads are dated
+
+
 class AuthorityError(Exception):
     """The authority's directory is missing, unreadable or holds something else."""
 
@@ -70,6 +73,7 @@ class Authority:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as file:
                 file.write(KeyPair.create(kind).seed + b"\n")
+        (directory / _CREATED).write_text(f"{_now()}\n")
         return cls.load(directory)
 
     @classmethod
@@ -99,8 +103,12 @@ class Authority:
         )
 
     def made_at(self) -> int:
-        """When the authority was made (its account key was written)."""
-        return int((self.directory / _FILES["account"][0]).stat().st_mtime)
+        """When the authority was made: written down then (a copy of the directory that lost
+        its files' times keeps it), else its account key's time."""
+        try:
+            return int((self.directory / _CREATED).read_text())
+        except (OSError, ValueError):
+            return int((self.directory / _FILES["account"][0]).stat().st_mtime)
 
     def account_jwt(self, revocations: Mapping[str, int], issued_at: int | None = None) -> str:
         """The DROVER account, refusing every user key in `revocations` (key → the time before

@@ -26,6 +26,19 @@ def prove(key: KeyPair, purpose: str, host: str, at: datetime) -> str:
     return base64.b64encode(key.sign(_text(purpose, host, key.public_key, at))).decode()
 
 
+def signed_request(
+    key: KeyPair, purpose: str, host: str, at: datetime | None = None
+) -> dict[str, str]:
+    """The body of an enroll or renew request, proven by `key` (signed now, unless `at`)."""
+    at = at or datetime.now(UTC).replace(microsecond=0)
+    return {
+        "host": host,
+        "public_key": key.public_key,
+        "signed_at": at.isoformat(),
+        "signature": prove(key, purpose, host, at),
+    }
+
+
 def refusal(
     purpose: str,
     host: str,

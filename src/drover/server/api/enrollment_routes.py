@@ -153,7 +153,7 @@ async def list_enrollments(
 ) -> list[HostKeyOut]:
     """Hosts' bus keys: requests waiting for approval, enrolled, rejected and revoked."""
     await authorize(ctx, caller, Permission.ADMIN)
-    return [_key_view(k) for k in await ctx.enrollment.store.keys(state, host)]
+    return [_key_view(k) for k in await ctx.enrollment.keys(state, host)]
 
 
 @enrollment.post("/enrollments/{host}/approve", response_model=HostKeyOut, responses=REFUSALS)

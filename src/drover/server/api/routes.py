@@ -184,6 +184,7 @@ async def decommission_host(host: HostParam, ctx: Ctx, caller: Caller) -> Respon
     bus key, if it has one, is revoked."""
     await authorize(ctx, caller, Permission.ADMIN)
     await decommission(ctx.bus, ctx.fleet, ctx.audit, ctx.clock, host, caller.name)
+    ctx.desired.forget(host)  # should it come back, it is written its desired state again
     with contextlib.suppress(NotFound):  # enrolled before keys were, or revoked already
         await ctx.enrollment.revoke(host, caller.name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
