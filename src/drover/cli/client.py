@@ -5,9 +5,18 @@ from __future__ import annotations
 import contextlib
 import getpass
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
+
+
+def httpx_module() -> Any:
+    """httpx, imported at first use: with it come rich and pygments (its own CLI's), some
+    10 MB that `drover agent`, which never calls the API, would otherwise carry all its life."""
+    import httpx
+
+    return httpx
 
 
 class CliError(Exception):
@@ -43,7 +52,7 @@ class ApiClient:
 
             token = find_token()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
+        self._http = httpx_module().Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def get(self, path: str, **params: Any) -> Any:
         return self._call("GET", path, params=params or None)
@@ -58,7 +67,7 @@ class ApiClient:
         """Sign in: the headers that carry the session (cookie and CSRF token) and the answer."""
         try:
             response = self._http.post("/api/v1/login", json={"name": name, "password": password})
-        except httpx.HTTPError as err:
+        except httpx_module().HTTPError as err:
             raise CliError(f"cannot reach the drover server at {self.base_url}: {err}") from err
         if response.status_code in (401, 429):
             raise CliError(f"login refused: {_detail(response)}", exit_code=2)
@@ -81,12 +90,12 @@ class ApiClient:
         before the body are CliErrors; a connection lost while reading is httpx's own error,
         for the caller to resume from where it was."""
         # A live stream may be quiet for a while between its keep-alives (every 15 s).
-        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
+        timeout = httpx_module().Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
         request = self._http.build_request("GET", path, params=params, headers=headers)
         request.extensions["timeout"] = timeout.as_dict()
         try:
             response = self._http.send(request, stream=True)
-        except httpx.HTTPError as err:
+        except httpx_module().HTTPError as err:
             raise CliError(f"cannot reach the drover server at {self.base_url}: {err}") from err
         try:
             if response.is_error:
@@ -103,9 +112,9 @@ class ApiClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as err:
+        except httpx_module().TransportError as err:
             raise CliError(f"cannot reach the drover server at {self.base_url}: {err}") from err
-        except (httpx.HTTPError, httpx.InvalidURL) as err:
+        except (httpx_module().HTTPError, httpx_module().InvalidURL) as err:
             raise CliError(
                 f"request to the drover server at {self.base_url} failed: {err}"
             ) from err
@@ -129,8 +138,8 @@ class ApiClient:
 def _check_url(base_url: str) -> None:
     problem = f"--server {base_url!r}: invalid URL; expected e.g. http://127.0.0.1:8080"
     try:
-        url = httpx.URL(base_url)
-    except httpx.InvalidURL as err:
+        url = httpx_module().URL(base_url)
+    except httpx_module().InvalidURL as err:
         raise CliError(f"{problem} ({err})", exit_code=2) from err
     if url.scheme not in ("http", "https") or not url.host:
         raise CliError(problem, exit_code=2)

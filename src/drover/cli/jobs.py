@@ -15,10 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import httpx
-
 from drover.cli import approvals, sse
-from drover.cli.client import ApiClient, CliError
+from drover.cli.client import ApiClient, CliError, httpx_module
 from drover.cli.commands import WAITING_FOR_APPROVAL, Rollout
 
 RESUME_ATTEMPTS = 10
@@ -135,7 +133,7 @@ def follow(
                     last_id = event.id or last_id
                     if _take(event, lines, ends):
                         return ends
-        except httpx.TransportError:
+        except httpx_module().TransportError:
             pass  # resumed below, from the last event seen
         sleep(RESUME_PAUSE)
     raise CliError(f"lost the output of action {action_id}; see it with: drover output {action_id}")
