@@ -348,27 +348,8 @@ def _row(key: HostKey, state: KeyState) -> dict[str, Any]:
 
 
 def _key(row: Any) -> HostKey:
-    return HostKey(
-        public_key=row.public_key,
-        host=row.host,
-        state=KeyState(row.state),
-        requested_at=row.requested_at,
-        source=row.source,
-        via=row.via,
-        decided_at=row.decided_at,
-        decided_by=row.decided_by,
-        revoked_at=row.revoked_at,
-        revoked_by=row.revoked_by,
-    )
+    return HostKey(**{**row._mapping, "state": KeyState(row.state)})
 
 
 def _token(row: Any) -> EnrollmentToken:
-    return EnrollmentToken(
-        id=row.id,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        host=row.host,
-        used_at=row.used_at,
-        used_by_host=row.used_by_host,
-    )
+    return EnrollmentToken(**{k: v for k, v in row._mapping.items() if k != "secret_sha256"})

@@ -183,38 +183,12 @@ async def revoke(host: HostParam, ctx: Ctx, caller: Caller) -> RevokedOut:
 
 
 def _credentials_view(credentials: AgentCredentials) -> CredentialsOut:
-    return CredentialsOut(
-        host=credentials.host,
-        jwt=credentials.jwt,
-        expires_at=credentials.expires_at,
-        nats_urls=list(credentials.nats_urls),
-        ca_pem=credentials.ca_pem,
-        action_signer=credentials.action_signer,
-    )
+    return CredentialsOut.model_validate(credentials, from_attributes=True)
 
 
 def _key_view(key: HostKey) -> HostKeyOut:
-    return HostKeyOut(
-        host=key.host,
-        public_key=key.public_key,
-        state=key.state,
-        requested_at=key.requested_at,
-        source=key.source,
-        via=key.via,
-        decided_at=key.decided_at,
-        decided_by=key.decided_by,
-        revoked_at=key.revoked_at,
-        revoked_by=key.revoked_by,
-    )
+    return HostKeyOut.model_validate(key, from_attributes=True)
 
 
 def _token_view(token: EnrollmentToken) -> TokenOut:
-    return TokenOut(
-        id=token.id,
-        created_by=token.created_by,
-        created_at=token.created_at,
-        expires_at=token.expires_at,
-        host=token.host,
-        used_at=token.used_at,
-        used_by_host=token.used_by_host,
-    )
+    return TokenOut.model_validate(token, from_attributes=True)
