@@ -81,14 +81,6 @@ class EnrollmentStore:
             )
             await write(conn, audit)
 
-    async def token_host(self, secret_sha256: str) -> str | None:
-        """The host a token is for (None: any host, or no such token)."""
-        query = select(enrollment_tokens.c.host).where(
-            enrollment_tokens.c.secret_sha256 == secret_sha256
-        )
-        async with self._engine.connect() as conn:
-            return (await conn.execute(query)).scalar()
-
     async def tokens(self) -> list[EnrollmentToken]:
         query = select(enrollment_tokens).order_by(enrollment_tokens.c.created_at.desc())
         async with self._engine.connect() as conn:
@@ -250,11 +242,14 @@ class EnrollmentStore:
         host: str | None = None,
         waits_since: datetime | None = None,
     ) -> list[HostKey]:
-        """Keys, newest first; with `waits_since`, requests from before it (lapsed) are gone."""
-        if waits_since is not None:
-            async with self._engine.begin() as conn:
-                await _forget_lapsed(conn, waits_since)
+        """Keys, newest first; with `waits_since`, without requests from before it (lapsed:
+        the next request deletes them; a listing, which the GUI polls, only reads)."""
         query = select(host_keys).order_by(host_keys.c.requested_at.desc())
+        if waits_since is not None:
+            lapsed = (host_keys.c.state == KeyState.PENDING.value) & (
+                host_keys.c.requested_at < waits_since
+            )
+            query = query.where(~lapsed)
         if state is not None:
             query = query.where(host_keys.c.state == state.value)
         if host is not None:

@@ -82,10 +82,6 @@ class Authority:
             return cls.load(directory)
         return cls.create(directory)
 
-    @property
-    def account_id(self) -> str:
-        return self.account.public_key
-
     def operator_jwt(self) -> str:
         return jwt.encode(
             jwt.operator_claims(OPERATOR_NAME, self.system.public_key),
