@@ -43,9 +43,11 @@ debs: ## install the Debian packages the tests use (systemd, dbus), if missing
 run: install gui ## start drover on its embedded default: nats-server, server, a local agent
 	$(BIN)/drover dev
 
+# pytest on every core (pytest-xdist): each worker starts its own nats-servers, PostgreSQL,
+# systemd namespace and browser, so tests share nothing but the machine.
 test: install debs gui ## run the tests: the GUI's own (Vitest), then pytest (real NATS, systemd, Chromium)
 	cd web && npm test --silent
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist load
 
 bench: install debs ## run the benchmarks (real systemd, nats-server, agent); ~2 min, needs root
 	$(BIN)/python -m bench.agent_systemd
