@@ -8,6 +8,7 @@ nothing of another host's.
                         svc.<host>.<app>.<service>     ServiceState  (agent writes, server reads)
     KV drover-desired   <host>                         DesiredState  (server writes, agent reads)
     KV drover-inventory <host>                         UnitInventory (agent writes, server reads)
+    KV drover-leases    rollouts                       holder's name (servers only)
     stream DROVER_EVENTS   drover.event.<host>.<app>.<service>   ServiceState on every change
     stream DROVER_ACTIONS  drover.action.<host>          ActionRequest (server → one agent)
                            drover.action.<host>.abort    AbortRequest  (server → one agent)
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 STATE_BUCKET = "drover-state"
 DESIRED_BUCKET = "drover-desired"
 INVENTORY_BUCKET = "drover-inventory"
+LEASES_BUCKET = "drover-leases"  # which server drives the rollouts (server/lease.py)
 
 EVENTS_STREAM = "DROVER_EVENTS"
 ACTIONS_STREAM = "DROVER_ACTIONS"

@@ -80,11 +80,18 @@ def stream_configs() -> list[StreamConfig]:
     ]
 
 
+LEASE_TTL = 10.0  # seconds
+
+
 def bucket_configs() -> list[KeyValueConfig]:
     return [
         KeyValueConfig(bucket=subjects.STATE_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=subjects.DESIRED_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=subjects.INVENTORY_BUCKET, history=1, storage=StorageType.FILE),
+        # An entry lives LEASE_TTL seconds unless its holder writes it again (server/lease.py).
+        KeyValueConfig(
+            bucket=subjects.LEASES_BUCKET, history=1, ttl=LEASE_TTL, storage=StorageType.FILE
+        ),
     ]
 
 

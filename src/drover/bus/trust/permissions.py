@@ -46,6 +46,7 @@ def server() -> Permissions:
             "$JS.FC.>",  # flow control answers of the ordered consumers behind KV watches
             "drover.action.>",
             subjects.kv_subject(subjects.DESIRED_BUCKET, ">"),
+            subjects.kv_subject(subjects.LEASES_BUCKET, ">"),
             # Deleting the keys of a decommissioned host, never writing them.
             subjects.kv_subject(subjects.STATE_BUCKET, ">"),
             subjects.kv_subject(subjects.INVENTORY_BUCKET, ">"),
