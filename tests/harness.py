@@ -28,6 +28,7 @@ class Running:
 
     stop: asyncio.Event
     task: asyncio.Task[None]
+    server: Server | None = None  # a peer server (start_peer), to reach its API
 
     async def halt(self, timeout: float = 20.0) -> None:
         self.stop.set()
@@ -55,16 +56,7 @@ class Fleet:
         port: int = 0,
     ) -> Server:
         self.server = Server(
-            ServerSettings(
-                config_path=self.config_dir,
-                database_url=database_url or f"sqlite+aiosqlite:///{self.tmp / 'drover.db'}",
-                listen_port=port,
-                config_poll_interval=poll,
-                answer_grace=answer_grace,
-                bus=BusSettings(url=self.nats.url, name="test-server", tls_ca=self._ca),
-                auth=auth or AuthSettings(),
-                bus_authority=self._authority_dir,
-            )
+            self._server_settings(poll, answer_grace, database_url, auth, port, "test-server")
         )
         self.running.append(_launch(self.server.run))
         await asyncio.wait_for(self.server.ready.wait(), 20)
@@ -78,6 +70,36 @@ class Fleet:
         )
         return self.server
 
+    def _server_settings(
+        self,
+        poll: float,
+        answer_grace: timedelta,
+        database_url: str | None,
+        auth: AuthSettings | None,
+        port: int,
+        name: str,
+    ) -> ServerSettings:
+        return ServerSettings(
+            config_path=self.config_dir,
+            database_url=database_url or f"sqlite+aiosqlite:///{self.tmp / 'drover.db'}",
+            listen_port=port,
+            config_poll_interval=poll,
+            answer_grace=answer_grace,
+            bus=BusSettings(url=self.nats.url, name=name, tls_ca=self._ca),
+            auth=auth or AuthSettings(),
+            bus_authority=self._authority_dir,
+        )
+
+    async def start_peer(self, database_url: str, name: str = "test-server-2") -> Running:
+        """Another server process beside `server`, on the same bus and database (PostgreSQL:
+        several servers share one). Its API takes the same tokens."""
+        peer = Server(self._server_settings(0.2, timedelta(minutes=5), database_url, None, 0, name))
+        running = _launch(peer.run)
+        running.server = peer
+        self.running.append(running)
+        await asyncio.wait_for(peer.ready.wait(), 20)
+        return running
+
     async def start_agent(
         self,
         host: str,
@@ -85,6 +107,7 @@ class Fleet:
         systemd_root: Path | None = None,
         *,
         enroll: bool = True,
+        metrics_listen: tuple[str, int] | None = None,
     ) -> Agent:
         """An agent; with `systemd_bus` it manages units of that systemd, else none at all.
         `systemd_root`: where that systemd's files are seen from here (its namespace's root).
@@ -107,6 +130,7 @@ class Fleet:
                 systemd="on" if systemd_bus else "off",
                 systemd_bus_address=systemd_bus,
                 systemd_root=systemd_root or Path("/"),
+                metrics_listen=metrics_listen,
             )
         )
         self.agents[host] = agent

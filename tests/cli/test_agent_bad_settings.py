@@ -38,7 +38,8 @@ BAD_FILES = {
     "an unknown key": (
         "heartbeat = 5\n",
         "agent.toml:1:1: unknown key 'heartbeat'; expected one of nats, host_id, data_dir, "
-        "log_level, systemd, systemd_bus_address, systemd_root, heartbeat_interval, drain_timeout",
+        "log_level, systemd, systemd_bus_address, systemd_root, heartbeat_interval, drain_timeout, "
+        "metrics_listen, log_format",
     ),
     "TOML that does not parse": ('host_id = "h1\n', "agent.toml:1:14: Illegal character '\\n'"),
 }
@@ -66,6 +67,15 @@ BAD_VARIABLES = {
     "heartbeat interval": (
         {"DROVER_HEARTBEAT_INTERVAL": "-1"},
         "DROVER_HEARTBEAT_INTERVAL '-1': Input should be greater than or equal to 1",
+    ),
+    "metrics address": (
+        {"DROVER_METRICS_LISTEN": "localhost:99999"},
+        "DROVER_METRICS_LISTEN 'localhost:99999': expected HOST:PORT with a port from 1 to "
+        "65535, e.g. 127.0.0.1:9464",
+    ),
+    "log format": (
+        {"DROVER_LOG_FORMAT": "xml"},
+        "DROVER_LOG_FORMAT 'xml': Input should be 'text' or 'json'",
     ),
 }
 

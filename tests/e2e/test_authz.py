@@ -160,6 +160,9 @@ TABLE: dict[tuple[str, str], Row] = {
     ("HEAD", "/redoc"): Row(OPEN, "/redoc"),
     ("GET", "/healthz"): Row(OPEN, "/healthz"),
     ("GET", "/info"): Row(OPEN, "/info"),
+    ("GET", "/metrics"): Row(unscoped(R), "/metrics"),
+    ("GET", "/connections"): Row(unscoped(R), "/connections"),
+    ("GET", "/debug/tasks"): Row(unscoped(AD), "/debug/tasks"),
     ("POST", "/api/v1/login"): Row(OPEN, "/api/v1/login", {"name": "signer", "password": PASSWORD}),
     # This server has no OIDC: 404 says so.
     ("GET", "/auth/oidc/login"): Row(OPEN, "/auth/oidc/login", ok=(404,)),

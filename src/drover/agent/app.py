@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from drover.agent.desired import DesiredStateFollower
 from drover.agent.enrollment import Enrollment, NotEnrolled, keep_credentials_fresh
@@ -24,9 +27,12 @@ from drover.agent.reporter import Reporter
 from drover.bus.connection import Bus, BusSettings
 from drover.bus.messages import DesiredState
 from drover.model.action import ActionKind
+from drover.model.status import ServiceStatus
 from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever, unless_stopped
+from drover.ops.metrics import Metrics, gauge
+from drover.ops.metrics_endpoint import serve_metrics
 from drover.ops.sdnotify import Notifier, keep_watchdog
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,7 @@ class AgentSettings:
     systemd: Literal["auto", "on", "off"] = "auto"
     systemd_bus_address: str | None = None  # default: $DBUS_SYSTEM_BUS_ADDRESS or the standard
     systemd_root: Path = Path("/")  # the host's root as the agent sees it, for unit files
+    metrics_listen: tuple[str, int] | None = None  # (host, port) of GET /metrics; None: off
 
 
 class Agent:
@@ -69,13 +76,19 @@ class Agent:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.counters = Counters()
+        self.metrics = Metrics("agent", self.counters)
+        self.metrics.read_at_scrape(self._figures)
         self.enrollment = Enrollment.load(settings.data_dir)
         if self.enrollment.host != settings.host_id:
             raise NotEnrolled(
                 f"{settings.data_dir} holds the enrollment of host {self.enrollment.host!r}, "
                 f"not {settings.host_id!r}"
             )
-        self.bus = Bus(self.enrollment.bus_settings(settings.bus, settings.nats_url), self.counters)
+        self.bus = Bus(
+            self.enrollment.bus_settings(settings.bus, settings.nats_url),
+            self.counters,
+            self.metrics,
+        )
         self.ledger = Ledger(settings.data_dir / "ledger.jsonl")
         self.reporter = Reporter(
             settings.host_id, self.bus, self.clock, settings.heartbeat_interval
@@ -108,6 +121,19 @@ class Agent:
         """Run until `stop`, then drain; `notifier` tells systemd (ops/sdnotify.py)."""
         notifier = notifier or Notifier()
         watched: list[asyncio.Task[None]] = []
+        self.metrics.loop = asyncio.get_running_loop()
+        endpoint = None
+        if self.settings.metrics_listen is not None:
+            endpoint = await serve_metrics(self.metrics, *self.settings.metrics_listen)
+        try:
+            await self._run(stop, notifier, watched)
+        finally:
+            if endpoint is not None:
+                endpoint.close()
+
+    async def _run(
+        self, stop: asyncio.Event, notifier: Notifier, watched: list[asyncio.Task[None]]
+    ) -> None:
         async with asyncio.TaskGroup() as tg:
             watchdog = tg.create_task(keep_watchdog(notifier, watched), name="agent.watchdog")
             opened = await self._open_providers(tg)
@@ -250,3 +276,16 @@ class Agent:
         if self.providers is None:
             raise UnknownService(application, service)
         return await self.providers.act(application, service, kind)
+
+    def _figures(self) -> list[Metric]:
+        """This host's services by status as last reported, and the actions run here."""
+        statuses = Counter(state.status.value for state in self.reporter.latest())
+        services = gauge("drover_agent_services", "This host's services by status.", ["status"])
+        for status in ServiceStatus:
+            services.add_metric([status.value], statuses.get(status.value, 0))
+        executed = CounterMetricFamily(
+            "drover_agent_actions_executed",
+            "Actions this agent ran since it started (not those answered from its ledger).",
+        )
+        executed.add_metric([], self.executor.executions)
+        return [services, executed]

@@ -48,6 +48,7 @@ from drover.bus.messages import AbortRequest, ActionRequest, ActionResult, decod
 from drover.bus.trust import signing
 from drover.model.action import ActionKind, HostOutcome
 from drover.ops.clock import Clock
+from drover.ops.logging import correlated
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +129,11 @@ class Executor:
             return
         self.idle.clear()
         try:
-            result = await self._result_for(request, msg)
-            await self._bus.publish(
-                subjects.result_subject(self.host),
-                result,
-            )
-            await msg.ack()
+            with correlated(request.correlation):
+                result = await self._result_for(request, msg)
+                result = result.model_copy(update={"correlation": request.correlation})
+                await self._bus.publish(subjects.result_subject(self.host), result)
+                await msg.ack()
         finally:
             self.idle.set()
 
@@ -212,6 +212,9 @@ class Executor:
             output_chunks=done.chunks,
         )
         await asyncio.to_thread(self._ledger.finish, result)
+        self._bus.metrics.actions.labels(request.kind.value, done.outcome.value).observe(
+            result.duration_s or 0.0
+        )
         return result
 
     async def _act_on_services(self, request: ActionRequest, abort: Abort) -> _Done:

@@ -139,13 +139,14 @@ class Inventory:
         """One life of the publishing loop, for ops.loops.forever: writes the inventory at the
         start and whenever it changes; returns after a reconnect, to write it in full again."""
         generation = self._bus.generation
-        kv = await self._bus.kv(subjects.INVENTORY_BUCKET)
         published: UnitInventory | None = None
         while self._bus.generation == generation:
             self._wake.clear()
             current = self.current
             if current is not None and current is not published:
-                await kv.put(subjects.inventory_key(self.host), encode(current))
+                await self._bus.put(
+                    subjects.INVENTORY_BUCKET, subjects.inventory_key(self.host), encode(current)
+                )
                 published = current
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)

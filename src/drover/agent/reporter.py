@@ -13,6 +13,7 @@ import contextlib
 import logging
 import socket
 from datetime import datetime
+from urllib.parse import ParseResult
 
 from drover import __version__
 from drover.bus import subjects
@@ -38,6 +39,7 @@ class Reporter:
         self._dirty: set[ServiceKey] = set()
         self._gone: set[ServiceKey] = set()
         self._wake = asyncio.Event()
+        self._connection: tuple[int, datetime] | None = None  # (bus generation, since when)
 
     def on_change(self, state: ServiceState) -> None:
         """Provider callback: remember the newest state, send it when the bus allows."""
@@ -46,6 +48,10 @@ class Reporter:
         self._dirty.add(key)
         self._gone.discard(key)
         self._wake.set()
+
+    def latest(self) -> list[ServiceState]:
+        """The newest state of every service of this host."""
+        return list(self._latest.values())
 
     def desired_applied(self, revision: str) -> None:
         """Say at once which config revision this host now runs, not at the next heartbeat."""
@@ -83,11 +89,13 @@ class Reporter:
                 key = self._dirty.pop()
                 state = self._latest[key]
                 try:
-                    await kv.put(subjects.service_key(self.host, *key), encode(state))
+                    await self._bus.put(
+                        subjects.STATE_BUCKET, subjects.service_key(self.host, *key), encode(state)
+                    )
                 except BaseException:
                     self._dirty.add(key)
                     raise
-                await self._bus.nc.publish(subjects.event_subject(self.host, *key), encode(state))
+                await self._bus.announce(subjects.event_subject(self.host, *key), encode(state))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
@@ -98,6 +106,9 @@ class Reporter:
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _put_host_record(self) -> None:
+        if self._connection is None or self._connection[0] != self._bus.generation:
+            self._connection = (self._bus.generation, self._clock.now())
+        nc = self._bus.nc
         record = HostRecord(
             host=self.host,
             hostname=socket.gethostname(),
@@ -106,6 +117,13 @@ class Reporter:
             heartbeat_at=self._clock.now(),
             heartbeat_interval=self.heartbeat_interval,
             desired_revision=self.desired_revision,
+            address=nc.client_ip,
+            connected_since=self._connection[1],
+            bus_server=_server_of(nc.connected_url),
         )
-        kv = await self._bus.kv(subjects.STATE_BUCKET)
-        await kv.put(subjects.host_key(self.host), encode(record))
+        await self._bus.put(subjects.STATE_BUCKET, subjects.host_key(self.host), encode(record))
+
+
+def _server_of(url: ParseResult | None) -> str | None:
+    """host:port of the server it is connected to (never the URL's credentials, if any)."""
+    return f"{url.hostname}:{url.port}" if url is not None and url.hostname else None

@@ -48,6 +48,18 @@ class AgentConfig(BaseModel):
     systemd_root: Path = Path("/")
     heartbeat_interval: float = Field(10.0, ge=1, le=300, allow_inf_nan=False)
     drain_timeout: float = Field(30.0, ge=0, le=3600, allow_inf_nan=False)
+    # HOST:PORT of a local Prometheus endpoint (GET /metrics); None: none.
+    metrics_listen: str | None = None
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str | None) -> str | None:
+        if value is not None and listen_address(value) is None:
+            raise PydanticCustomError(
+                "listen", "expected HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9464"
+            )
+        return value
 
     @field_validator("nats")
     @classmethod
@@ -70,6 +82,15 @@ class AgentConfig(BaseModel):
         if isinstance(value, str) and value.upper() in LEVELS:
             return value.upper()
         raise PydanticCustomError("log_level", "expected one of " + ", ".join(LEVELS))
+
+
+def listen_address(value: str) -> tuple[str, int] | None:
+    """(host, port) of a `HOST:PORT` (an IPv6 host in brackets), or None if it is not one."""
+    host, colon, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
 
 
 def nats_url_problem(value: str) -> str | None:

@@ -32,6 +32,7 @@ from drover.bus.messages import Message, encode
 from drover.bus.trust.credentials import BusIdentity
 from drover.ops.counters import Counters
 from drover.ops.loops import Backoff
+from drover.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,13 @@ class BusSettings:
 class Bus:
     """The NATS client and JetStream context, plus the bookkeeping our loops need."""
 
-    def __init__(self, settings: BusSettings, counters: Counters) -> None:
+    def __init__(
+        self, settings: BusSettings, counters: Counters, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.counters = counters
+        self.metrics = metrics or Metrics("client", counters)
+        self.metrics.bus_connected = lambda: self.is_connected
         self.generation = 0
         self._rng = random.Random()
         self._nc: Client | None = None
@@ -132,9 +137,28 @@ class Bus:
         if msg_id:
             headers["Nats-Msg-Id"] = msg_id
         payload = message if isinstance(message, bytes) else encode(message)
-        await self.js.publish(
-            subject, payload, timeout=self.settings.request_timeout, headers=headers or None
-        )
+        try:
+            await self.js.publish(
+                subject, payload, timeout=self.settings.request_timeout, headers=headers or None
+            )
+        except (nats.errors.Error, TimeoutError):
+            self.metrics.bus_errors.labels("publish").inc()
+            raise
+        self.metrics.messages_published.labels(subjects.kind_of(subject)).inc()
+
+    async def announce(self, subject: str, payload: bytes) -> None:
+        """Publish without waiting for a store (core NATS, for what a stream may miss)."""
+        await self.nc.publish(subject, payload)
+        self.metrics.messages_published.labels(subjects.kind_of(subject)).inc()
+
+    async def put(self, bucket: str, key: str, value: bytes) -> None:
+        """Write a key of one of our buckets, counted like a publish."""
+        try:
+            await (await self.kv(bucket)).put(key, value)
+        except (nats.errors.Error, TimeoutError):
+            self.metrics.bus_errors.labels("put").inc()
+            raise
+        self.metrics.messages_published.labels(bucket).inc()
 
     def _options(self) -> dict[str, Any]:
         return {

@@ -1,20 +1,32 @@
 """Following a durable pull consumer: one life of the fetch loop, made anew by its loop after
-every reconnect (a consumer's subscription does not survive every server restart)."""
+every reconnect (a consumer's subscription does not survive every server restart), and after a
+stall: work waiting that the fetches do not bring."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from drover.bus.connection import Bus
 from drover.bus.errors import ConsumerMissing
 
+log = logging.getLogger(__name__)
+
 Handle = Callable[[Msg], Awaitable[None]]
+
+# Fetches that bring nothing this long, while the consumer says messages wait: a stall. The
+# tool drover learns from once stopped taking messages for good this way, after a fetch error
+# during a NATS patch; recreating the subscription is what brings them again.
+STALL_AFTER = 30.0
 
 
 async def consume(
@@ -28,7 +40,8 @@ async def consume(
     batch: int,
     stopping: Callable[[], bool] = lambda: False,
     poll: float = 2.0,
-    caught_up: Callable[[], None] | None = None,
+    caught_up: Callable[[], None] = lambda: None,
+    stall_after: float = STALL_AFTER,
 ) -> None:
     """Fetch and `handle` messages one at a time until a reconnect or `stopping()`.
 
@@ -38,36 +51,110 @@ async def consume(
     last message that was, and after every fetch that found nothing.
 
     With a `config`, the consumer is made if missing; without, it must exist (an agent's are
-    made by the server): ConsumerMissing otherwise.
+    made by the server): ConsumerMissing otherwise. Returns after a stall (`stall_after`
+    seconds of empty fetches while messages wait), so its loop makes a new subscription.
     """
     generation = bus.generation
-    if config is not None:
-        psub = await bus.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
-    else:
-        try:
-            await bus.js.consumer_info(stream, durable)
-        except nats.js.errors.NotFoundError:
-            raise ConsumerMissing(
-                f"consumer {durable} of {stream} is not there; the server makes it when the "
-                "host enrolls, and again when it starts"
-            ) from None
-        psub = await bus.js.pull_subscribe_bind(durable=durable, stream=stream)
+    psub = await _subscribe(bus, stream, subject, durable, config)
+    watch = _StallWatch(bus, psub, durable, stall_after)
     try:
-        if caught_up is not None and (await psub.consumer_info()).num_pending == 0:
+        pending, _ = await watch.waiting()
+        if pending == 0:
             caught_up()
         while bus.generation == generation and not stopping():
             try:
                 messages = await psub.fetch(batch=batch, timeout=poll)
             except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from inside fetch
-                if caught_up is not None:
-                    caught_up()
+                caught_up()
+                if await watch.stalled():
+                    return
                 continue
+            except nats.errors.Error:
+                bus.metrics.bus_errors.labels("fetch").inc()
+                raise
             for msg in messages:
                 if stopping():
                     return
                 await handle(msg)
-                if caught_up is not None and msg.metadata.num_pending == 0:
+                watch.took(msg)
+                if msg.metadata.num_pending == 0:
                     caught_up()
     finally:
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await psub.unsubscribe()
+
+
+async def _subscribe(
+    bus: Bus, stream: str, subject: str, durable: str, config: ConsumerConfig | None
+) -> JetStreamContext.PullSubscription:
+    if config is not None:
+        return await bus.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+    try:
+        await bus.js.consumer_info(stream, durable)
+    except nats.js.errors.NotFoundError:
+        raise ConsumerMissing(
+            f"consumer {durable} of {stream} is not there; the server makes it when the "
+            "host enrolls, and again when it starts"
+        ) from None
+    return await bus.js.pull_subscribe_bind(durable=durable, stream=stream)
+
+
+class _StallWatch:
+    """Tells a stall from a quiet consumer.
+
+    Stalled: this subscription took nothing for `stall_after` seconds, messages wait (not yet
+    delivered, or delivered and not acknowledged), and nobody acknowledged any in that time
+    (so not even another server process sharing the consumer is taking them). Messages
+    delivered to a subscription that is gone wait as unacknowledged until their ack wait runs
+    out; a new subscription then gets them again.
+    """
+
+    def __init__(
+        self, bus: Bus, psub: JetStreamContext.PullSubscription, durable: str, stall_after: float
+    ) -> None:
+        self._bus = bus
+        self._psub = psub
+        self._durable = durable
+        self._stall_after = stall_after
+        self._loop = asyncio.get_running_loop()
+        self._idle_since = self._loop.time()
+        self._acked: int | None = None  # the ack floor when the idle time began
+
+    def took(self, msg: Msg) -> None:
+        """Count a handled message; what still waits, and how old this one was."""
+        meta = msg.metadata
+        metrics = self._bus.metrics
+        metrics.messages_received.labels(self._durable).inc()
+        metrics.consumer_pending.labels(self._durable).set(meta.num_pending)
+        age = time.time() - meta.timestamp.timestamp()
+        metrics.consumer_lag.labels(self._durable).set(max(0.0, age))
+        self._idle_since = self._loop.time()
+        self._acked = None
+
+    async def waiting(self) -> tuple[int, int]:
+        """Messages not yet delivered, and delivered but not acknowledged; the ack floor is
+        remembered for `stalled`."""
+        info = await self._psub.consumer_info()
+        pending = info.num_pending or 0
+        self._bus.metrics.consumer_pending.labels(self._durable).set(pending)
+        self._acked = info.ack_floor.consumer_seq if info.ack_floor else 0
+        return pending, info.num_ack_pending or 0
+
+    async def stalled(self) -> bool:
+        """After an empty fetch: whether this is a stall (logged and counted)."""
+        if self._loop.time() - self._idle_since < self._stall_after:
+            return False
+        acked_before = self._acked
+        waiting = sum(await self.waiting())
+        self._idle_since = self._loop.time()
+        if not waiting or acked_before is None or self._acked != acked_before:
+            return False  # quiet, or the first look of this idle time, or someone took some
+        self._bus.metrics.consumer_stalls.labels(self._durable).inc()
+        log.warning(
+            "consumer %s stalled: %d messages wait and none was taken for %.0fs; "
+            "recreating its subscription",
+            self._durable,
+            waiting,
+            self._stall_after,
+        )
+        return True

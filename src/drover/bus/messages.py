@@ -19,6 +19,10 @@ from drover.model.status import Convergence, Policy, ServiceStatus, TargetStatus
 MAX_CHUNK = 64 * 1024
 
 
+# An X-Request-Id as the API takes it (or none): what may reach a log line from the wire.
+CORRELATION_PATTERN = r"^[A-Za-z0-9._:-]{0,64}$"
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -34,6 +38,11 @@ class HostRecord(Message):
     heartbeat_at: AwareDatetime
     heartbeat_interval: float = Field(gt=0)
     desired_revision: str | None = None
+    # Its connection to the bus: the address nats-server sees it at, since when, and which
+    # server (URL) it is connected to. Absent from agents older than these fields.
+    address: str | None = None
+    connected_since: AwareDatetime | None = None
+    bus_server: str | None = None
 
 
 class ServiceState(Message):
@@ -135,6 +144,8 @@ class ActionRequest(Message):
     # it drops such a request as malformed (counted, logged) and the host expires; it never
     # mistakes it for another kind.
     command: CommandRun | None = None
+    # The id every log line of this action's path carries (ops.logging), echoed in results.
+    correlation: str = Field("", pattern=CORRELATION_PATTERN)
 
 
 class AbortRequest(Message):
@@ -163,6 +174,7 @@ class ActionResult(Message):
     # Set (with outcome `rejected`) when the agent refused the request for what it was, not
     # for what it asked: unsigned, signature not the server's, addressed to another host.
     refused: str | None = None
+    correlation: str = Field("", pattern=CORRELATION_PATTERN)  # the request's
 
 
 class OutputChunk(Message):

@@ -102,6 +102,18 @@ def agent_desired_consumer(host: str) -> str:
     return f"desired-{host}"
 
 
+def kind_of(subject: str) -> str:
+    """What a subject carries, for counting messages: `event`, `action`, `abort`, `result`,
+    `output`, or a bucket's name for a key's subject. Never a host id (one label per host
+    would make ten thousand series)."""
+    parts = subject.split(".")
+    if parts[0] == "$KV" and len(parts) > 1:
+        return parts[1]
+    if parts[0] == "drover" and len(parts) > 1:
+        return "abort" if parts[-1] == "abort" and parts[1] == "action" else parts[1]
+    return "other"
+
+
 def kv_subject(bucket: str, key: str) -> str:
     """The subject a KV key is written on."""
     return f"$KV.{bucket}.{key}"

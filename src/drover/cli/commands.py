@@ -76,6 +76,7 @@ def server(
     level: str,
     auth: people.AuthOptions | None = None,
     bus: BusOptions | None = None,
+    log_format: str = "text",
 ) -> None:
     level = options.log_level(level)
     host, port = options.listen_address(listen)
@@ -106,7 +107,7 @@ def server(
         bus_authority=bus.authority,
         enrollment=EnrollmentSettings(agent_nats_urls=bus.agent_urls),
     )
-    drover_logging.configure(level)
+    drover_logging.configure(level, log_format)
     try:
         running = Server(settings)
     except AuthorityError as err:
@@ -144,8 +145,11 @@ def agent(flags: dict[str, object], config_file: Path | None) -> None:
         systemd=config.systemd,
         systemd_bus_address=config.systemd_bus_address,
         systemd_root=config.systemd_root,
+        metrics_listen=(
+            agent_settings.listen_address(config.metrics_listen) if config.metrics_listen else None
+        ),
     )
-    drover_logging.configure(config.log_level)
+    drover_logging.configure(config.log_level, config.log_format)
     from drover.agent.enrollment import NotEnrolled
 
     try:

@@ -44,6 +44,11 @@ class SystemdMode(StrEnum):
     OFF = "off"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 ServerOpt = Annotated[
     str, typer.Option("--server", envvar="DROVER_SERVER", help="drover server URL")
 ]
@@ -108,6 +113,9 @@ def server(
     ),
     poll: Annotated[float, typer.Option(help="seconds between config polls")] = 10.0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    log_format: Annotated[
+        LogFormat, typer.Option(help="text, or json for log collectors")
+    ] = LogFormat.TEXT,
     bus_authority: Annotated[
         Path, typer.Option(help="the bus authority's keys (drover bus init)")
     ] = Path("/var/lib/drover/bus"),
@@ -167,7 +175,9 @@ def server(
         trusted_proxies=tuple(trusted_proxy or ()),
     )
     bus = commands.BusOptions(bus_authority, nats_ca, tuple(agent_nats_url or ()))
-    commands.server(nats, config, ref, listen, database, poll, log_level, auth, bus)
+    commands.server(
+        nats, config, ref, listen, database, poll, log_level, auth, bus, log_format.value
+    )
 
 
 AGENT_HELP = (
@@ -206,6 +216,13 @@ def agent(
             help="TOML settings file (or $DROVER_AGENT_CONFIG; default: /etc/drover/agent.toml)"
         ),
     ] = None,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT to serve Prometheus metrics on (default: none)"),
+    ] = None,
+    log_format: Annotated[
+        LogFormat | None, typer.Option(help="text, or json for log collectors (default: text)")
+    ] = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -215,6 +232,8 @@ def agent(
         "data_dir": data_dir,
         "log_level": log_level,
         "systemd": systemd.value if systemd else None,
+        "metrics_listen": metrics_listen,
+        "log_format": log_format.value if log_format else None,
     }
     commands.agent({key: value for key, value in given.items() if value is not None}, config_file)
 

@@ -1,8 +1,30 @@
-"""Named counters: what a loop dropped, retried or failed, readable by tests and by /info."""
+"""Named counters: what a loop dropped, retried or failed, readable by tests, /info and
+/metrics (ops/metrics.py exports each under a name of its own)."""
 
 from __future__ import annotations
 
 from collections import Counter
+
+# Every counter drover keeps, with what it counts: /metrics exports these from zero, so the
+# first failure is an increase that an alert sees. `loop_errors.<loop>` are counted besides.
+COUNTED = {
+    "bus.connect_failures": "First connects to NATS that failed (and were retried).",
+    "bus.disconnects": "Times the NATS connection was lost.",
+    "bus.reconnects": "Times the NATS connection came back.",
+    "bus.errors": "Errors the NATS client reported asynchronously.",
+    "bus.refused": "Operations nats-server refused (permissions or authorization).",
+    "server.dispatch_failures": "Action dispatches to a host that failed and will be retried.",
+    "server.abort_failures": "Aborts sent to a host that failed and will be retried.",
+    "server.rollout_errors": "Errors while advancing a rollout (retried).",
+    "server.refused_by_agents": "Requests an agent refused (signature, host), audited.",
+    "server.results_unstorable": "Results that could not be stored (acknowledged, logged).",
+    "server.malformed_messages": "Messages from agents that did not decode (dropped).",
+    "agent.refused_requests": "Action requests refused: unsigned, forged or not for this host.",
+    "agent.refused_desired": "Desired states refused: unsigned, forged or older than in force.",
+    "agent.foreign_desired": "Desired states addressed to another host (refused).",
+    "agent.malformed_messages": "Messages from the server that did not decode (dropped).",
+    "agent.output_publish_failures": "Chunks of command output that could not be published.",
+}
 
 
 class Counters:

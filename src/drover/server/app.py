@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -22,6 +25,7 @@ from drover.config.source import open_source
 from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever, unless_stopped, until_success
+from drover.ops.metrics import Metrics
 from drover.server.api.app import create_app
 from drover.server.approvals import Approvals
 from drover.server.auth.service import Access, build_access
@@ -33,6 +37,7 @@ from drover.server.discovery.tracker import Discovery
 from drover.server.enrollment import Enrollment, EnrollmentSettings
 from drover.server.fleet import FleetView
 from drover.server.http import HttpServer
+from drover.server.lease import Lease
 from drover.server.live import LiveEvents
 from drover.server.orchestrator import DEFAULT_ANSWER_GRACE, DEFAULT_OUTPUT_LIMIT, Orchestrator
 from drover.server.output_collector import OutputCollector
@@ -73,10 +78,14 @@ class Server:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.counters = Counters()
+        self.metrics = Metrics("server", self.counters)
         self.authority = Authority.load(settings.bus_authority)
-        self.bus = Bus(self._own_identity(settings.bus, system=False), self.counters)
+        self.bus = Bus(self._own_identity(settings.bus, system=False), self.counters, self.metrics)
         # Its user in the system account: it only tells nats-server of revocations.
         self.system_bus = Bus(self._own_identity(settings.bus, system=True), self.counters)
+        # Several servers may run side by side; the one holding this lease drives the rollouts
+        # and writes desired states (server/lease.py).
+        self.lease = Lease(self.bus, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
         self.fleet = FleetView(self.bus)
         self.live = LiveEvents()
         self.fleet.listeners.append(self.live.fleet_changed)
@@ -124,6 +133,7 @@ class Server:
         return app.environment if app is not None else None
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.metrics.loop = asyncio.get_running_loop()
         engine = await open_database(self.settings.database_url)
         try:
             await self._run(engine, stop)
@@ -188,6 +198,7 @@ class Server:
             live=self.live,
             enrollment=enrollment,
             desired=self.desired,
+            metrics=self.metrics,
         )
         self.http = HttpServer(
             create_app(ctx), self.settings.listen_host, self.settings.listen_port
@@ -199,14 +210,15 @@ class Server:
                 []
                 if not started
                 else [
-                    tg.create_task(forever(name, body, self.counters))
+                    tg.create_task(forever(name, body, self.counters), name=name)
                     for name, body in (
                         ("server.fleet", self.fleet.watch),
                         ("server.discovery", self.discovery.watch),
                         ("server.config", self.config.run),
-                        ("server.desired", self.desired.publish),
+                        ("server.lease", self.lease.keep),
+                        ("server.desired", partial(self.lease.while_held, self.desired.publish)),
                         ("server.results", orchestrator.consume_results),
-                        ("server.dispatch", orchestrator.dispatch),
+                        ("server.dispatch", partial(self.lease.while_held, orchestrator.dispatch)),
                         ("server.output", output.consume),
                         ("server.output_close", output.close_finished),
                         ("server.topology", partial(self._keep_topology, enrollment)),
@@ -226,6 +238,7 @@ class Server:
             await http
             for task in loops:
                 task.cancel()
+        await self.lease.release()  # another server drives the rollouts from its next try
         await self.bus.close()
         await self.system_bus.close()
         log.info("server stopped")

@@ -8,6 +8,7 @@ from datetime import datetime
 from drover.bus.connection import Bus
 from drover.ops.clock import Clock
 from drover.ops.counters import Counters
+from drover.ops.metrics import Metrics
 from drover.server.approvals import Approvals
 from drover.server.auth.service import Access
 from drover.server.configsync import ConfigSync
@@ -42,3 +43,4 @@ class ServerContext:
     live: LiveEvents  # what changed, for the GUI's live pages
     enrollment: Enrollment  # hosts' bus credentials: tokens, requests, renewals, revocations
     desired: DesiredPublisher  # writes each host's desired state
+    metrics: Metrics  # this process's, for /metrics

@@ -70,6 +70,7 @@ from drover.model.rollout import (
 from drover.model.status import Convergence, ServiceStatus, TargetStatus
 from drover.model.strategy import Strategy, plan
 from drover.ops.clock import Clock
+from drover.ops.logging import CORRELATION, correlated
 from drover.server.errors import Conflict, NotFound, Unprocessable
 from drover.server.fleet import FleetView
 from drover.server.targeting import Target, resolve
@@ -222,6 +223,7 @@ class Orchestrator:
             rollout_state=RolloutState.PENDING_APPROVAL if approval else RolloutState.RUNNING,
             approval=approval,
             command=invocation,
+            correlation=CORRELATION.get(),
         )
         detail = {
             "kind": kind.value,
@@ -352,7 +354,8 @@ class Orchestrator:
         next_look = 2.0
         for action in await self._store.in_progress():
             try:
-                wait = await self._drive(action)
+                with correlated(action.correlation):
+                    wait = await self._drive(action)
             except (SQLAlchemyError, ValueError, AssertionError) as err:
                 # One broken record must not hold up every other action.
                 self._bus.counters.inc("server.rollout_errors")
@@ -427,6 +430,10 @@ class Orchestrator:
                             "action.finished", action.id, now, state=final.value, summary=summary
                         )
                         await self._store.set_rollout_state(action.id, final, summary, entry)
+                        began = action.released_at or action.created_at
+                        self._bus.metrics.actions.labels(action.kind.value, final.value).observe(
+                            (now - began).total_seconds()
+                        )
                     return None
             reloaded = await self._store.get(action.id)
             assert reloaded is not None
@@ -526,11 +533,12 @@ class Orchestrator:
     async def _send(self, dispatch: Send) -> None:
         # The store's Dispatch carries exactly the request's fields, by name.
         request = ActionRequest.model_validate(dispatch, from_attributes=True)
-        await self._publish_signed(
-            subjects.action_subject(dispatch.host),
-            request,
-            subjects.dispatch_msg_id(dispatch.action_id, dispatch.host),
-        )
+        with correlated(dispatch.correlation):
+            await self._publish_signed(
+                subjects.action_subject(dispatch.host),
+                request,
+                subjects.dispatch_msg_id(dispatch.action_id, dispatch.host),
+            )
 
     async def _publish_signed(self, subject: str, request: Message, msg_id: str) -> None:
         payload = encode(request)
@@ -555,6 +563,10 @@ class Orchestrator:
         except MalformedMessage as err:
             await self._drop(msg, str(err))
             return
+        with correlated(result.correlation):
+            await self._take_decoded(result, msg)
+
+    async def _take_decoded(self, result: ActionResult, msg: Msg) -> None:
         if msg.subject != subjects.result_subject(result.host):
             # One writer per subject: a host answers only for itself.
             await self._drop(msg, f"result for host {result.host!r} published on {msg.subject}")
@@ -589,6 +601,7 @@ class Orchestrator:
                 raise
             recorded = await self._record_unstorable(result, err, now)
         if recorded:
+            log.debug("action %s: %s on %s", result.action_id, result.outcome, result.host)
             self._wake.set()  # the rollout may take its next step now
         else:
             log.warning(

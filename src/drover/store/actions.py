@@ -54,6 +54,7 @@ class Dispatch:
     created_at: datetime
     deadline: datetime
     command: CommandInvocation | None = None
+    correlation: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class Action:
     command: CommandInvocation | None = None  # kind `command`: which, with what, rendered how
     # The application's environment when it was requested (None: from before it was recorded).
     environment: str | None = None
+    # The X-Request-Id of the request that made it, carried to the agents and back ("": none).
+    correlation: str = ""
 
     @property
     def state(self) -> ActionState:
@@ -160,6 +163,7 @@ class ActionStore:
                     rollout_state=action.rollout_state.value if action.rollout_state else None,
                     command=action.command.model_dump(mode="json") if action.command else None,
                     environment=_environment(action, self._environment_of),
+                    correlation=action.correlation,
                 )
             )
             await conn.execute(
@@ -204,6 +208,7 @@ class ActionStore:
                     created_at=row.created_at,
                     deadline=row.host_deadline or row.deadline,
                     command=_command(row.command),
+                    correlation=row.correlation,
                 )
                 for row in await conn.execute(query)
             ]
@@ -573,6 +578,7 @@ class ActionStore:
                 approval=approvals.get(row.id),
                 command=_command(row.command),
                 environment=row.environment,
+                correlation=row.correlation,
             )
             for row in rows
         ]

@@ -18,6 +18,7 @@ from sqlalchemy import event, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from drover.ops.logging import CORRELATION
 from drover.store.tables import audit
 
 
@@ -84,7 +85,8 @@ async def write(conn: AsyncConnection, entry: AuditEntry) -> None:
             subject=entry.subject,
             detail=entry.detail,
             source=entry.source or origin.source,
-            correlation=entry.correlation or origin.correlation,
+            # An API request's id; else that of the action being carried out (ops.logging).
+            correlation=entry.correlation or origin.correlation or CORRELATION.get(),
         )
     )
 

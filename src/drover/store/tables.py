@@ -69,6 +69,8 @@ actions = Table(
     # The application's environment when it was requested: what access to the action is
     # checked on (the config may move the application later). Null: from before 0009.
     Column("environment", String(64)),
+    # The X-Request-Id of the request that made it: on the log lines of its whole path (0011).
+    Column("correlation", String(64), nullable=False, server_default=""),
     Index("ix_actions_created_at", "created_at"),
 )
 

@@ -14,11 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from drover import __version__
+from drover.ops.logging import correlated
 from drover.server.api.approval_routes import approvals
 from drover.server.api.auth_routes import auth, oidc
 from drover.server.api.enrollment_routes import enrollment
 from drover.server.api.event_routes import events
 from drover.server.api.gui import mount_gui
+from drover.server.api.ops_routes import operations
 from drover.server.api.output_routes import output
 from drover.server.api.overview_routes import overview
 from drover.server.api.people_routes import people
@@ -49,6 +51,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(overview)
     app.include_router(events)
     app.include_router(enrollment)
+    app.include_router(operations)
     mount_gui(app)
 
     @app.middleware("http")
@@ -62,7 +65,8 @@ def create_app(ctx: ServerContext) -> FastAPI:
         source = request.client.host if request.client else ""
         token = ORIGIN.set(Origin(source, correlation))
         try:
-            response = await call_next(request)
+            with correlated(correlation):
+                response = await call_next(request)
         finally:
             ORIGIN.reset(token)
         response.headers[REQUEST_ID] = correlation
