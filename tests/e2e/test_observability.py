@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,3 +247,16 @@ async def test_the_grafana_dashboard_reads_only_what_drover_serves(fleet: Fleet)
     read = {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in _METRIC.findall(queries)}
     assert len(read) > 30
     assert sorted(read - served) == []
+
+
+async def test_an_agent_whose_metrics_port_is_taken_runs_without_it(fleet: Fleet) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        agent = await fleet.start_agent("h1", metrics_listen=("127.0.0.1", port))
+        action = await run_action(
+            fleet, {"kind": "restart", "application": "shop", "service": "web"}
+        )
+    assert action["state"] == "succeeded"
+    assert agent.executor.executions == 1

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
+import nats.errors
 import pytest
+from nats.js.kv import KeyValue
 
 from drover.bus import subjects
 from drover.bus.connection import Bus
@@ -113,3 +116,58 @@ async def test_work_runs_only_while_held_and_is_cancelled_when_it_is_lost(
         await eventually(ended.is_set)
         await asyncio.wait_for(driver, 5)
         assert not lease.held.is_set()
+
+
+async def test_a_holder_that_cannot_renew_stops_before_another_can_take_it(
+    buses: list[Bus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cut_off, waiting = Lease(buses[0], "cut-off"), Lease(buses[1], "waiting")
+    ended_at: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def work() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended_at.append(loop.time())
+
+    driver = asyncio.create_task(cut_off.while_held(work))
+    async with kept(cut_off):
+        await eventually(cut_off.held.is_set)
+        write = KeyValue._update  # what update() and create() both send through
+
+        async def unanswered(self: KeyValue, *args: Any, **kwargs: Any) -> Any:
+            if self._js is buses[0].js:  # its link is gone: nothing it sends is answered
+                raise nats.errors.TimeoutError
+            return await write(self, *args, **kwargs)
+
+        monkeypatch.setattr(KeyValue, "_update", unanswered)
+        async with kept(waiting):
+            await eventually(waiting.held.is_set, timeout=10)
+            taken_at = loop.time()
+    await asyncio.wait_for(driver, 5)
+    assert ended_at and ended_at[0] < taken_at  # it stopped before the other took over
+    assert not cut_off.held.is_set()
+
+
+async def test_a_renewal_stored_but_unanswered_keeps_the_lease(
+    buses: list[Bus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lease = Lease(buses[0], "mine")
+    update = KeyValue.update
+    lost_once: list[bool] = []
+
+    async def answer_lost(self: KeyValue, *args: Any, **kwargs: Any) -> int:
+        revision = await update(self, *args, **kwargs)
+        if not lost_once:
+            lost_once.append(True)
+            raise nats.errors.TimeoutError  # stored, but the answer never came
+        return int(revision)
+
+    monkeypatch.setattr(KeyValue, "update", answer_lost)
+    async with kept(lease):
+        await eventually(lease.held.is_set)
+        await eventually(lambda: bool(lost_once))
+        for _ in range(8):
+            await asyncio.sleep(0.2)
+            assert lease.held.is_set()

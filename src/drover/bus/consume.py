@@ -58,8 +58,7 @@ async def consume(
     psub = await _subscribe(bus, stream, subject, durable, config)
     watch = _StallWatch(bus, psub, durable, stall_after)
     try:
-        pending, _ = await watch.waiting()
-        if pending == 0:
+        if await watch.start() == 0:
             caught_up()
         while bus.generation == generation and not stopping():
             try:
@@ -75,6 +74,7 @@ async def consume(
             for msg in messages:
                 if stopping():
                     return
+                watch.arrived(msg)
                 await handle(msg)
                 watch.took(msg)
                 if msg.metadata.num_pending == 0:
@@ -102,11 +102,16 @@ async def _subscribe(
 class _StallWatch:
     """Tells a stall from a quiet consumer.
 
-    Stalled: this subscription took nothing for `stall_after` seconds, messages wait (not yet
-    delivered, or delivered and not acknowledged), and nobody acknowledged any in that time
-    (so not even another server process sharing the consumer is taking them). Messages
-    delivered to a subscription that is gone wait as unacknowledged until their ack wait runs
-    out; a new subscription then gets them again.
+    After `stall_after` seconds in which this subscription took nothing, it asks the consumer:
+
+    - messages were delivered past the last one this subscription took (or saw delivered at its
+      start), and not all of them are acknowledged: they went somewhere and were not handled
+      (another server sharing the consumer would have acknowledged them);
+    - or messages wait undelivered, none is out unacknowledged, and still none comes.
+
+    Either must hold at two looks in a row (a message that arrived between an empty fetch and
+    the look is taken in between), and then the subscription is recreated. Messages delivered
+    to a deaf subscription come again once their ack wait runs out.
     """
 
     def __init__(
@@ -118,43 +123,58 @@ class _StallWatch:
         self._stall_after = stall_after
         self._loop = asyncio.get_running_loop()
         self._idle_since = self._loop.time()
-        self._acked: int | None = None  # the ack floor when the idle time began
+        self._mark = 0  # consumer sequence: delivered as of our last take or look
+        self._suspect = False
+
+    async def start(self) -> int:
+        """Note where the consumer stands; the messages waiting undelivered."""
+        info = await self._psub.consumer_info()
+        self._mark = info.delivered.consumer_seq or 0 if info.delivered else 0
+        pending = info.num_pending or 0
+        self._bus.metrics.consumer_pending.labels(self._durable).set(pending)
+        return pending
+
+    def arrived(self, msg: Msg) -> None:
+        """How old the message is as it arrives (not after its handling, which may be long)."""
+        age = time.time() - msg.metadata.timestamp.timestamp()
+        self._bus.metrics.consumer_lag.labels(self._durable).set(max(0.0, age))
 
     def took(self, msg: Msg) -> None:
-        """Count a handled message; what still waits, and how old this one was."""
         meta = msg.metadata
         metrics = self._bus.metrics
         metrics.messages_received.labels(self._durable).inc()
         metrics.consumer_pending.labels(self._durable).set(meta.num_pending)
-        age = time.time() - meta.timestamp.timestamp()
-        metrics.consumer_lag.labels(self._durable).set(max(0.0, age))
+        self._mark = max(self._mark, meta.sequence.consumer or 0)
         self._idle_since = self._loop.time()
-        self._acked = None
-
-    async def waiting(self) -> tuple[int, int]:
-        """Messages not yet delivered, and delivered but not acknowledged; the ack floor is
-        remembered for `stalled`."""
-        info = await self._psub.consumer_info()
-        pending = info.num_pending or 0
-        self._bus.metrics.consumer_pending.labels(self._durable).set(pending)
-        self._acked = info.ack_floor.consumer_seq if info.ack_floor else 0
-        return pending, info.num_ack_pending or 0
+        self._suspect = False
 
     async def stalled(self) -> bool:
         """After an empty fetch: whether this is a stall (logged and counted)."""
         if self._loop.time() - self._idle_since < self._stall_after:
             return False
-        acked_before = self._acked
-        waiting = sum(await self.waiting())
-        self._idle_since = self._loop.time()
-        if not waiting or acked_before is None or self._acked != acked_before:
-            return False  # quiet, or the first look of this idle time, or someone took some
+        info = await self._psub.consumer_info()
+        pending = info.num_pending or 0
+        out = info.num_ack_pending or 0
+        delivered = info.delivered.consumer_seq or 0 if info.delivered else 0
+        acked = info.ack_floor.consumer_seq or 0 if info.ack_floor else 0
+        self._bus.metrics.consumer_pending.labels(self._durable).set(pending)
+        lost = delivered > self._mark and acked < delivered
+        withheld = pending > 0 and out == 0 and delivered == self._mark
+        if not (lost or withheld):
+            self._mark = delivered
+            self._idle_since = self._loop.time()
+            self._suspect = False
+            return False
+        if not self._suspect:
+            self._suspect = True  # look again after the next empty fetch
+            return False
         self._bus.metrics.consumer_stalls.labels(self._durable).inc()
         log.warning(
-            "consumer %s stalled: %d messages wait and none was taken for %.0fs; "
-            "recreating its subscription",
+            "consumer %s stalled: %s and this subscription took none for %.0fs; recreating it",
             self._durable,
-            waiting,
+            f"{delivered - self._mark} messages delivered and not acknowledged"
+            if lost
+            else f"{pending} messages wait undelivered",
             self._stall_after,
         )
         return True

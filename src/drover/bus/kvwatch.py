@@ -43,32 +43,26 @@ async def watch_kv(
     kv: KeyValue = await bus.kv(bucket)
     watcher = await kv.watch(keys)
     replayed: set[str] | None = set()
-    loop = asyncio.get_running_loop()
-    idle_since = loop.time()
-    seen = 0  # the newest revision this watch handed on
+    stall = _WatchStall(bus, bucket, watcher, stall_after)
     try:
         while bus.generation == generation:
             try:
                 entry = await watcher.updates(timeout=poll)  # type: ignore[no-untyped-call]
             except TimeoutError:  # nats.errors.TimeoutError is one
-                if loop.time() - idle_since >= stall_after:
-                    idle_since = loop.time()
-                    if await _stalled(bus, bucket, watcher, seen, stall_after):
-                        return
+                if await stall.stalled():
+                    return
                 continue
             except nats.errors.Error:
                 bus.metrics.bus_errors.labels("watch").inc()
                 raise
-            idle_since = loop.time()
+            stall.took(entry.revision if entry is not None else None)
             if entry is None:  # the end of the replay
                 if replayed is not None and on_replayed is not None:
                     on_replayed(replayed)
                 replayed = None
                 continue
-            bus.metrics.messages_received.labels(bucket).inc()
             if entry.delta is not None:
                 bus.metrics.consumer_pending.labels(bucket).set(entry.delta)
-            seen = max(seen, entry.revision or 0)
             if replayed is not None:
                 replayed.add(entry.key)
             deleted = entry.operation in _DELETED or not entry.value
@@ -78,25 +72,55 @@ async def watch_kv(
             await watcher.stop()  # type: ignore[no-untyped-call]
 
 
-async def _stalled(bus: Bus, bucket: str, watcher: Any, seen: int, idle: float) -> bool:
-    """Whether the watch's consumer holds entries newer than any that arrived: some wait to
-    be delivered, or were delivered (an ordered consumer acknowledges nothing) past `seen`
-    and never reached us. Logged and counted; the caller makes a new watch."""
+class _WatchStall:
+    """A watch that took nothing for `stall_after` seconds is stalled when, at two looks in a
+    row, its consumer holds entries newer than any that arrived: some wait to be delivered, or
+    were delivered (an ordered consumer acknowledges nothing) and never reached it."""
+
+    def __init__(self, bus: Bus, bucket: str, watcher: Any, stall_after: float) -> None:
+        self._bus = bus
+        self._bucket = bucket
+        self._watcher = watcher
+        self._stall_after = stall_after
+        self._loop = asyncio.get_running_loop()
+        self._idle_since = self._loop.time()
+        self._seen = 0  # the newest revision that arrived
+        self._suspect = False
+
+    def took(self, revision: int | None) -> None:
+        if revision is not None:
+            self._bus.metrics.messages_received.labels(self._bucket).inc()
+            self._seen = max(self._seen, revision)
+        self._idle_since = self._loop.time()
+        self._suspect = False
+
+    async def stalled(self) -> bool:
+        if self._loop.time() - self._idle_since < self._stall_after:
+            return False
+        if not await _behind(self._bus, self._bucket, self._watcher, self._seen):
+            self._idle_since, self._suspect = self._loop.time(), False
+            return False
+        if not self._suspect:
+            self._suspect = True  # look again after the next empty wait
+            return False
+        self._bus.metrics.consumer_stalls.labels(self._bucket).inc()
+        log.warning(
+            "watch of %s stalled: its consumer holds entries that did not arrive for %.0fs; "
+            "making a new watch",
+            self._bucket,
+            self._stall_after,
+        )
+        return True
+
+
+async def _behind(bus: Bus, bucket: str, watcher: Any, seen: int) -> bool:
+    """Whether the watch's consumer holds entries newer than any that arrived: some wait to be
+    delivered, or were delivered (an ordered consumer acknowledges nothing) past `seen`."""
     subscription = getattr(watcher, "_sub", None)  # nats-py's KeyWatcher keeps it there
     if subscription is None:
         return False
     info = await subscription.consumer_info()
     pending = info.num_pending or 0
-    delivered = info.delivered.stream_seq if info.delivered else 0
+    delivered = (info.delivered.stream_seq or 0) if info.delivered else 0
     bus.metrics.consumer_pending.labels(bucket).set(pending)
-    if not pending and (delivered or 0) <= seen:
-        return False
-    bus.metrics.consumer_stalls.labels(bucket).inc()
-    log.warning(
-        "watch of %s stalled: entries up to %d wait or went undelivered and none arrived "
-        "for %.0fs; making a new watch",
-        bucket,
-        max(delivered or 0, seen + pending),
-        idle,
-    )
-    return True
+    return pending > 0 or delivered > seen

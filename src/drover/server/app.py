@@ -169,6 +169,7 @@ class Server:
             output_limit=self.settings.output_limit,
             signer=self.authority.signer,
             audit=audit,
+            drives=self.lease.held.is_set,
         )
         enrollment = self.enrollment = Enrollment(
             EnrollmentStore(engine),

@@ -126,7 +126,11 @@ class DesiredPublisher:
     async def publish(self) -> None:
         """One life of the loop: writes whatever differs, then waits for a reason to look again."""
         generation = self._bus.generation
-        self._written.clear()  # a new life (after a reconnect) writes everything again
+        # A new life (after a reconnect, or on taking the lease from another server) writes
+        # everything again, and asks the bus what was issued last.
+        self._written.clear()
+        self._issued.clear()
+        present: set[str] = set()
         while self._bus.generation == generation:
             self._wake.clear()
             self._fleet.changed.clear()
@@ -136,6 +140,13 @@ class DesiredPublisher:
                 hosts = self.hosts()
                 for gone in set(self._written) - hosts:  # left the fleet: written anew if back
                     del self._written[gone]
+                # A host that (re)joins the fleet, e.g. enrolled again after another server
+                # decommissioned it and deleted its key, is written anew.
+                joined = self._fleet.hosts.keys() - present
+                present = set(self._fleet.hosts)
+                for host in joined:
+                    self._written.pop(host, None)
+                    self._issued.pop(host, None)
                 for host in sorted(hosts):
                     claims = self._claims(host)
                     desired = desired_for_host(self._config, host, overrides, now, claims)

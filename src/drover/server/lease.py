@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 import nats.errors
 import nats.js.errors
+from nats.js.kv import KeyValue
 
 from drover.bus import subjects
 from drover.bus.connection import Bus
@@ -46,27 +47,46 @@ class Lease:
         self._lost.set()
 
     async def keep(self) -> None:
-        """Take the lease when it is free and renew it while held; for ops.loops.forever."""
+        """Take the lease when it is free and renew it while held; for ops.loops.forever.
+        Errors are retried here, every RENEW, so a holder's renewals never wait out a backoff;
+        `while_held` stops the work once the lease has gone GIVE_UP seconds unrenewed."""
         loop = asyncio.get_running_loop()
         kv = await self._bus.kv(subjects.LEASES_BUCKET)
+        failing = False
         while True:
+            sent = loop.time()  # the entry is stored after this: its age counts from later
             try:
                 if self._revision is None:
                     self._revision = await kv.create(self.name, self.holder.encode())
-                    self._take(loop.time())
+                    self._take(sent)
                 else:
                     self._revision = await kv.update(
                         self.name, self.holder.encode(), last=self._revision
                     )
-                    self._renewed_at = loop.time()
+                    self._renewed_at = sent
             except nats.js.errors.KeyWrongLastSequenceError:
-                # Held by another (create), or ours aged out and another took it (update).
-                self._give_up("another server holds it")
-            except (nats.errors.Error, TimeoutError):
-                if self._revision is not None and loop.time() - self._renewed_at > GIVE_UP:
-                    self._give_up(f"not renewed for {GIVE_UP:.0f}s")
-                raise
+                await self._someone_wrote(kv)
+            except (nats.errors.Error, TimeoutError) as err:
+                if not failing:
+                    log.warning("lease %s: cannot reach the bus (%r); trying again", self.name, err)
+                failing = True
+            else:
+                if failing:
+                    log.info("lease %s: the bus answers again", self.name)
+                failing = False
             await asyncio.sleep(RENEW)
+
+    async def _someone_wrote(self, kv: KeyValue) -> None:
+        """The entry is not the one we last wrote: another holds it, or it is ours after all (a
+        renewal that was stored but whose answer was lost)."""
+        if self._revision is None:
+            return  # another holds it: we wait for it to age out or be deleted
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+            entry = await kv.get(self.name)
+            if entry.value == self.holder.encode() and entry.revision is not None:
+                self._revision = entry.revision
+                return
+        self._give_up("another server holds it")
 
     async def release(self) -> None:
         """Give the lease up at once (a clean stop), so another server need not wait."""
@@ -83,7 +103,7 @@ class Lease:
         is cancelled, and this returns to be run again by its loop)."""
         await self.held.wait()
         task = asyncio.ensure_future(work())
-        lost = asyncio.ensure_future(self._lost.wait())
+        lost = asyncio.ensure_future(self._until_lost())
         try:
             await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -94,6 +114,17 @@ class Lease:
                     await task
         if not task.cancelled():
             task.result()  # its failure, for the loop to count and retry
+
+    async def _until_lost(self) -> None:
+        """Until the lease is lost, or has gone GIVE_UP seconds unrenewed (given up then)."""
+        loop = asyncio.get_running_loop()
+        while not self._lost.is_set():
+            left = self._renewed_at + GIVE_UP - loop.time()
+            if left <= 0:
+                self._give_up(f"not renewed for {GIVE_UP:.0f}s")
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), left)
 
     def _take(self, now: float) -> None:
         self._renewed_at = now

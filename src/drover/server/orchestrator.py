@@ -119,7 +119,11 @@ class Orchestrator:
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
         signer: KeyPair,
         audit: AuditLog | None = None,
+        drives: Callable[[], bool] = lambda: True,
     ) -> None:
+        # Whether this process's dispatcher runs (it holds the lease, server/lease.py): a
+        # cancel waits for its next look only then, else the holder acts within its poll.
+        self._drives = drives
         self._audit = audit
         self._signer = signer  # every action and abort goes out signed (bus/trust/signing.py)
         self._discovered = discovered
@@ -333,6 +337,8 @@ class Orchestrator:
     async def _after_next_look(self, bound: float) -> None:
         """Wake the dispatcher and wait until it has looked at every rollout (and sent the
         aborts due) once since now; at most `bound` seconds."""
+        if not self._drives():
+            return
         async with self._looked:
             after = self._looks_begun
             self._wake.set()
@@ -563,7 +569,9 @@ class Orchestrator:
         except MalformedMessage as err:
             await self._drop(msg, str(err))
             return
-        with correlated(result.correlation):
+        # The id the agent echoes names the log lines of this result; the audit entries take
+        # the action's own (store.record_result). A refusal is no action's.
+        with correlated("" if result.refused else result.correlation):
             await self._take_decoded(result, msg)
 
     async def _take_decoded(self, result: ActionResult, msg: Msg) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -498,7 +498,10 @@ class ActionStore:
                 )
             )
             if done.rowcount and audit is not None:
-                await write(conn, audit)
+                # Under the id of the request that made the action, not whatever the host says.
+                own = select(actions.c.correlation).where(actions.c.id == action_id)
+                correlation = (await conn.execute(own)).scalar_one_or_none()
+                await write(conn, replace(audit, correlation=correlation or audit.correlation))
         return bool(done.rowcount)
 
     async def get(self, action_id: str) -> Action | None:
