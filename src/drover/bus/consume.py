@@ -99,19 +99,47 @@ async def _subscribe(
     return await bus.js.pull_subscribe_bind(durable=durable, stream=stream)
 
 
-class _StallWatch:
-    """Tells a stall from a quiet consumer.
+class StallCheck:
+    """Tells a stall from a quiet spell: `stall_after` seconds after the last message, `behind`
+    is asked what the consumer holds for this subscription (a reason, or None when nothing);
+    a reason at two looks in a row is a stall. A message that arrives between an empty wait
+    and a look is taken in between, and clears the suspicion."""
 
-    After `stall_after` seconds in which this subscription took nothing, it asks the consumer:
+    def __init__(self, stall_after: float, behind: Callable[[], Awaitable[str | None]]) -> None:
+        self._stall_after = stall_after
+        self._behind = behind
+        self._loop = asyncio.get_running_loop()
+        self._idle_since = self._loop.time()
+        self._suspect = False
+
+    def took(self) -> None:
+        self._idle_since = self._loop.time()
+        self._suspect = False
+
+    async def stalled(self) -> str | None:
+        """After an empty wait: why this is a stall, or None."""
+        if self._loop.time() - self._idle_since < self._stall_after:
+            return None
+        why = await self._behind()
+        if why is None:
+            self.took()  # quiet: the next look is a whole stall_after away
+            return None
+        if not self._suspect:
+            self._suspect = True  # look again after the next empty wait
+            return None
+        return why
+
+
+class _StallWatch:
+    """A pull subscription's stall check. Its consumer holds something for it when
 
     - messages were delivered past the last one this subscription took (or saw delivered at its
       start), and not all of them are acknowledged: they went somewhere and were not handled
       (another server sharing the consumer would have acknowledged them);
     - or messages wait undelivered, none is out unacknowledged, and still none comes.
 
-    Either must hold at two looks in a row (a message that arrived between an empty fetch and
-    the look is taken in between), and then the subscription is recreated. Messages delivered
-    to a deaf subscription come again once their ack wait runs out.
+    Then the subscription is recreated; messages delivered to a deaf one come again once their
+    ack wait runs out.
     """
 
     def __init__(
@@ -120,16 +148,13 @@ class _StallWatch:
         self._bus = bus
         self._psub = psub
         self._durable = durable
-        self._stall_after = stall_after
-        self._loop = asyncio.get_running_loop()
-        self._idle_since = self._loop.time()
-        self._mark = 0  # consumer sequence: delivered as of our last take or look
-        self._suspect = False
+        self._check = StallCheck(stall_after, self._behind)
+        self._mark = 0  # consumer sequence: delivered as of our last take or quiet look
 
     async def start(self) -> int:
         """Note where the consumer stands; the messages waiting undelivered."""
         info = await self._psub.consumer_info()
-        self._mark = info.delivered.consumer_seq or 0 if info.delivered else 0
+        self._mark = (info.delivered.consumer_seq or 0) if info.delivered else 0
         pending = info.num_pending or 0
         self._bus.metrics.consumer_pending.labels(self._durable).set(pending)
         return pending
@@ -145,36 +170,27 @@ class _StallWatch:
         metrics.messages_received.labels(self._durable).inc()
         metrics.consumer_pending.labels(self._durable).set(meta.num_pending)
         self._mark = max(self._mark, meta.sequence.consumer or 0)
-        self._idle_since = self._loop.time()
-        self._suspect = False
+        self._check.took()
 
     async def stalled(self) -> bool:
         """After an empty fetch: whether this is a stall (logged and counted)."""
-        if self._loop.time() - self._idle_since < self._stall_after:
+        why = await self._check.stalled()
+        if why is None:
             return False
+        self._bus.metrics.consumer_stalls.labels(self._durable).inc()
+        log.warning("consumer %s stalled: %s; recreating its subscription", self._durable, why)
+        return True
+
+    async def _behind(self) -> str | None:
         info = await self._psub.consumer_info()
         pending = info.num_pending or 0
         out = info.num_ack_pending or 0
-        delivered = info.delivered.consumer_seq or 0 if info.delivered else 0
-        acked = info.ack_floor.consumer_seq or 0 if info.ack_floor else 0
+        delivered = (info.delivered.consumer_seq or 0) if info.delivered else 0
+        acked = (info.ack_floor.consumer_seq or 0) if info.ack_floor else 0
         self._bus.metrics.consumer_pending.labels(self._durable).set(pending)
-        lost = delivered > self._mark and acked < delivered
-        withheld = pending > 0 and out == 0 and delivered == self._mark
-        if not (lost or withheld):
-            self._mark = delivered
-            self._idle_since = self._loop.time()
-            self._suspect = False
-            return False
-        if not self._suspect:
-            self._suspect = True  # look again after the next empty fetch
-            return False
-        self._bus.metrics.consumer_stalls.labels(self._durable).inc()
-        log.warning(
-            "consumer %s stalled: %s and this subscription took none for %.0fs; recreating it",
-            self._durable,
-            f"{delivered - self._mark} messages delivered and not acknowledged"
-            if lost
-            else f"{pending} messages wait undelivered",
-            self._stall_after,
-        )
-        return True
+        if delivered > self._mark and acked < delivered:
+            return f"{delivered - self._mark} messages delivered to it and not acknowledged"
+        if pending > 0 and out == 0 and delivered == self._mark:
+            return f"{pending} messages wait and none is delivered"
+        self._mark = delivered
+        return None

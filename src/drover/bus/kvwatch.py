@@ -3,7 +3,6 @@ and after a stall: entries the bus holds for the watch that do not arrive."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,7 +12,7 @@ import nats.errors
 from nats.js.kv import KeyValue
 
 from drover.bus.connection import Bus
-from drover.bus.consume import STALL_AFTER
+from drover.bus.consume import STALL_AFTER, StallCheck
 
 log = logging.getLogger(__name__)
 
@@ -73,54 +72,38 @@ async def watch_kv(
 
 
 class _WatchStall:
-    """A watch that took nothing for `stall_after` seconds is stalled when, at two looks in a
-    row, its consumer holds entries newer than any that arrived: some wait to be delivered, or
-    were delivered (an ordered consumer acknowledges nothing) and never reached it."""
+    """A watch's stall check: its ordered consumer holds entries newer than any that arrived,
+    waiting to be delivered or delivered (it acknowledges nothing) and never received."""
 
     def __init__(self, bus: Bus, bucket: str, watcher: Any, stall_after: float) -> None:
         self._bus = bus
         self._bucket = bucket
         self._watcher = watcher
-        self._stall_after = stall_after
-        self._loop = asyncio.get_running_loop()
-        self._idle_since = self._loop.time()
+        self._check = StallCheck(stall_after, self._behind)
         self._seen = 0  # the newest revision that arrived
-        self._suspect = False
 
     def took(self, revision: int | None) -> None:
         if revision is not None:
             self._bus.metrics.messages_received.labels(self._bucket).inc()
             self._seen = max(self._seen, revision)
-        self._idle_since = self._loop.time()
-        self._suspect = False
+        self._check.took()
 
     async def stalled(self) -> bool:
-        if self._loop.time() - self._idle_since < self._stall_after:
-            return False
-        if not await _behind(self._bus, self._bucket, self._watcher, self._seen):
-            self._idle_since, self._suspect = self._loop.time(), False
-            return False
-        if not self._suspect:
-            self._suspect = True  # look again after the next empty wait
+        why = await self._check.stalled()
+        if why is None:
             return False
         self._bus.metrics.consumer_stalls.labels(self._bucket).inc()
-        log.warning(
-            "watch of %s stalled: its consumer holds entries that did not arrive for %.0fs; "
-            "making a new watch",
-            self._bucket,
-            self._stall_after,
-        )
+        log.warning("watch of %s stalled: %s; making a new watch", self._bucket, why)
         return True
 
-
-async def _behind(bus: Bus, bucket: str, watcher: Any, seen: int) -> bool:
-    """Whether the watch's consumer holds entries newer than any that arrived: some wait to be
-    delivered, or were delivered (an ordered consumer acknowledges nothing) past `seen`."""
-    subscription = getattr(watcher, "_sub", None)  # nats-py's KeyWatcher keeps it there
-    if subscription is None:
-        return False
-    info = await subscription.consumer_info()
-    pending = info.num_pending or 0
-    delivered = (info.delivered.stream_seq or 0) if info.delivered else 0
-    bus.metrics.consumer_pending.labels(bucket).set(pending)
-    return pending > 0 or delivered > seen
+    async def _behind(self) -> str | None:
+        subscription = getattr(self._watcher, "_sub", None)  # where nats-py's KeyWatcher keeps it
+        if subscription is None:
+            return None
+        info = await subscription.consumer_info()
+        pending = info.num_pending or 0
+        delivered = (info.delivered.stream_seq or 0) if info.delivered else 0
+        self._bus.metrics.consumer_pending.labels(self._bucket).set(pending)
+        if pending or delivered > self._seen:
+            return f"entries up to {max(delivered, self._seen + pending)} never arrived"
+        return None
