@@ -20,8 +20,14 @@ BASELINE = "0001"  # the schema databases had before migrations existed
 _MIGRATING = asyncio.Lock()
 
 
+# How long a write waits for SQLite's one write lock before it fails ("database is locked").
+# Python's default is 5 s; a server busy on both cores (seen in CI) held it longer.
+SQLITE_LOCK_WAIT = 30.0
+
+
 async def open_database(url: str) -> AsyncEngine:
-    engine = create_async_engine(url)
+    sqlite = url.startswith("sqlite")
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_LOCK_WAIT} if sqlite else {})
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_durability)
     async with _MIGRATING, engine.begin() as conn:
