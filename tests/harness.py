@@ -215,7 +215,12 @@ async def fleet_of(nats: EmbeddedNats, tmp: Path, config: dict[str, str]) -> Asy
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:
+    """Each file appears whole: written beside and renamed into place, as a checkout does.
+    Written in place, the server's next look could find it half written or empty, which is a
+    valid config of its own (an empty approvals.yaml holds no policies)."""
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        staged = path.with_name(f".{path.name}.writing")
+        staged.write_text(text)
+        staged.replace(path)
