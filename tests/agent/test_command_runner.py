@@ -222,7 +222,11 @@ async def test_run_as_takes_the_users_own_groups_never_the_agents(bus: Bus) -> N
 
 def test_the_environment_is_clean_and_says_what_runs() -> None:
     env = environment(
-        "a1", "shop", command("true", params={"region": "eu", "dry": False}), identity_of(None)
+        "a1",
+        "shop",
+        command("true", params={"region": "eu", "dry": False}),
+        identity_of(None),
+        "h1",
     )
     assert set(env) == {
         "PATH",
@@ -231,12 +235,17 @@ def test_the_environment_is_clean_and_says_what_runs() -> None:
         "LOGNAME",
         "LANG",
         "DROVER_ACTION_ID",
+        "DROVER_HOST",
         "DROVER_APPLICATION",
         "DROVER_COMMAND",
         "DROVER_PARAM_REGION",
         "DROVER_PARAM_DRY",
     }
-    assert (env["DROVER_PARAM_DRY"], env["DROVER_COMMAND"]) == ("false", "job")
+    assert (env["DROVER_PARAM_DRY"], env["DROVER_COMMAND"], env["DROVER_HOST"]) == (
+        "false",
+        "job",
+        "h1",
+    )
 
 
 def test_an_unknown_user_cannot_run_anything() -> None:

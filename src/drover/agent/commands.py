@@ -148,7 +148,7 @@ class CommandRunner:
         try:
             identity = identity_of(run.run_as)
             process = await _spawn(
-                run, identity, environment(action_id, application, run, identity)
+                run, identity, environment(action_id, application, run, identity, self._host)
             )
         except CannotRun as err:
             return _Ended(None, str(err))
@@ -342,7 +342,7 @@ def _group_id(group: str, run_as: str) -> int:
 
 
 def environment(
-    action_id: str, application: str, run: CommandRun, identity: Identity
+    action_id: str, application: str, run: CommandRun, identity: Identity, host: str
 ) -> dict[str, str]:
     if identity.uid is None:
         me = _user_entry(str(os.geteuid()))
@@ -356,6 +356,8 @@ def environment(
         "LOGNAME": name,
         "LANG": "C.UTF-8",
         "DROVER_ACTION_ID": action_id,
+        # The host's id in the fleet, which need not be its host name.
+        "DROVER_HOST": host,
         "DROVER_APPLICATION": application,
         "DROVER_COMMAND": run.name,
         **param_environment(run.params),
