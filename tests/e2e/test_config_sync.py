@@ -65,3 +65,33 @@ def _extra() -> str:
         "applications:\n  extra:\n    hosts: ['h1']\n    services:\n"
         "      job:\n        command: [sleep, '3600']\n"
     )
+
+
+async def test_without_a_valid_config_yet_actions_are_refused_as_unavailable_for_now(
+    nats_server: EmbeddedNats, tmp_path: Path, journaled_service: Journaled
+) -> None:
+    """Not the caller's fault, and not for ever: 503 with Retry-After, so that a client (or a
+    balancer's retry) tries again, as it does while a server starts."""
+    web, _ = journaled_service("web")
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit({"apps/shop.yaml": "applications:\n  shop:\n    servics: {}\n"}, "typo")
+    fleet = Fleet(nats_server, tmp_path, repo.path)
+    try:
+        await fleet.start_server(poll=0.1)
+        assert fleet.http is not None
+        restart = {"kind": "restart", "application": "shop"}
+        refused = await fleet.http.post("/api/v1/actions", json=restart)
+        assert (refused.status_code, refused.headers["Retry-After"]) == (503, "2")
+        assert refused.json()["detail"].startswith("no valid configuration is active yet")
+        healthz = await fleet.http.get("/healthz")
+        assert (healthz.status_code, healthz.json()["config_active"]) == (503, False)
+
+        repo.commit(shop_config(web, web), "fix")
+
+        async def accepted() -> bool:
+            assert fleet.http is not None
+            return (await fleet.http.post("/api/v1/actions", json=restart)).status_code == 202
+
+        await eventually(accepted)
+    finally:
+        await fleet.close()

@@ -9,7 +9,7 @@ ServerError
 ├── Conflict       a request the object's state no longer allows, e.g. cancelling a finished
 │                  rollout (409)
 ├── Unprocessable  a request that names real things but cannot be carried out (422)
-└── Unavailable    a part the server needs (the bus) cannot be reached now (503)
+└── Unavailable    a part the server needs (the bus, a valid config) is not there now (503)
 """
 
 from __future__ import annotations
@@ -68,3 +68,20 @@ class Conflict(ServerError):
 
 class Unavailable(ServerError):
     status_code = 503
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
+
+def no_active_config() -> Unavailable:
+    """Asked for what needs the config before one is in force: a server still starting (a
+    balancer may send requests before its first read), or a repository never yet valid."""
+    return Unavailable(
+        "no valid configuration is active yet: the server is starting, or its config has "
+        "never been valid (GET /api/v1/config says why)",
+        retry_after_s=2,
+    )

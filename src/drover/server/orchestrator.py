@@ -71,7 +71,7 @@ from drover.model.status import Convergence, ServiceStatus, TargetStatus
 from drover.model.strategy import Strategy, plan
 from drover.ops.clock import Clock
 from drover.ops.logging import CORRELATION, correlated
-from drover.server.errors import Conflict, NotFound, Unprocessable
+from drover.server.errors import Conflict, NotFound, Unprocessable, no_active_config
 from drover.server.fleet import FleetView
 from drover.server.targeting import Target, resolve
 from drover.store.actions import AbortSend, Action, ActionStore, CancelChange, HostResult
@@ -155,7 +155,7 @@ class Orchestrator:
         """What an action would do: its target, and its hosts batch by batch. Runs nothing."""
         config = self._active_config()
         if config is None:
-            raise Unprocessable("no valid configuration is active yet")
+            raise no_active_config()
         found = self._discovered(application)
         target = resolve(
             config,
@@ -285,7 +285,7 @@ class Orchestrator:
         """The approval request the active config's policies ask for; None: none applies."""
         config = self._active_config()
         if config is None:
-            raise Unprocessable("no valid configuration is active yet")
+            raise no_active_config()
         app = config.applications.get(application)
         environment = app.environment if app is not None else "default"
         subject = Subject(application, environment, kind)

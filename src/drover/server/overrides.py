@@ -21,7 +21,7 @@ from drover.model.approval import Subject, applicable
 from drover.model.override import Override
 from drover.model.status import TargetStatus
 from drover.ops.clock import Clock
-from drover.server.errors import Conflict, NotFound, Unprocessable
+from drover.server.errors import Conflict, NotFound, no_active_config
 from drover.store.audit import AuditEntry
 from drover.store.overrides import OverrideStore
 
@@ -64,7 +64,7 @@ class Overrides:
     ) -> Override:
         config = self._active_config()
         if config is None:
-            raise Unprocessable("no valid configuration is active yet")
+            raise no_active_config()
         app = config.applications.get(application)
         if app is None:
             raise NotFound(f"no application {application!r}")

@@ -219,7 +219,7 @@ async def get_application(name: str, ctx: Ctx, caller: Caller) -> ApplicationOut
     "/actions",
     response_model=ActionOut,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**NOT_FOUND, 422: {"model": ErrorOut}},
+    responses={**NOT_FOUND, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
 async def create_action(body: ActionIn, ctx: Ctx, caller: Caller) -> ActionOut:
     await authorize(ctx, caller, Permission.ACT, body.application)
@@ -240,7 +240,9 @@ async def create_action(body: ActionIn, ctx: Ctx, caller: Caller) -> ActionOut:
 
 
 @api.post(
-    "/actions/plan", response_model=PlanOut, responses={**NOT_FOUND, 422: {"model": ErrorOut}}
+    "/actions/plan",
+    response_model=PlanOut,
+    responses={**NOT_FOUND, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
 async def plan_action(body: TargetIn, ctx: Ctx, caller: Caller) -> PlanOut:
     """A dry run: the hosts an action would reach, batch by batch. Nothing is stored or sent."""
@@ -327,6 +329,7 @@ async def get_action(action_id: ActionId, ctx: Ctx, caller: Caller) -> ActionOut
         **NOT_FOUND,
         409: {"model": ErrorOut, "description": "an approval policy covers it: request an action"},
         422: {"model": ErrorOut},
+        503: {"model": ErrorOut},
     },
 )
 async def set_override(body: OverrideIn, ctx: Ctx, caller: Caller) -> OverrideOut:
