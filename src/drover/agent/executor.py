@@ -119,7 +119,10 @@ class Executor:
             subject=subjects.action_subject(self.host),
             durable=subjects.agent_actions_consumer(self.host),
             handle=self.handle,
-            batch=8,
+            # One at a time, as they run: actions fetched ahead would be held by an agent that
+            # is killed until their ack wait (a minute) has passed, and then run after the
+            # ones its next life took meanwhile, out of order.
+            batch=1,
             stopping=lambda: self.stopping,
         )
 
