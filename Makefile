@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install debs gui run test bench lint types check fmt clean
+.PHONY: help install debs gui run test chaos bench lint types check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -48,6 +48,15 @@ run: install gui ## start drover on its embedded default: nats-server, server, a
 test: install debs gui ## run the tests: the GUI's own (Vitest), then pytest (real NATS, systemd, Chromium)
 	cd web && npm test --silent
 	$(BIN)/pytest -n auto --dist load
+
+# The fault-injection suite in full: each scenario of tests/chaos many cycles over, one at a
+# time (their timing is part of what they test). Each scenario's counts go to CHAOS_REPORT,
+# from which docs/reliability.md takes its figures. `make test` runs them a cycle or two.
+CHAOS_REPORT ?= chaos-report.jsonl
+chaos: install debs ## the fault-injection suite in full (about an hour); counts in chaos-report.jsonl
+	rm -f $(CHAOS_REPORT)
+	DROVER_CHAOS=full DROVER_CHAOS_REPORT=$(abspath $(CHAOS_REPORT)) \
+		$(BIN)/pytest -n 0 --no-cov -p no:cacheprovider tests/chaos
 
 bench: install debs ## run the benchmarks (real systemd, nats-server, agent); ~2 min, needs root
 	$(BIN)/python -m bench.agent_systemd

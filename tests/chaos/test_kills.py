@@ -163,7 +163,7 @@ async def test_kill_9_under_a_stream_of_fanned_out_actions_loses_and_repeats_not
     victim: str, fleet: ProcessFleet, tmp_path: Path
 ) -> None:
     rng = random.Random(7)
-    rounds = cycles(2, 20)
+    rounds = cycles(1, 20)
     resumes: list[float] = []
     async with Stream(fleet.http) as stream:
         for _ in range(rounds):
@@ -222,7 +222,7 @@ async def test_sigterm_again_and_again_drains_each_time_and_the_service_stays_up
     )
     write_tree(config_dir, files)
     fleet = ProcessFleet(nats_server, tmp_path, config_dir)
-    rounds = cycles(5, 100)
+    rounds = cycles(3, 100)
     rng = random.Random(11)
     try:
         await fleet.start_server()
