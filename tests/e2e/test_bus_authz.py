@@ -86,6 +86,8 @@ def agent_refusals(me: str, other: str) -> list[tuple[str, str]]:
         ("pub", f"$JS.API.CONSUMER.DELETE.{actions}.{subjects.agent_actions_consumer(other)}"),
         ("pub", f"$JS.API.CONSUMER.MSG.NEXT.{subjects.RESULTS_STREAM}.server-results"),
         ("pub", "$SYS.REQ.CLAIMS.UPDATE"),
+        ("pub", subjects.SERVER_WAKE),
+        ("sub", subjects.SERVER_WAKE),
         # other inboxes
         ("sub", "_INBOX.>"),
         ("sub", f"{subjects.agent_inbox(other)}.>"),
@@ -119,6 +121,8 @@ SERVER_ALLOWED = [
     ("pub", subjects.action_subject(OWN)),
     ("pub", subjects.kv_subject(subjects.DESIRED_BUCKET, OWN)),
     ("sub", f"{subjects.SERVER_INBOX}.probe"),
+    ("pub", subjects.SERVER_WAKE),
+    ("sub", subjects.SERVER_WAKE),
 ]
 
 

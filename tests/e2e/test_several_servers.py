@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from drover.bus.embedded import EmbeddedNats
+from drover.server import orchestrator
 from drover.server.app import Server
 from tests.conftest import eventually, starts
 from tests.e2e.conftest import Journaled, shop_fleet
@@ -84,3 +85,27 @@ async def test_one_drives_the_other_takes_over_and_nothing_runs_twice(
     assert action["state"] == "succeeded"
     await eventually(lambda: len(starts(web)) == 3)
     assert len(starts(web)) == 3  # each restart once: two actions, two new processes
+
+
+@pytest.fixture
+def rare_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver looks at the rollouts by itself only every 10 minutes: whatever is sent
+    sooner was sent because it was woken."""
+    monkeypatch.setattr(orchestrator, "LOOK_EVERY", 600.0)
+
+
+async def test_what_the_other_server_takes_wakes_the_driver_at_once(
+    rare_looks: None, pair: tuple[Fleet, Running]
+) -> None:
+    fleet, peer = pair
+    assert fleet.server is not None and peer.server is not None
+    first, second = fleet.server, peer.server
+    await fleet.start_agent("h1")
+    web = fleet.tmp / "web.journal"
+    await eventually(lambda: len(starts(web)) == 1)
+    await eventually(lambda: first.lease.held.is_set() != second.lease.held.is_set())
+    other = second if first.lease.held.is_set() else first
+    for _ in range(3):  # each within seconds, never after a 10-minute look
+        action = await restart_through(api(fleet, other))
+        assert action["state"] == "succeeded"
+    assert len(starts(web)) == 4

@@ -124,6 +124,9 @@ def agent_inbox(host: str) -> str:
 
 
 SERVER_INBOX = "_INBOX.server"
+# Core NATS, between servers: "look at the rollouts now" to the one that drives them, from one
+# that took a request, a result, an approval or a cancel (server/orchestrator.py).
+SERVER_WAKE = "drover.server.wake"
 
 
 def dispatch_msg_id(action_id: str, host: str) -> str:

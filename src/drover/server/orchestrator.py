@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import nats.errors
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -81,6 +82,9 @@ from drover.store.audit import AuditEntry, AuditLog
 from drover.store.errors import refused_value
 
 log = logging.getLogger(__name__)
+
+# The dispatcher looks at least this often (seconds); a wake-up makes it look at once.
+LOOK_EVERY = 2.0
 
 DEFAULT_DEADLINE = timedelta(minutes=10)
 # How long past its deadline a host may still answer: it may have begun just before it.
@@ -136,6 +140,7 @@ class Orchestrator:
         self._clock = clock
         self._answer_grace = answer_grace
         self._wake = asyncio.Event()
+        self._telling: set[asyncio.Task[None]] = set()  # wake-ups on their way to the driver
         # Looks at the rollouts begun and finished by the dispatcher: a cancel waits for one
         # begun after it was recorded.
         self._looks_begun = 0
@@ -258,7 +263,7 @@ class Orchestrator:
                 approval.open_until.isoformat(timespec="seconds"),
                 "; ".join(f"{p.name}: {p.required}" for p in approval.policies),
             )
-        self._wake.set()  # the dispatcher sends it; the caller does not wait on the bus
+        self.wake()  # the dispatcher sends it; the caller does not wait on the bus
         return action
 
     def _invocation(
@@ -293,7 +298,22 @@ class Orchestrator:
         return open_request(action_id, subject, policies, requested_by, now) if policies else None
 
     def wake(self) -> None:
-        """Look at the rollouts now: one was released (an approval), or changed."""
+        """Look at the rollouts now: one was released (an approval), or changed. When another
+        server drives them, it is told over the bus (SERVER_WAKE); else it would see the change
+        at its next look, up to 2 s later."""
+        self._wake.set()
+        if not self._drives():
+            told = asyncio.get_running_loop().create_task(self._wake_the_driver())
+            self._telling.add(told)
+            told.add_done_callback(self._telling.discard)
+
+    async def _wake_the_driver(self) -> None:
+        try:
+            await self._bus.announce(subjects.SERVER_WAKE, b"")
+        except (nats.errors.Error, OSError) as err:
+            log.debug("could not wake the driving server (it looks within 2 s): %r", err)
+
+    async def _woken(self, _msg: Msg) -> None:
         self._wake.set()
 
     async def cancel(self, action_id: str, abort_running: bool, by: str) -> Action:
@@ -338,6 +358,7 @@ class Orchestrator:
         """Wake the dispatcher and wait until it has looked at every rollout (and sent the
         aborts due) once since now; at most `bound` seconds."""
         if not self._drives():
+            self.wake()  # the driver acts; this server answers with the action as recorded
             return
         async with self._looked:
             after = self._looks_begun
@@ -357,7 +378,7 @@ class Orchestrator:
 
     async def _drive_rollouts(self) -> float:
         """Take every rollout in progress one step further; seconds until one needs a look."""
-        next_look = 2.0
+        next_look = LOOK_EVERY
         for action in await self._store.in_progress():
             try:
                 with correlated(action.correlation):
@@ -468,32 +489,53 @@ class Orchestrator:
         Also expires what hosts never answered: a row still open `answer_grace` past its
         action's deadline becomes `expired`, so no action stays `running` for ever.
         """
-        while True:
-            self._wake.clear()
-            await self._look_begins()
-            await self._expire_approvals()
-            next_look = await self._drive_rollouts()
-            await self._send_aborts()
-            await self._look_done()
-            pending = await self._store.undispatched()
-            sent: list[tuple[str, str]] = []
-            for chunk in _chunks(pending, DISPATCH_CONCURRENCY):
-                outcomes = await asyncio.gather(
-                    *(self._send(d) for d in chunk), return_exceptions=True
-                )
-                for dispatch, outcome in zip(chunk, outcomes, strict=True):
-                    if isinstance(outcome, BaseException):
-                        self._bus.counters.inc("server.dispatch_failures")
-                    else:
-                        sent.append((dispatch.action_id, dispatch.host))
-            now = self._clock.now()
-            await self._store.mark_dispatched(sent, now)
-            expired = await self._store.expire_overdue(now - self._answer_grace, now)
-            if expired:
-                log.warning("%d host(s) never answered by their action's deadline", expired)
-            if len(sent) < len(pending) or len(pending) == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=min(2.0, next_look))
+        wakes: Subscription | None = None
+        generation = -1
+        try:
+            while True:
+                if self._bus.generation != generation:  # a new connection: listen again
+                    generation = self._bus.generation
+                    wakes = await self._listen_for_wakes(wakes)
+                await self._dispatch_once()
+        finally:
+            if wakes is not None:
+                with contextlib.suppress(nats.errors.Error):
+                    await wakes.unsubscribe()
+
+    async def _listen_for_wakes(self, old: Subscription | None) -> Subscription:
+        """Other servers' wake-ups (SERVER_WAKE): what they took (a request, a result, an
+        approval, a cancel) is acted on at once."""
+        if old is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await old.unsubscribe()
+        return await self._bus.nc.subscribe(subjects.SERVER_WAKE, cb=self._woken)
+
+    async def _dispatch_once(self) -> None:
+        """One look: drive the rollouts, send what is due, expire what is overdue; then wait
+        for a wake-up (or 2 s) unless more is waiting to be sent."""
+        self._wake.clear()
+        await self._look_begins()
+        await self._expire_approvals()
+        next_look = await self._drive_rollouts()
+        await self._send_aborts()
+        await self._look_done()
+        pending = await self._store.undispatched()
+        sent: list[tuple[str, str]] = []
+        for chunk in _chunks(pending, DISPATCH_CONCURRENCY):
+            outcomes = await asyncio.gather(*(self._send(d) for d in chunk), return_exceptions=True)
+            for dispatch, outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    self._bus.counters.inc("server.dispatch_failures")
+                else:
+                    sent.append((dispatch.action_id, dispatch.host))
+        now = self._clock.now()
+        await self._store.mark_dispatched(sent, now)
+        expired = await self._store.expire_overdue(now - self._answer_grace, now)
+        if expired:
+            log.warning("%d host(s) never answered by their action's deadline", expired)
+        if len(sent) < len(pending) or len(pending) == 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(LOOK_EVERY, next_look))
 
     async def _expire_approvals(self) -> None:
         """Requests not decided in time end here: their actions never run. Several server
@@ -610,7 +652,7 @@ class Orchestrator:
             recorded = await self._record_unstorable(result, err, now)
         if recorded:
             log.debug("action %s: %s on %s", result.action_id, result.outcome, result.host)
-            self._wake.set()  # the rollout may take its next step now
+            self.wake()  # the rollout may take its next step now
         else:
             log.warning(
                 "late or unknown result for %s on %s (%s) ignored: the row is already final",

@@ -50,8 +50,9 @@ def server() -> Permissions:
             # Deleting the keys of a decommissioned host, never writing them.
             subjects.kv_subject(subjects.STATE_BUCKET, ">"),
             subjects.kv_subject(subjects.INVENTORY_BUCKET, ">"),
+            subjects.SERVER_WAKE,
         ),
-        subscribe=(f"{subjects.SERVER_INBOX}.>",),
+        subscribe=(f"{subjects.SERVER_INBOX}.>", subjects.SERVER_WAKE),
     )
 
 
