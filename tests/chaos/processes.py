@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import uuid
@@ -25,6 +26,14 @@ from drover.server.auth.passwords import Passwords
 from drover.store.audit import ORIGIN, Origin
 from drover.store.database import open_database
 from tests.e2e.test_discovery import DROVER
+
+
+def _die_with_the_test() -> None:  # pragma: no cover - runs in the child before exec
+    # A test process that dies (a timeout, Ctrl-C) takes its servers and agents with it.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -48,6 +57,7 @@ class Process:
                 stderr=out,
                 stdin=asyncio.subprocess.DEVNULL,
                 env={**os.environ, **self.env},
+                preexec_fn=_die_with_the_test,
             )
         self.lives += 1
 
