@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from drover.bus.embedded import EmbeddedNats
-from tests.chaos.conftest import cycles, journaled_command, report
+from tests.chaos.conftest import cycles, executions, journaled_command, report
 from tests.chaos.processes import Process, ProcessFleet
 from tests.chaos.tally import recorded_actions, tally
 from tests.conftest import eventually
@@ -29,13 +29,20 @@ FINAL = {"succeeded", "failed", "expired", "interrupted", "rejected", "skipped",
 
 
 def config(tmp: Path, seconds: float) -> dict[str, str]:
-    argv, _ = journaled_command(tmp, "work", seconds)
-    quoted = ", ".join(f"'{a}'" for a in argv)
+    """Application `jobs` on every host, with commands `work` (takes `seconds`) and `long`
+    (a minute), each journaling its executions (work.journal, long.journal)."""
+
+    def flow(argv: list[str]) -> str:
+        return "[" + ", ".join(f"'{a}'" for a in argv) + "]"
+
+    work, _ = journaled_command(tmp, "work", seconds)
+    long, _ = journaled_command(tmp, "long", 60)
     return {
         "hosts.yaml": "hosts:\n" + "".join(f"  {h}: {{}}\n" for h in HOSTS),
         "jobs.yaml": (
             "applications:\n  jobs:\n    hosts: ['h*']\n    commands:\n"
-            f"      work: {{argv: [{quoted}], timeout: 60}}\n"
+            f"      work: {{argv: {flow(work)}, timeout: 60}}\n"
+            f"      long: {{argv: {flow(long)}, timeout: 120}}\n"
         ),
     }
 
@@ -187,6 +194,49 @@ async def test_kill_9_under_a_stream_of_fanned_out_actions_loses_and_repeats_not
     assert set(stream.accepted) <= on_record, "an action the API accepted is not on the record"
     counted.assert_nothing_lost_or_run_twice()
     assert counted.outcomes["succeeded"] > 0
+
+
+def pids_running(marker: Path) -> list[int]:
+    """Processes whose command line names `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(marker).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+async def test_a_command_running_when_its_agent_is_killed_dies_with_it_and_is_interrupted(
+    fleet: ProcessFleet, tmp_path: Path
+) -> None:
+    """Unsupervised, it would run on with nobody to take its output or its result, and be
+    reported `interrupted` all the same: it dies with the agent, as under systemd's default
+    KillMode, and the record says so truly."""
+    journal = tmp_path / "long.journal"
+    asked = await fleet.http.post(
+        "/api/v1/actions",
+        json={"kind": "command", "application": "jobs", "command": "long", "hosts": ["h1"]},
+    )
+    assert asked.status_code == 202, asked.text
+    action = asked.json()["id"]
+    await eventually(lambda: executions(journal)[0][action, "h1"] == 1)
+    assert len(pids_running(journal)) == 1
+    await fleet.agents["h1"].kill()
+    await eventually(lambda: pids_running(journal) == [])
+    await fleet.agents["h1"].start()
+
+    async def reported() -> str:
+        found = await fleet.http.get(f"/api/v1/actions/{action}")
+        return str(found.json()["hosts"][0]["outcome"])
+
+    await eventually(lambda: reported_is(reported, "interrupted"), timeout=30)
+    began, ended = executions(journal)
+    assert (began[action, "h1"], ended[action, "h1"]) == (1, 0)
+
+
+async def reported_is(outcome: Callable[[], Awaitable[str]], expected: str) -> bool:
+    return await outcome() == expected
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drover.agent.abort import Abort
+from drover.agent.lifeline import die_with_the_agent
 from drover.agent.output import OutputPublisher
 from drover.bus.connection import Bus
 from drover.bus.messages import CommandRun
@@ -241,6 +242,7 @@ async def _spawn(
             start_new_session=True,
             cwd="/",
             env=env,
+            preexec_fn=die_with_the_agent,
             **identity.spawn_options(),
         )
     except FileNotFoundError as err:

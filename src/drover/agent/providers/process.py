@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from drover.agent.errors import UnknownService
+from drover.agent.lifeline import die_with_the_agent
 from drover.agent.providers.base import (
     NOT_A_SERVICE_OPERATION,
     Listeners,
@@ -31,14 +31,6 @@ from drover.model.status import ServiceStatus, TargetStatus
 from drover.ops.clock import Clock
 
 log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _child_setup() -> None:  # pragma: no cover - runs in the child before exec
-    # Without systemd there is nobody else to reap our services if the agent is SIGKILLed:
-    # take them down with it rather than leave orphans nobody supervises.
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class SupervisedProcess:
@@ -103,7 +95,7 @@ class SupervisedProcess:
                     env=env,
                     cwd=self.spec.cwd,
                     start_new_session=True,
-                    preexec_fn=_child_setup,
+                    preexec_fn=die_with_the_agent,
                 )
         except (OSError, ValueError, subprocess.SubprocessError) as err:
             # OSError: no such file, no permission; ValueError: a NUL byte or '=' in a name.
