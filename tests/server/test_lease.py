@@ -171,3 +171,29 @@ async def test_a_renewal_stored_but_unanswered_keeps_the_lease(
         for _ in range(8):
             await asyncio.sleep(0.2)
             assert lease.held.is_set()
+
+
+async def test_a_take_stored_but_unanswered_is_recognised_as_its_own(
+    buses: list[Bus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else the server would wait for its own entry to age out (10 s) before driving, as
+    after a full restart of the nats cluster."""
+    await buses[0].js.delete_key_value(subjects.LEASES_BUCKET)
+    await buses[0].js.create_key_value(bucket=subjects.LEASES_BUCKET, ttl=60, history=1)
+    lease = Lease(buses[0], "mine")
+    create = KeyValue.create
+    lost_once: list[bool] = []
+
+    async def answer_lost(self: KeyValue, *args: Any, **kwargs: Any) -> int:
+        revision = await create(self, *args, **kwargs)
+        if not lost_once:
+            lost_once.append(True)
+            raise nats.errors.TimeoutError  # stored, but the answer never came
+        return int(revision)
+
+    monkeypatch.setattr(KeyValue, "create", answer_lost)
+    async with kept(lease):
+        await eventually(lambda: bool(lost_once))
+        await eventually(lease.held.is_set, timeout=5)  # long before the 60 s entry ages out
+        taken = await (await buses[1].kv(subjects.LEASES_BUCKET)).get("rollouts")
+        assert taken.value == b"mine"

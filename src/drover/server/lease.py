@@ -65,7 +65,8 @@ class Lease:
                     )
                     self._renewed_at = sent
             except nats.js.errors.KeyWrongLastSequenceError:
-                await self._someone_wrote(kv)
+                with contextlib.suppress(nats.errors.Error, TimeoutError):  # tried again soon
+                    await self._someone_wrote(kv)
             except (nats.errors.Error, TimeoutError) as err:
                 if not failing:
                     log.warning("lease %s: cannot reach the bus (%r); trying again", self.name, err)
@@ -77,16 +78,23 @@ class Lease:
             await asyncio.sleep(RENEW)
 
     async def _someone_wrote(self, kv: KeyValue) -> None:
-        """The entry is not the one we last wrote: another holds it, or it is ours after all (a
-        renewal that was stored but whose answer was lost)."""
-        if self._revision is None:
-            return  # another holds it: we wait for it to age out or be deleted
+        """The entry is not the one we last wrote (or it exists, as we tried to make it):
+        another holds it, or it is ours after all — a renewal, or the take itself, that was
+        stored but whose answer was lost (a bus that failed over just then)."""
+        entry = None
         with contextlib.suppress(nats.js.errors.KeyNotFoundError):
             entry = await kv.get(self.name)
-            if entry.value == self.holder.encode() and entry.revision is not None:
-                self._revision = entry.revision
-                return
-        self._give_up("another server holds it")
+        if entry is None or entry.value != self.holder.encode() or entry.revision is None:
+            if self._revision is not None:
+                self._give_up("another server holds it")
+            return  # another holds it: we wait for it to age out or be deleted
+        if self._revision is not None:
+            self._revision = entry.revision
+            return
+        # Our own take: renew it before holding, as its age counts from when it was stored.
+        sent = asyncio.get_running_loop().time()
+        self._revision = await kv.update(self.name, self.holder.encode(), last=entry.revision)
+        self._take(sent)
 
     async def release(self) -> None:
         """Give the lease up at once (a clean stop), so another server need not wait."""
