@@ -125,4 +125,9 @@ def bus_init(directory: Path) -> None:
     conf = directory / "nats-auth.conf"
     conf.write_text(authority.nats_config(directory / "nats-accounts") + "\n")
     print(f"bus authority made in {directory} (keep it secret: whoever holds it owns the bus)")
-    print(f"nats-server: include {conf} in its config (docs/security.md)")
+    # nats-server (2.10–2.15 at least) reads an include relative to the including file, even
+    # an absolute path: the file goes beside nats-server's config.
+    print(
+        f"nats-server: copy {conf} beside its config and write `include nats-auth.conf` there "
+        "(docs/operations.md)"
+    )

@@ -10,6 +10,7 @@ belongs in the config repository: whoever holds it can mint any identity."""
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -144,7 +145,12 @@ class Authority:
         the newer account JWT the server pushed (with its revocations) into the resolver's
         directory: a restarted nats-server keeps refusing revoked keys."""
         operator_file = self.directory / "operator.jwt"
-        operator_file.write_text(self.operator_jwt() + "\n")
+        # Whole or not at all: a nats-server starting meanwhile (a cluster's nodes start
+        # together) must never read it half written.
+        with tempfile.NamedTemporaryFile("w", dir=self.directory, delete=False) as staged:
+            staged.write(self.operator_jwt() + "\n")
+        os.chmod(staged.name, 0o644)
+        os.replace(staged.name, operator_file)
         made = self.made_at()
         return "\n".join(
             [
