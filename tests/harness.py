@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,10 @@ class Fleet:
     http: httpx.AsyncClient | None = None
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     admin_token: str = ""  # the secret `http` sends; DROVER_TOKEN for a CLI run as admin
+    # A cluster's client URLs (`nats` is one of its nodes): the servers connect to all of them,
+    # and agents to those their enrollment gave them (the servers' own). Empty: `nats` alone.
+    bus_urls: tuple[str, ...] = ()
+    bus_replicas: int = 1  # of every stream and bucket, as the servers make them
 
     async def start_server(
         self,
@@ -54,10 +58,14 @@ class Fleet:
         database_url: str | None = None,
         auth: AuthSettings | None = None,
         port: int = 0,
+        drain_grace: float = 0.0,
     ) -> Server:
-        self.server = Server(
-            self._server_settings(poll, answer_grace, database_url, auth, port, "test-server")
+        """The server; `drain_grace`: how long a stop waits with /healthz failing (none here,
+        as with no balancer in front)."""
+        settings = self._server_settings(
+            poll, answer_grace, database_url, auth, port, "test-server"
         )
+        self.server = Server(replace(settings, drain_grace=drain_grace))
         self.running.append(_launch(self.server.run))
         await asyncio.wait_for(self.server.ready.wait(), 20)
         assert self.server.http is not None
@@ -85,15 +93,23 @@ class Fleet:
             listen_port=port,
             config_poll_interval=poll,
             answer_grace=answer_grace,
-            bus=BusSettings(url=self.nats.url, name=name, tls_ca=self._ca),
+            bus=BusSettings(url=self.bus_url, name=name, tls_ca=self._ca),
+            bus_replicas=self.bus_replicas,
             auth=auth or AuthSettings(),
             bus_authority=self._authority_dir,
         )
 
-    async def start_peer(self, database_url: str, name: str = "test-server-2") -> Running:
+    async def start_peer(
+        self,
+        database_url: str,
+        name: str = "test-server-2",
+        port: int = 0,
+        drain_grace: float = 0.0,
+    ) -> Running:
         """Another server process beside `server`, on the same bus and database (PostgreSQL:
         several servers share one). Its API takes the same tokens."""
-        peer = Server(self._server_settings(0.2, timedelta(minutes=5), database_url, None, 0, name))
+        settings = self._server_settings(0.2, timedelta(minutes=5), database_url, None, port, name)
+        peer = Server(replace(settings, drain_grace=drain_grace))
         running = _launch(peer.run)
         running.server = peer
         self.running.append(running)
@@ -124,7 +140,8 @@ class Fleet:
                 host_id=host,
                 data_dir=data_dir,
                 bus=BusSettings(name=f"test-agent-{host}"),
-                nats_url=self.nats.url,
+                # On a cluster, the URLs its enrollment gave it, as a real agent has them.
+                nats_url=None if self.bus_urls else self.nats.url,
                 heartbeat_interval=1.0,
                 drain_timeout=5.0,
                 systemd="on" if systemd_bus else "off",
@@ -169,6 +186,11 @@ class Fleet:
         return client
 
     @property
+    def bus_url(self) -> str:
+        """What the servers are given: one URL, or a cluster's, separated by commas."""
+        return ",".join(self.bus_urls) if self.bus_urls else self.nats.url
+
+    @property
     def _ca(self) -> Path | None:
         return self.nats.security.certificate.ca_file if self.nats.security else None
 
@@ -204,10 +226,19 @@ def _launch(run: Any) -> Running:
 
 
 @contextlib.asynccontextmanager
-async def fleet_of(nats: EmbeddedNats, tmp: Path, config: dict[str, str]) -> AsyncIterator[Fleet]:
+async def fleet_of(
+    nats: EmbeddedNats,
+    tmp: Path,
+    config: dict[str, str],
+    *,
+    bus_urls: Iterable[str] = (),
+    bus_replicas: int = 1,
+) -> AsyncIterator[Fleet]:
+    """A fleet on `nats`; on a cluster, give every node's URL in `bus_urls` (`nats` being one
+    of them, for its security) and the replicas its streams are to have."""
     config_dir = tmp / "config"
     write_tree(config_dir, config)
-    fleet = Fleet(nats, tmp, config_dir)
+    fleet = Fleet(nats, tmp, config_dir, bus_urls=tuple(bus_urls), bus_replicas=bus_replicas)
     try:
         yield fleet
     finally:

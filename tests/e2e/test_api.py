@@ -96,6 +96,7 @@ async def test_info_health_config_and_docs_answer(fleet: Fleet) -> None:
         "status": "ok",
         "bus_connected": True,
         "config_active": True,
+        "draining": False,
     }
     config = await fleet.get("/api/v1/config")
     assert config["active_revision"].startswith("sha256:")

@@ -110,11 +110,12 @@ class Enrollment:
         return enrollment
 
     def bus_settings(self, base: BusSettings, url: str | None = None) -> BusSettings:
-        """`base` with this host's credentials, CA and inbox (and its URL, unless given)."""
+        """`base` with this host's credentials, CA and inbox, and `url` or else every URL the
+        server gave (a cluster's nodes: any that answers will do)."""
         identity = BusIdentity.from_files(self.seed_file, self.jwt_file)
         return replace(
             base,
-            url=url or self.nats_urls[0],
+            url=url or ",".join(self.nats_urls),
             identity=identity,
             tls_ca=self.ca_file or base.tls_ca,
             inbox_prefix=subjects.agent_inbox(self.host),

@@ -38,7 +38,8 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    nats: str | None = None  # None: the URLs the server gave when the host enrolled
+    # One URL or several, separated by commas; None: the URLs the server gave at enrollment.
+    nats: str | None = None
     host_id: str | None = None
     data_dir: Path = Path("/var/lib/drover")
     log_level: str = "INFO"
@@ -94,17 +95,22 @@ def listen_address(value: str) -> tuple[str, int] | None:
 
 
 def nats_url_problem(value: str) -> str | None:
-    """What is wrong with a NATS URL, or None."""
+    """What is wrong with a NATS URL, or with a list of them separated by commas (the nodes of
+    one cluster: any one that answers will do), or None."""
     *first, last = (f"{scheme}://" for scheme in NATS_SCHEMES)
     problem = f"expected a {', '.join(first)} or {last} URL with a host, e.g. nats://127.0.0.1:4222"
+    if any(not _is_nats_url(url.strip()) for url in value.split(",")):
+        return problem
+    return None
+
+
+def _is_nats_url(value: str) -> bool:
     try:
         parts = urlsplit(value)
         _ = parts.port  # a port that is not a number raises here
     except ValueError:
-        return problem
-    if parts.scheme not in NATS_SCHEMES or not parts.hostname:
-        return problem
-    return None
+        return False
+    return parts.scheme in NATS_SCHEMES and bool(parts.hostname)
 
 
 def variable(key: str) -> str:

@@ -1,8 +1,14 @@
 """A NATS connection set up for networks that drop.
 
+- `url` may name several servers, the nodes of one cluster, separated by commas: any one of
+  them that answers will do, at the first connect and at every reconnect;
 - the first connect is retried (with jittered backoff) until it succeeds or the caller gives up;
 - reconnects go on forever, each after a jittered, growing delay, so ten thousand agents that
-  lost the same server do not come back in the same millisecond;
+  lost the same server do not come back in the same millisecond; however long the cluster is
+  down, a client tries one of its servers at least every `reconnect_cap` seconds;
+- should nats-py close the connection for good all the same (it does on some errors a server
+  sends, e.g. an authorization error while connected), the Bus connects anew by itself: a
+  drover process never needs a restart to get its bus back;
 - pings every `ping_interval` seconds (≤ 20 s) find a dead link quickly;
 - `generation` grows on every reconnect, so watch loops know to recreate their watchers;
 - with an `identity` it authenticates with a user JWT (bus/trust), with a `tls_ca` it speaks
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BusSettings:
+    # One server's URL, or several separated by commas: nats://a:4222,nats://b:4222,...
     url: str = "nats://127.0.0.1:4222"
     name: str = "drover"
     connect_timeout: float = 5.0
@@ -50,6 +57,16 @@ class BusSettings:
     identity: BusIdentity | None = None
     tls_ca: Path | None = None  # None: the system's trusted CAs (when the URL is tls://)
     inbox_prefix: str = "_INBOX"
+
+    @property
+    def servers(self) -> list[str]:
+        """The URLs in `url`, as nats-py takes them."""
+        return split_urls(self.url)
+
+
+def split_urls(urls: str) -> list[str]:
+    """`nats://a:4222, nats://b:4222` → ["nats://a:4222", "nats://b:4222"]."""
+    return [url.strip() for url in urls.split(",") if url.strip()]
 
 
 class Bus:
@@ -67,6 +84,8 @@ class Bus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._closing = False
+        # Connecting anew after nats-py closed the connection by itself (see _on_closed).
+        self._reopening: asyncio.Task[None] | None = None
 
     @property
     def nc(self) -> Client:
@@ -85,10 +104,14 @@ class Bus:
     @property
     def is_open(self) -> bool:
         """Connected once and not closed: connected, or reconnecting by itself."""
-        return self._nc is not None and not self._nc.is_closed
+        return self._reopening is not None or (self._nc is not None and not self._nc.is_closed)
 
     async def connect(self) -> None:
         """Connect, retrying the first connect with backoff until it succeeds."""
+        reopening = self._reopening
+        if reopening is not None and reopening is not asyncio.current_task():
+            await asyncio.shield(reopening)  # already under way, by itself
+            return
         backoff = Backoff(self.settings.reconnect_base, self.settings.reconnect_cap, self._rng)
         while True:
             try:
@@ -106,6 +129,10 @@ class Bus:
     async def close(self) -> None:
         """Drain (deliver what is buffered), bounded; an unreachable server is no error here."""
         self._closing = True
+        if self._reopening is not None:
+            self._reopening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reopening
         if self._nc is None or self._nc.is_closed:
             return
         try:
@@ -162,7 +189,7 @@ class Bus:
 
     def _options(self) -> dict[str, Any]:
         return {
-            "servers": [self.settings.url],
+            "servers": self.settings.servers,
             "name": self.settings.name,
             "connect_timeout": self.settings.connect_timeout,
             "allow_reconnect": True,
@@ -174,6 +201,7 @@ class Bus:
             "error_cb": self._on_error,
             "disconnected_cb": self._on_disconnected,
             "reconnected_cb": self._on_reconnected,
+            "closed_cb": self._on_closed,
             **self._security_options(),
         }
 
@@ -185,7 +213,8 @@ class Bus:
             options["signature_cb"] = lambda nonce: base64.b64encode(
                 identity.key.sign(nonce.encode())
             )
-        if self.settings.url.startswith("tls://") or self.settings.tls_ca is not None:
+        tls_urls = any(url.startswith("tls://") for url in self.settings.servers)
+        if tls_urls or self.settings.tls_ca is not None:
             # With a CA of its own, that CA alone (and not the ~150 of the system: they would
             # cost every agent a megabyte and trust more than it should).
             ca = str(self.settings.tls_ca) if self.settings.tls_ca is not None else None
@@ -219,3 +248,27 @@ class Bus:
         self.generation += 1
         self.counters.inc("bus.reconnects")
         log.info("reconnected to NATS")
+
+    async def _on_closed(self) -> None:
+        """nats-py gave up on the connection (it never does for a server that is only down:
+        it reconnects forever; it does on some errors a server sends, e.g. an authorization
+        error while connected). Every loop of ours would fail from now on, on the closed
+        client, until the process restarts: connect anew instead. The new connection is a new
+        generation, so the loops make their subscriptions and watches again on it."""
+        if self._closing or self._reopening is not None:
+            return
+        self.counters.inc("bus.reopens")
+        log.warning("the NATS client closed its connection (%r); connecting anew", self._nc_error())
+        # Owned by the Bus: close() cancels it; it ends once connected.
+        self._reopening = asyncio.get_running_loop().create_task(self._reopen())
+
+    async def _reopen(self) -> None:
+        try:
+            await self.connect()
+        finally:
+            self._reopening = None
+        self.generation += 1
+        log.info("connected to NATS anew")
+
+    def _nc_error(self) -> object:
+        return self._nc.last_error if self._nc is not None else None

@@ -1,8 +1,17 @@
-"""Creates the streams and buckets drover uses. Idempotent; the server runs it at start."""
+"""Creates the streams and buckets drover uses. Idempotent; the server runs it at start and
+after every reconnect.
+
+`replicas` is how many nats-servers keep a copy of each stream and bucket: 1 on a single
+server, 3 on a 3-node cluster (R3: any one node may be lost, or restarted, with nothing lost and
+no pause longer than a leader election). A stream made with another count is brought to this one
+(JetStream moves the copies while it serves). Consumers are made without a count of their own,
+so they have their stream's.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import replace
 
 from nats.js import JetStreamContext
@@ -16,9 +25,10 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from drover.bus import subjects
+from drover.bus.errors import ReplicasRefused
 
 DAY = 24 * 3600.0
 GIB = 1024**3
@@ -33,8 +43,15 @@ ABORT_ACK_WAIT = 5.0
 DESIRED_ACK_WAIT = 30.0
 
 
-def stream_configs() -> list[StreamConfig]:
-    return [
+# nats-server's error codes (JSErrCode) for a replica count it cannot place.
+_NOT_CLUSTERED = 10074  # "replicas > 1 not supported in non-clustered mode"
+# Fewer JetStream servers up than replicas: "no suitable peers for placement" (a new stream),
+# "insufficient resources".
+_TOO_FEW_SERVERS = frozenset({10005, 10023})
+
+
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    configs = [
         StreamConfig(
             name=subjects.EVENTS_STREAM,
             subjects=[subjects.EVENTS_ALL],
@@ -78,13 +95,14 @@ def stream_configs() -> list[StreamConfig]:
             discard=DiscardPolicy.NEW,
         ),
     ]
+    return [replace(config, num_replicas=replicas) for config in configs]
 
 
 LEASE_TTL = 10.0  # seconds
 
 
-def bucket_configs() -> list[KeyValueConfig]:
-    return [
+def bucket_configs(replicas: int = 1) -> list[KeyValueConfig]:
+    configs = [
         KeyValueConfig(bucket=subjects.STATE_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=subjects.DESIRED_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=subjects.INVENTORY_BUCKET, history=1, storage=StorageType.FILE),
@@ -93,6 +111,7 @@ def bucket_configs() -> list[KeyValueConfig]:
             bucket=subjects.LEASES_BUCKET, history=1, ttl=LEASE_TTL, storage=StorageType.FILE
         ),
     ]
+    return [replace(config, replicas=replicas) for config in configs]
 
 
 def host_consumers(host: str) -> list[tuple[str, ConsumerConfig]]:
@@ -155,22 +174,48 @@ async def ensure_host(js: JetStreamContext, host: str, *, fresh: bool = False) -
         await js.add_consumer(stream, config=config)
 
 
-async def ensure(js: JetStreamContext) -> None:
-    for config in stream_configs():
-        try:
-            await js.add_stream(config)
-        except BadRequestError:
-            # Exists with other settings: bring it to ours.
-            await js.update_stream(config)
-    for bucket in bucket_configs():
-        # A KV stream takes `Nats-Rollup` headers by default: a message on one key that wipes
-        # the whole bucket. An agent may write its own keys, so none may roll up (drover
-        # deletes keys one by one and never purges).
+async def ensure(js: JetStreamContext, replicas: int = 1) -> None:
+    """Make every stream and bucket, or bring it to our settings (`replicas` among them).
+    ReplicasRefused if nats-server cannot keep that many copies."""
+    for config in stream_configs(replicas):
+        await _refused_replicas_named(config.name or "", replicas, _ensure_stream(js, config))
+    for bucket in bucket_configs(replicas):
         stream = subjects.KV_STREAM_PREFIX + bucket.bucket
-        try:
-            config = (await js.stream_info(stream)).config
-        except NotFoundError:
-            await js.create_key_value(bucket)
-            config = (await js.stream_info(stream)).config
-        if config.allow_rollup_hdrs:
-            await js.update_stream(replace(config, allow_rollup_hdrs=False))
+        await _refused_replicas_named(stream, replicas, _ensure_bucket(js, bucket, stream))
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError as err:
+        if err.err_code in _TOO_FEW_SERVERS:
+            raise
+        # Exists with other settings: bring it to ours.
+        await js.update_stream(config)
+
+
+async def _ensure_bucket(js: JetStreamContext, bucket: KeyValueConfig, stream: str) -> None:
+    try:
+        config = (await js.stream_info(stream)).config
+    except NotFoundError:
+        await js.create_key_value(bucket)
+        config = (await js.stream_info(stream)).config
+    # A KV stream takes `Nats-Rollup` headers by default: a message on one key that wipes
+    # the whole bucket. An agent may write its own keys, so none may roll up (drover
+    # deletes keys one by one and never purges).
+    if config.allow_rollup_hdrs or config.num_replicas != bucket.replicas:
+        await js.update_stream(
+            replace(config, allow_rollup_hdrs=False, num_replicas=bucket.replicas)
+        )
+
+
+async def _refused_replicas_named(stream: str, replicas: int, work: Awaitable[None]) -> None:
+    """`work`, with nats-server's refusal of the replica count made a ReplicasRefused."""
+    try:
+        await work
+    except APIError as err:
+        if err.err_code == _NOT_CLUSTERED:
+            raise ReplicasRefused(stream, replicas, str(err.description), permanent=True) from err
+        if err.err_code in _TOO_FEW_SERVERS and replicas > 1:
+            raise ReplicasRefused(stream, replicas, str(err.description), permanent=False) from err
+        raise

@@ -64,6 +64,7 @@ class BusOptions:
     authority: Path = Path("/var/lib/drover/bus")
     ca: Path | None = None
     agent_urls: tuple[str, ...] = ()
+    replicas: int = 1  # of each stream and bucket (--bus-replicas)
 
 
 def server(
@@ -77,6 +78,7 @@ def server(
     auth: people.AuthOptions | None = None,
     bus: BusOptions | None = None,
     log_format: str = "text",
+    drain_grace: float = 5.0,
 ) -> None:
     level = options.log_level(level)
     host, port = options.listen_address(listen)
@@ -91,6 +93,7 @@ def server(
         raise CliError(f"--nats-ca {bus.ca}: no such file", 2)
     options.ensure_listen_free(listen, host, port)
     from drover.bus.connection import BusSettings
+    from drover.bus.errors import ReplicasRefused
     from drover.bus.trust.authority import AuthorityError
     from drover.server.app import Server, ServerSettings
     from drover.server.enrollment import EnrollmentSettings
@@ -103,16 +106,21 @@ def server(
         listen_port=port,
         config_poll_interval=poll,
         bus=BusSettings(url=nats, name="drover-server", tls_ca=bus.ca),
+        bus_replicas=bus.replicas,
         auth=auth_settings,
         bus_authority=bus.authority,
         enrollment=EnrollmentSettings(agent_nats_urls=bus.agent_urls),
+        drain_grace=drain_grace,
     )
     drover_logging.configure(level, log_format)
     try:
         running = Server(settings)
     except AuthorityError as err:
         raise CliError(f"--bus-authority: {err}", 2) from None
-    asyncio.run(run_until_signalled(running.run))
+    try:
+        asyncio.run(run_until_signalled(running.run))
+    except* ReplicasRefused as refused:  # nats-server can never keep that many copies
+        raise CliError(f"{refused.exceptions[0]} (NATS at {nats})", 2) from None
 
 
 def agent(flags: dict[str, object], config_file: Path | None) -> None:

@@ -59,6 +59,7 @@ async def run_dev(
                 url=nats.url, name="drover-server", tls_ca=security.certificate.ca_file
             ),
             bus_authority=security.authority.directory,
+            drain_grace=0,  # no balancer in front: Ctrl-C stops at once
         )
     )
     host = host_id or host_id_from_hostname()

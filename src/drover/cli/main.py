@@ -104,7 +104,10 @@ def dev(
 
 @app.command()
 def server(
-    nats: Annotated[str, typer.Option(help="NATS URL")] = "nats://127.0.0.1:4222",
+    nats: Annotated[
+        str,
+        typer.Option(help="NATS URL, or the URLs of a cluster's nodes separated by commas"),
+    ] = "nats://127.0.0.1:4222",
     config: Annotated[Path, typer.Option(help="config repository or folder")] = Path("config"),
     ref: Annotated[str | None, typer.Option(help="Git ref to follow")] = None,
     listen: Annotated[str, typer.Option(help="HOST:PORT of the HTTP API")] = "127.0.0.1:8080",
@@ -112,6 +115,16 @@ def server(
         "sqlite+aiosqlite:///drover.db"
     ),
     poll: Annotated[float, typer.Option(help="seconds between config polls")] = 10.0,
+    drain_grace: Annotated[
+        float,
+        typer.Option(
+            envvar="DROVER_DRAIN_GRACE",
+            min=0,
+            max=300,
+            help="seconds a stopping server keeps serving with /healthz failing, for a "
+            "balancer to take it out (0: none in front)",
+        ),
+    ] = 5.0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
     log_format: Annotated[
         LogFormat, typer.Option(help="text, or json for log collectors")
@@ -126,9 +139,19 @@ def server(
     agent_nats_url: Annotated[
         list[str] | None,
         typer.Option(
-            "--agent-nats-url", help="NATS URL agents are told when they enroll (repeatable)"
+            "--agent-nats-url",
+            help="NATS URL agents are told when they enroll (repeatable; default: --nats)",
         ),
     ] = None,
+    bus_replicas: Annotated[
+        int,
+        typer.Option(
+            envvar="DROVER_BUS_REPLICAS",
+            min=1,
+            max=5,
+            help="copies of each stream and bucket: 1 on one nats-server, 3 on a 3-node cluster",
+        ),
+    ] = 1,
     public_url: Annotated[
         str | None,
         typer.Option(
@@ -174,9 +197,19 @@ def server(
         oidc_groups_claim=oidc_groups_claim,
         trusted_proxies=tuple(trusted_proxy or ()),
     )
-    bus = commands.BusOptions(bus_authority, nats_ca, tuple(agent_nats_url or ()))
+    bus = commands.BusOptions(bus_authority, nats_ca, tuple(agent_nats_url or ()), bus_replicas)
     commands.server(
-        nats, config, ref, listen, database, poll, log_level, auth, bus, log_format.value
+        nats,
+        config,
+        ref,
+        listen,
+        database,
+        poll,
+        log_level,
+        auth,
+        bus,
+        log_format.value,
+        drain_grace,
     )
 
 
@@ -196,7 +229,10 @@ def agent(
     ctx: typer.Context,
     nats: Annotated[
         str | None,
-        typer.Option(help="NATS URL (default: those the server gave when the host enrolled)"),
+        typer.Option(
+            help="NATS URL, or several separated by commas (default: those the server gave "
+            "when the host enrolled)"
+        ),
     ] = None,
     host_id: Annotated[str | None, typer.Option(help="default: the short host name")] = None,
     data_dir: Annotated[

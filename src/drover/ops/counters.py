@@ -11,6 +11,7 @@ COUNTED = {
     "bus.connect_failures": "First connects to NATS that failed (and were retried).",
     "bus.disconnects": "Times the NATS connection was lost.",
     "bus.reconnects": "Times the NATS connection came back.",
+    "bus.reopens": "Times the NATS client gave up its connection and drover made a new one.",
     "bus.errors": "Errors the NATS client reported asynchronously.",
     "bus.refused": "Operations nats-server refused (permissions or authorization).",
     "server.dispatch_failures": "Action dispatches to a host that failed and will be retried.",

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drover.bus import subjects, topology
 from drover.bus.connection import Bus, BusSettings
+from drover.bus.errors import ReplicasRefused
 from drover.bus.trust import permissions
 from drover.bus.trust.authority import Authority
 from drover.bus.trust.credentials import BusIdentity
@@ -66,11 +67,16 @@ class ServerSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     bus: BusSettings = field(default_factory=lambda: BusSettings(name="drover-server"))
+    # Copies of every stream and bucket: 1 on a single nats-server, 3 on a 3-node cluster.
+    bus_replicas: int = 1
     auth: AuthSettings = field(default_factory=AuthSettings)
     # The bus authority's keys (`drover bus init`): the server mints every bus credential
     # and signs every action with them.
     bus_authority: Path = Path("/var/lib/drover/bus")
     enrollment: EnrollmentSettings = field(default_factory=EnrollmentSettings)
+    # Seconds a stopping server still serves with /healthz failing, so that a balancer's
+    # checks take it out of rotation before it stops listening (0: no balancer in front).
+    drain_grace: float = 5.0
 
 
 class Server:
@@ -233,6 +239,7 @@ class Server:
                 self.ready.set()
                 log.info("server on http://%s:%d", self.settings.listen_host, self.http.port)
                 await stop.wait()
+                await self._drain(ctx)
             output.changes.close()  # live output streams end; their readers resume elsewhere
             self.live.close()  # and so do the GUI's change streams
             self.http.stop()
@@ -243,6 +250,16 @@ class Server:
         await self.bus.close()
         await self.system_bus.close()
         log.info("server stopped")
+
+    async def _drain(self, ctx: ServerContext) -> None:
+        """Stop being chosen before stopping: /healthz answers 503 and each answer closes its
+        connection, for `drain_grace` seconds, while everything is still served. Then the API
+        stops listening and finishes the requests under way."""
+        ctx.draining.set()
+        grace = self.settings.drain_grace
+        if grace > 0:
+            log.info("draining: /healthz answers 503; the API stops listening in %gs", grace)
+            await asyncio.sleep(grace)
 
     async def _config_changed(self, config: FleetConfig) -> None:
         if self._audit is not None:
@@ -285,14 +302,32 @@ class Server:
             # next life (after the backoff) tries again.
             if self.bus.generation != self._topology_ensured:
                 generation = self.bus.generation
-                await topology.ensure(self.bus.js)
+                await topology.ensure(self.bus.js, self.settings.bus_replicas)
                 await enrollment.ensure_all_consumers()
                 self._topology_ensured = generation
                 log.info("streams and buckets ensured after reconnect")
             await asyncio.sleep(0.5)
 
+    async def _ensure_topology(self) -> None:
+        """The streams and buckets, tried until made: nats-server may be starting, or its
+        cluster short of the nodes the replicas need. A replica count it can never keep (it is
+        not clustered) ends the start instead: the CLI says why, no wait would help."""
+        refused: list[ReplicasRefused] = []
+
+        async def ensure() -> None:
+            try:
+                await topology.ensure(self.bus.js, self.settings.bus_replicas)
+            except ReplicasRefused as err:
+                if not err.permanent:
+                    raise
+                refused.append(err)
+
+        await until_success("server.topology", ensure, self.counters)
+        if refused:
+            raise refused[0]
+
     async def _start(self, enrollment: Enrollment) -> None:
         await self.bus.connect()
-        await until_success("server.topology", lambda: topology.ensure(self.bus.js), self.counters)
+        await self._ensure_topology()
         await until_success("server.consumers", enrollment.ensure_all_consumers, self.counters)
         await self.config.poll_once()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from drover.bus.connection import Bus
@@ -44,3 +45,6 @@ class ServerContext:
     enrollment: Enrollment  # hosts' bus credentials: tokens, requests, renewals, revocations
     desired: DesiredPublisher  # writes each host's desired state
     metrics: Metrics  # this process's, for /metrics
+    # Set when the server begins to stop: /healthz fails so balancers send new connections
+    # elsewhere, and each answer closes its connection (server/app.py).
+    draining: asyncio.Event = field(default_factory=asyncio.Event)

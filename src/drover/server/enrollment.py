@@ -280,7 +280,7 @@ class Enrollment:
             host=key.host,
             jwt=token,
             expires_at=expires,
-            nats_urls=self.settings.agent_nats_urls or (self._bus.settings.url,),
+            nats_urls=self.settings.agent_nats_urls or tuple(self._bus.settings.servers),
             ca_pem=ca_file.read_text() if ca_file is not None else None,
             action_signer=self.authority.signer.public_key,
         )

@@ -70,6 +70,11 @@ def create_app(ctx: ServerContext) -> FastAPI:
         finally:
             ORIGIN.reset(token)
         response.headers[REQUEST_ID] = correlation
+        if ctx.draining.is_set():
+            # A kept-alive connection would hold its client to this server until it is gone:
+            # closed after this answer, the client's next request goes through the balancer
+            # to a server that stays.
+            response.headers["Connection"] = "close"
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -461,13 +461,18 @@ def _problem(problem: ConfigProblem) -> ProblemOut:
 
 @system.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
 async def healthz(ctx: Ctx, response: Response) -> HealthOut:
-    """Open to everyone (load balancers): whether the server can do its work."""
+    """Open to everyone (load balancers): whether the server can do its work, and wants to:
+    a draining server answers 503 so that new requests go to another."""
     health = HealthOut(
         status="ok",
         bus_connected=ctx.bus.is_connected,
         config_active=ctx.config.active is not None,
+        draining=ctx.draining.is_set(),
     )
-    if not (health.bus_connected and health.config_active):
+    if health.draining:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        health = health.model_copy(update={"status": "draining"})
+    elif not (health.bus_connected and health.config_active):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         health = health.model_copy(update={"status": "degraded"})
     return health

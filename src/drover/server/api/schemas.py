@@ -391,9 +391,12 @@ class InfoOut(Body):
 
 
 class HealthOut(Body):
-    status: str
+    status: str = Field(description="ok, degraded (bus or config missing) or draining")
     bus_connected: bool
     config_active: bool
+    draining: bool = Field(
+        default=False, description="stopping: finishing what it has, taking nothing new"
+    )
 
 
 class ErrorOut(Body):
