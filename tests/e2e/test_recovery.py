@@ -6,7 +6,13 @@ import shutil
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import nats.errors
+import pytest
+from nats.aio.msg import Msg
+
+from drover.bus import subjects
 from drover.bus.embedded import BusSecurity, EmbeddedNats
 from tests.conftest import eventually, starts
 from tests.e2e.conftest import shop_config
@@ -65,3 +71,43 @@ async def test_a_host_that_never_answers_is_expired_after_the_deadline(
         [host] = action["hosts"]
         assert (host["host"], host["outcome"]) == ("h1", "expired")
         assert "no answer" in host["output"]
+
+
+async def test_a_result_the_bus_did_not_take_is_sent_again_as_soon_as_it_can_be(
+    nats_server: EmbeddedNats,
+    tmp_path: Path,
+    journaled_service: Journaled,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The link broke as the result went: it is sent again at once, not when the action
+    comes again after its ack wait (a minute), and the action does not run twice."""
+    web, web_journal = journaled_service("web")
+    worker, _ = journaled_service("worker")
+    async with fleet_of(nats_server, tmp_path, shop_config(web, worker)) as fleet:
+        await fleet.start_server()
+        agent = await fleet.start_agent("h1")
+        await eventually(lambda: len(starts(web_journal)) == 1)
+        publish = agent.bus.publish
+        failed: list[str] = []
+
+        async def lost_once(subject: str, message: Any, **kwargs: Any) -> None:
+            if subject == subjects.result_subject("h1") and not failed:
+                failed.append(subject)
+                raise nats.errors.TimeoutError  # the link broke as it went
+            await publish(subject, message, **kwargs)
+
+        monkeypatch.setattr(agent.bus, "publish", lost_once)
+        nak = Msg.nak
+
+        async def nak_lost_too(msg: Msg, delay: float | None = None) -> None:
+            if failed:  # the broken link takes the agent's hand-back with it
+                raise nats.errors.TimeoutError
+            await nak(msg, delay)
+
+        monkeypatch.setattr(Msg, "nak", nak_lost_too)
+        action = await run_action(
+            fleet, {"kind": "restart", "application": "shop", "service": "web"}
+        )
+        assert failed and action["state"] == "succeeded", action
+        assert agent.executor.executions == 1
+        assert len(starts(web_journal)) == 2

@@ -108,10 +108,15 @@ class Executor:
         # The bus generation in which the abort consumer last had nothing waiting for it.
         self._aborts_clear_in = -1
         self._aborts_news = asyncio.Event()
+        # Results in the ledger that did not reach the bus (the link broke as they went), by
+        # action id: sent first thing when it is back, not only when their action comes again
+        # after its ack wait (a minute).
+        self._unsent: dict[str, ActionResult] = {}
 
     async def consume(self) -> None:
         """One life of the fetch loop; returns to be recreated after a reconnect."""
         await self._report_interrupted()
+        await self._send_unsent()
         await self._aborts_caught_up(self._bus.generation)
         await consume(
             self._bus,
@@ -135,7 +140,8 @@ class Executor:
             with correlated(request.correlation):
                 result = await self._result_for(request, msg)
                 result = result.model_copy(update={"correlation": request.correlation})
-                await self._bus.publish(subjects.result_subject(self.host), result)
+                self._unsent[result.action_id] = result
+                await self._send_unsent()
                 await msg.ack()
         finally:
             self.idle.set()
@@ -376,10 +382,15 @@ class Executor:
         """Actions begun before a crash are reported `interrupted` at start, not re-run."""
         for action_id in self._ledger.unfinished():
             result = self._conclude(action_id, HostOutcome.INTERRUPTED, "agent stopped mid-run")
-            await self._bus.publish(
-                subjects.result_subject(self.host),
-                result,
-            )
+            self._unsent[action_id] = result
+        await self._send_unsent()
+
+    async def _send_unsent(self) -> None:
+        """Publish the results the bus has not taken yet, oldest first; each leaves the list
+        once stored. One sent twice (its action came again meanwhile) is recorded once."""
+        for action_id, result in list(self._unsent.items()):
+            await self._bus.publish(subjects.result_subject(self.host), result)
+            del self._unsent[action_id]
 
 
 @contextlib.asynccontextmanager
