@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chaos.conftest import Run, executions
 
@@ -54,6 +55,21 @@ async def recorded_actions(http: httpx.AsyncClient, application: str) -> list[di
     found = listed.json()
     assert len(found) < 500, "more actions than one page: page through them"
     return list(found)
+
+
+async def stalls(http: httpx.AsyncClient) -> int:
+    """Subscriptions the server found stalled and made anew, in this life of it."""
+    served = await http.get("/metrics")
+    served.raise_for_status()
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(served.text)
+            if family.name == "drover_consumer_stalls"
+            for sample in family.samples
+            if sample.name == "drover_consumer_stalls_total"
+        )
+    )
 
 
 def tally(actions: list[dict[str, Any]], journal: Path) -> Tally:

@@ -19,7 +19,7 @@ import pytest
 from drover.bus.embedded import EmbeddedNats
 from tests.chaos.conftest import cycles, executions, journaled_command, report
 from tests.chaos.processes import Process, ProcessFleet
-from tests.chaos.tally import recorded_actions, tally
+from tests.chaos.tally import recorded_actions, stalls, tally
 from tests.conftest import eventually
 from tests.harness import write_tree
 from tests.systemd_namespace import SystemdNamespace, boot_or_skip
@@ -185,6 +185,7 @@ async def test_kill_9_under_a_stream_of_fanned_out_actions_loses_and_repeats_not
     report(
         f"kill -9 {victim}",
         cycles=rounds,
+        server_stalls=await stalls(fleet.http),
         accepted=len(stream.accepted),
         unanswered=stream.unanswered,
         resume_s_max=max(resumes),
@@ -297,6 +298,7 @@ async def test_sigterm_again_and_again_drains_each_time_and_the_service_stays_up
             cycles=rounds,
             accepted=len(stream.accepted),
             clean_exits=exits.count(0),
+            server_stalls=await stalls(fleet.http),
             service_pid_kept=after == keeper,
             **counted.counts(),
         )
