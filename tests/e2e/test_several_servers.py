@@ -59,17 +59,23 @@ async def restart_through(client: httpx.AsyncClient) -> dict[str, object]:
     return seen
 
 
-async def test_one_drives_the_other_takes_over_and_nothing_runs_twice(
-    pair: tuple[Fleet, Running],
-) -> None:
-    fleet, peer = pair
+async def with_agent(fleet: Fleet, peer: Running) -> tuple[Server, Server, Path]:
+    """Agent h1 started and its web service up, one server holding the lease: (the one that
+    drives, the other, web's journal)."""
     assert fleet.server is not None and peer.server is not None
     first, second = fleet.server, peer.server
     await fleet.start_agent("h1")
     web = fleet.tmp / "web.journal"
     await eventually(lambda: len(starts(web)) == 1)
     await eventually(lambda: first.lease.held.is_set() != second.lease.held.is_set())
-    driver, other = (first, second) if first.lease.held.is_set() else (second, first)
+    return (first, second, web) if first.lease.held.is_set() else (second, first, web)
+
+
+async def test_one_drives_the_other_takes_over_and_nothing_runs_twice(
+    pair: tuple[Fleet, Running],
+) -> None:
+    fleet, peer = pair
+    driver, other, web = await with_agent(fleet, peer)
 
     # Asked of the server that does not drive: it runs once, seen alike from both.
     action = await restart_through(api(fleet, other))
@@ -79,7 +85,7 @@ async def test_one_drives_the_other_takes_over_and_nothing_runs_twice(
     await eventually(lambda: len(starts(web)) == 2)
 
     # The driver stops; the other takes over at its next try and runs the next action.
-    await (peer if driver is second else fleet.running[0]).halt()
+    await (peer if driver is peer.server else fleet.running[0]).halt()
     await eventually(other.lease.held.is_set, timeout=10)
     action = await restart_through(api(fleet, other))
     assert action["state"] == "succeeded"
@@ -98,13 +104,7 @@ async def test_what_the_other_server_takes_wakes_the_driver_at_once(
     rare_looks: None, pair: tuple[Fleet, Running]
 ) -> None:
     fleet, peer = pair
-    assert fleet.server is not None and peer.server is not None
-    first, second = fleet.server, peer.server
-    await fleet.start_agent("h1")
-    web = fleet.tmp / "web.journal"
-    await eventually(lambda: len(starts(web)) == 1)
-    await eventually(lambda: first.lease.held.is_set() != second.lease.held.is_set())
-    other = second if first.lease.held.is_set() else first
+    _, other, web = await with_agent(fleet, peer)
     for _ in range(3):  # each within seconds, never after a 10-minute look
         action = await restart_through(api(fleet, other))
         assert action["state"] == "succeeded"
