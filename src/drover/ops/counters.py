@@ -24,6 +24,7 @@ COUNTED = {
     "agent.refused_desired": "Desired states refused: unsigned, forged or older than in force.",
     "agent.foreign_desired": "Desired states addressed to another host (refused).",
     "agent.malformed_messages": "Messages from the server that did not decode (dropped).",
+    "agent.events_dropped": "State changes dropped unsent: over 10,000 waited for the bus.",
     "agent.output_publish_failures": "Chunks of command output that could not be published.",
 }
 

@@ -3,6 +3,11 @@
 A loop body that raises is logged once per failure streak (not once per retry), counted, and
 run again after a jittered exponential backoff. Recovery is logged too. Only cancellation —
 the owning TaskGroup shutting down — ends a loop.
+
+A streak ends when the body returns, or when it ran HEALTHY_AFTER seconds before it failed:
+most bodies (fetch and watch loops) return only after a reconnect, and without this a loop
+that failed once would stay silent about every later failure, and wait out the longest
+backoff at each.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from drover.ops.counters import Counters
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+HEALTHY_AFTER = 30.0  # seconds a body ran before it failed: a new failure streak begins
 
 
 class Backoff:
@@ -51,14 +58,19 @@ async def forever(
     a reconnect), so a normal return resets the backoff.
     """
     backoff = backoff or Backoff()
+    clock = asyncio.get_running_loop()
     failing = False
     while True:
+        started = clock.time()
         try:
             await body()
         except asyncio.CancelledError:
             raise
         except Exception as err:
             counters.inc(f"loop_errors.{name}")
+            if failing and clock.time() - started >= HEALTHY_AFTER:
+                failing = False  # it ran well meanwhile: this failure starts a new streak
+                backoff.reset()
             if not failing:
                 log.warning("loop %s failed, retrying with backoff: %r", name, err)
                 log.debug("loop %s failure", name, exc_info=err)
