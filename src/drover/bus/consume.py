@@ -71,17 +71,48 @@ async def consume(
             except nats.errors.Error:
                 bus.metrics.bus_errors.labels("fetch").inc()
                 raise
-            for msg in messages:
+            for index, msg in enumerate(messages):
                 if stopping():
                     return
                 watch.arrived(msg)
-                await handle(msg)
+                try:
+                    await handle(msg)
+                except Exception:
+                    await _hand_back(messages[index:])
+                    raise
                 watch.took(msg)
                 if msg.metadata.num_pending == 0:
                     caught_up()
     finally:
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await psub.unsubscribe()
+        await _hand_back(_left_in(psub))
+
+
+def _left_in(psub: JetStreamContext.PullSubscription) -> list[Msg]:
+    """What JetStream delivered to this subscription that no fetch took: above all after a
+    reconnect, when nats-py sends again on the new connection the fetch requests it buffered
+    while it was away, and JetStream answers them as this life ends. Unsubscribed, nats-py
+    would drop them, and they would wait out their ack wait."""
+    queue = psub._sub._pending_queue  # nats-py keeps them here, and offers no other way
+    left = []
+    while not queue.empty():
+        msg = queue.get_nowait()
+        if not JetStreamContext.is_status_msg(msg):  # "no messages", "request timeout"
+            left.append(msg)
+    return left
+
+
+async def _hand_back(messages: list[Msg]) -> None:
+    """Messages delivered to this life that it will not handle (the one whose handling failed
+    and those fetched with it, or those left in the subscription) go back to the consumer now,
+    for the next life to take after its backoff: left unacknowledged, they would come again
+    only when their ack wait has passed (a minute for an action). A handler that handed one
+    back with a delay of its own may see it sooner, which the loop's backoff bounds. Best
+    effort: where the nak is lost too, the ack wait remains."""
+    for msg in messages:
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await msg.nak()
 
 
 async def _subscribe(
