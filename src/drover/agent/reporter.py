@@ -1,9 +1,14 @@
 """Reports this host to the fleet: a heartbeat record and one KV key per service, plus an event
 on the events stream for every change.
 
-Changes are coalesced per service — only the latest state of each is kept while the bus is
-away — and everything is written again after every reconnect, so a server that lost its KV
+The KV is coalesced per service — only the latest state of each is written once the bus is
+back — and everything is written again after every reconnect, so a server that lost its KV
 data (invariant 2: runtime state is recoverable) gets the whole picture back.
+
+Events are not coalesced: every change is spooled (EVENT_SPOOL of them at most; past that the
+oldest go, counted) until nats-server has taken it, so a host cut off for a while reports all
+that happened meanwhile, in the order it happened, once it is back. Each carries a message id
+the stream de-duplicates by, for a batch sent again because its flush went unanswered.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections import deque
 from datetime import datetime
 from urllib.parse import ParseResult
 
@@ -24,6 +30,9 @@ from drover.ops.clock import Clock
 log = logging.getLogger(__name__)
 
 ServiceKey = tuple[str, str]
+
+EVENT_SPOOL = 10_000  # changes kept for the events stream while the bus is away
+EVENT_BATCH = 500  # events sent before a flush asks the server whether it has them all
 
 
 class Reporter:
@@ -40,6 +49,11 @@ class Reporter:
         self._gone: set[ServiceKey] = set()
         self._wake = asyncio.Event()
         self._connection: tuple[int, datetime] | None = None  # (bus generation, since when)
+        # Changes not yet taken by nats-server, oldest first, by number in this life.
+        self._events: deque[tuple[int, ServiceState]] = deque()
+        self._changes = 0
+        # Message ids unique across the agent's lives: the stream de-duplicates by them.
+        self._life = f"{host}.{int(self.started_at.timestamp() * 1_000_000)}"
 
     def on_change(self, state: ServiceState) -> None:
         """Provider callback: remember the newest state, send it when the bus allows."""
@@ -47,6 +61,11 @@ class Reporter:
         self._latest[key] = state
         self._dirty.add(key)
         self._gone.discard(key)
+        self._changes += 1
+        if len(self._events) >= EVENT_SPOOL:
+            self._events.popleft()
+            self._bus.counters.inc("agent.events_dropped")
+        self._events.append((self._changes, state))
         self._wake.set()
 
     def latest(self) -> list[ServiceState]:
@@ -95,10 +114,27 @@ class Reporter:
                 except BaseException:
                     self._dirty.add(key)
                     raise
-                await self._bus.announce(subjects.event_subject(self.host, *key), encode(state))
+            while self._events:
+                await self._send_events()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    async def _send_events(self) -> None:
+        """The oldest spooled changes, up to EVENT_BATCH, published in order; a flush (a ping
+        the server answers after it has read all before) says they arrived, and only then
+        do they leave the spool. A flush that fails raises with all of them still spooled."""
+        batch = [self._events[n] for n in range(min(EVENT_BATCH, len(self._events)))]
+        nc = self._bus.nc
+        for number, state in batch:
+            subject = subjects.event_subject(self.host, state.application, state.service)
+            headers = {"Nats-Msg-Id": f"{self._life}.{number}"}
+            await nc.publish(subject, encode(state), headers=headers)
+        await nc.flush(timeout=max(1, round(self._bus.settings.request_timeout)))
+        self._bus.metrics.messages_published.labels("event").inc(len(batch))
+        last = batch[-1][0]
+        while self._events and self._events[0][0] <= last:
+            self._events.popleft()
 
     async def heartbeat(self) -> None:
         while True:
