@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 import uvicorn
 from fastapi import FastAPI
 
+FINISH_WITHIN = 10  # seconds
+
 
 class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
@@ -41,6 +43,10 @@ class HttpServer:
             access_log=False,
             proxy_headers=bool(trusted_proxies),
             forwarded_allow_ips=list(trusted_proxies) or None,
+            # Requests under way when the API stops get this long to finish (every API request
+            # is short; the event streams are ended before): a client that never finishes
+            # sending one must not hold the server's stop for ever.
+            timeout_graceful_shutdown=FINISH_WITHIN,
         )
         self._server = _Uvicorn(config)
 
