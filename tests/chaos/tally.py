@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from drover.ops.metrics import Metrics
 from tests.chaos.conftest import Run, executions
 
 # Outcomes that allow the command to have begun at most once and not to have ended: the
@@ -55,6 +56,16 @@ async def recorded_actions(http: httpx.AsyncClient, application: str) -> list[di
     found = listed.json()
     assert len(found) < 500, "more actions than one page: page through them"
     return list(found)
+
+
+def figure(metrics: Metrics, name: str) -> float:
+    """The sum of a counter's samples across its labels, in an in-process server or agent."""
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    )
 
 
 async def stalls(http: httpx.AsyncClient) -> int:

@@ -29,11 +29,10 @@ import pytest
 from drover.agent import executor
 from drover.agent.app import Agent
 from drover.bus import subjects, topology
-from drover.ops.metrics import Metrics
 from drover.server.app import Server
 from tests.chaos.cluster import NatsCluster, nats_cluster
 from tests.chaos.conftest import FULL, cycles, executions, journaled_command, report
-from tests.chaos.tally import tally
+from tests.chaos.tally import figure, tally
 from tests.conftest import eventually
 from tests.harness import Fleet, fleet_of
 
@@ -190,16 +189,6 @@ async def settle(fleet: Fleet, accepted: list[str], timeout: float) -> list[dict
         if action_id not in records
     ]
     pytest.fail(f"{len(unfinished)} actions not over within {timeout}s: {unfinished}")
-
-
-def figure(metrics: Metrics, name: str) -> float:
-    """The sum of a counter's samples across its labels."""
-    return sum(
-        sample.value
-        for family in metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == name
-    )
 
 
 def bus_figures(fleet: Fleet, caplog: pytest.LogCaptureFixture) -> dict[str, float]:

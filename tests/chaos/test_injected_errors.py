@@ -18,10 +18,10 @@ import pytest
 
 from drover.agent.app import Agent
 from drover.bus.embedded import EmbeddedNats
-from drover.ops.metrics import Metrics
 from drover.server.app import Server
 from tests.chaos.conftest import FULL, cycles, executions, journaled_command, report
 from tests.chaos.faults import Injector, error_classes
+from tests.chaos.tally import figure
 from tests.harness import Fleet, fleet_of
 
 HOSTS = ["h1", "h2", "h3"]
@@ -69,16 +69,6 @@ def drover_loops() -> list[asyncio.Task[Any]]:
         for task in asyncio.all_tasks()
         if task.get_name().startswith(("server.", "agent.")) and not task.done()
     ]
-
-
-def figure(metrics: Metrics, name: str) -> float:
-    """The sum of a counter's samples across its labels."""
-    return sum(
-        sample.value
-        for family in metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == name
-    )
 
 
 async def run_with_errors(fleet: Fleet, injector: Injector, seconds: float) -> list[str]:
