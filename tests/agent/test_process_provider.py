@@ -37,7 +37,10 @@ def _alive(pid: int | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:  # reaped between the two looks
+        return False
 
 
 async def test_apply_starts_running_services_and_leaves_stopped_ones_down(
@@ -101,19 +104,22 @@ async def test_a_crash_is_reported_with_its_exit_code_and_left_to_the_reconciler
 
 async def test_stop_takes_down_the_whole_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
+    # The pid is renamed into place: a plain write could be seen empty, and
+    # pid 0 would stand for our own process group.
     parent = [
         sys.executable,
         "-c",
-        "import subprocess, sys, time\n"
+        "import os, subprocess, sys, time\n"
         "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)'])\n"
-        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        f"open({str(pidfile)!r} + '.new', 'w').write(str(p.pid))\n"
+        f"os.rename({str(pidfile)!r} + '.new', {str(pidfile)!r})\n"
         "time.sleep(3600)",
     ]
     async with asyncio.TaskGroup() as tg:
         provider = ProcessProvider("h1", tmp_path / "logs", SystemClock(), tg)
         await provider.apply([_spec(parent)])
         await eventually(pidfile.exists)
-        grandchild = int(pidfile.read_text() or "0")
+        grandchild = int(pidfile.read_text())
         await provider.act("shop", "web", ActionKind.STOP)
         await eventually(lambda: not _alive(grandchild), timeout=5)
         await provider.close()
