@@ -28,6 +28,7 @@ from drover.bus.connection import Bus, BusSettings
 from drover.bus.messages import DesiredState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus
+from drover.ops.cancels import bounded, end
 from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever, unless_stopped
@@ -40,20 +41,6 @@ log = logging.getLogger(__name__)
 
 SYSTEMD_CONNECT_TIMEOUT = 10.0
 LOOPS_END_TIMEOUT = 5.0
-
-
-async def _end(tasks: list[asyncio.Task[None]], bound: float) -> None:
-    """Cancel the tasks and wait until they have ended, cancelling again any that goes on: on
-    Python 3.11 `asyncio.wait_for` (nats-py's calls use it) loses a cancellation that arrives
-    with the reply, and the loop would run on after the drain."""
-    deadline = asyncio.get_running_loop().time() + bound
-    while pending := [task for task in tasks if not task.done()]:
-        if asyncio.get_running_loop().time() >= deadline:
-            log.warning("%d loops did not end within %ss of being cancelled", len(pending), bound)
-            return
-        for task in pending:
-            task.cancel()
-        await asyncio.wait(pending, timeout=0.1)
 
 
 @dataclass(frozen=True)
@@ -193,8 +180,8 @@ class Agent:
         """Stop taking actions, let the one in flight finish (bounded), then stop the rest."""
         self.executor.stopping = True
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.executor.idle.wait(), self.settings.drain_timeout)
-        await _end(loops, LOOPS_END_TIMEOUT)  # before the connections they use close
+            await bounded(self.executor.idle.wait(), self.settings.drain_timeout)
+        await end(loops, LOOPS_END_TIMEOUT)  # before the connections they use close
         if self.reconciler is not None:
             acting = self.reconciler.close()
             if acting:  # corrections already inside a provider finish before it closes
@@ -223,7 +210,7 @@ class Agent:
 
         async def connected(provider: SystemdProvider, otherwise: str) -> bool:
             try:
-                await asyncio.wait_for(provider.connect(), SYSTEMD_CONNECT_TIMEOUT)
+                await bounded(provider.connect(), SYSTEMD_CONNECT_TIMEOUT)
             except (SystemdError, TimeoutError) as err:
                 if self.settings.systemd == "on":
                     raise

@@ -36,6 +36,7 @@ from drover.agent.output import OutputPublisher
 from drover.bus.connection import Bus
 from drover.bus.messages import CommandRun
 from drover.model.command import param_environment
+from drover.ops.cancels import bounded
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class CommandRunner:
         elif left:
             notes.append("processes it left running were stopped")
         try:
-            code = await asyncio.wait_for(_exited(process), self._kill_grace)
+            code = await bounded(_exited(process), self._kill_grace)
         except TimeoutError:  # even SIGKILL did not end it (stuck in the kernel)
             notes.append("did not exit after SIGKILL")
             return _Ended(128 + signal.SIGKILL, "; ".join(notes), timed_out, aborted)

@@ -27,6 +27,7 @@ from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.errors import MalformedMessage
 from drover.bus.messages import UnitInfo, UnitInventory, decode, encode
+from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ class Inventory:
                 )
                 published = current
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                await bounded(self._wake.wait(), 1.0)
 
     async def _take(self, listed: Sequence[UnitInfo]) -> None:
         now = self._clock.now()

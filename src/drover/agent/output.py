@@ -23,6 +23,7 @@ import nats.errors
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.messages import OutputChunk
+from drover.ops.cancels import bounded
 from drover.ops.loops import Backoff
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class OutputPublisher:
         while True:
             if not self._closing and len(self._pending) < self._chunk_bytes:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._flush_every)
+                    await bounded(self._full.wait(), self._flush_every)
                 self._full.clear()
             closing = self._closing  # read before sending: what is pending now is all there is
             while chunk := self._next_chunk(whole=closing):

@@ -25,6 +25,7 @@ from drover import __version__
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.messages import HostRecord, ServiceState, encode
+from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class Reporter:
                 await self._send_events()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                await bounded(self._wake.wait(), 1.0)
 
     async def _send_events(self) -> None:
         """The oldest spooled changes, up to EVENT_BATCH, published in order; a flush (a ping

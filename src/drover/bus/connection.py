@@ -36,6 +36,7 @@ from nats.js.kv import KeyValue
 from drover.bus import subjects
 from drover.bus.messages import Message, encode
 from drover.bus.trust.credentials import BusIdentity
+from drover.ops.cancels import bounded
 from drover.ops.counters import Counters
 from drover.ops.loops import Backoff
 from drover.ops.metrics import Metrics
@@ -136,10 +137,10 @@ class Bus:
         if self._nc is None or self._nc.is_closed:
             return
         try:
-            await asyncio.wait_for(self._nc.drain(), timeout=5)
+            await bounded(self._nc.drain(), 5)
         except Exception:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._nc.close(), timeout=5)
+                await bounded(self._nc.close(), 5)
 
     async def kv(self, bucket: str) -> KeyValue:
         """A bucket of ours (bus/topology made it), without asking the server about it first:

@@ -18,6 +18,7 @@ from nats.js.api import ConsumerConfig
 
 from drover.bus.connection import Bus
 from drover.bus.errors import ConsumerMissing
+from drover.ops.cancels import checkpoint, stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,15 @@ async def consume(
             caught_up()
         while bus.generation == generation and not stopping():
             try:
-                messages = await psub.fetch(batch=batch, timeout=poll)
-            except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from inside fetch
+                messages = await _fetch(psub, batch, poll)
+            except nats.errors.Error:
+                bus.metrics.bus_errors.labels("fetch").inc()
+                raise
+            if not messages:
                 caught_up()
                 if await watch.stalled():
                     return
                 continue
-            except nats.errors.Error:
-                bus.metrics.bus_errors.labels("fetch").inc()
-                raise
             for index, msg in enumerate(messages):
                 if stopping():
                     return
@@ -87,6 +88,21 @@ async def consume(
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await psub.unsubscribe()
         await _hand_back(_left_in(psub))
+
+
+async def _fetch(psub: JetStreamContext.PullSubscription, batch: int, poll: float) -> list[Msg]:
+    """The next batch, or [] after `poll` seconds without one. nats-py's fetch may swallow the
+    cancel that stops this loop (ops/cancels.py): it is raised here, and what that fetch
+    brought goes back to the consumer at once."""
+    try:
+        messages = await psub.fetch(batch=batch, timeout=poll)
+    except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from inside fetch
+        checkpoint()
+        return []
+    if stop_requested():
+        await _hand_back(messages)
+        raise asyncio.CancelledError
+    return messages
 
 
 def _left_in(psub: JetStreamContext.PullSubscription) -> list[Msg]:

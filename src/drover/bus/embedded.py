@@ -23,6 +23,7 @@ from drover.bus.errors import NotConnected
 from drover.bus.trust.authority import Authority
 from drover.bus.trust.authority import conf_string as _quote
 from drover.bus.trust.pki import ServerCertificate, ensure_server_certificate
+from drover.ops.cancels import bounded
 
 nats_log = logging.getLogger("drover.nats-server")
 
@@ -139,7 +140,7 @@ class EmbeddedNats:
             preexec_fn=_die_with_parent,
         )
         try:
-            self.port = await asyncio.wait_for(self._read_port(), timeout)
+            self.port = await bounded(self._read_port(), timeout)
         except (TimeoutError, EOFError) as err:
             await self.stop()
             raise NotConnected(f"nats-server did not become ready: {err!r}") from err
@@ -165,7 +166,7 @@ class EmbeddedNats:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(self.process.wait(), timeout)
+            await bounded(self.process.wait(), timeout)
         except TimeoutError:
             self.process.kill()
             await self.process.wait()

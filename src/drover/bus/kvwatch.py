@@ -13,6 +13,7 @@ from nats.js.kv import KeyValue
 
 from drover.bus.connection import Bus
 from drover.bus.consume import STALL_AFTER, StallCheck
+from drover.ops.cancels import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,14 @@ async def watch_kv(
             try:
                 entry = await watcher.updates(timeout=poll)  # type: ignore[no-untyped-call]
             except TimeoutError:  # nats.errors.TimeoutError is one
+                checkpoint()  # updates may have swallowed the cancel that stops this loop
                 if await stall.stalled():
                     return
                 continue
             except nats.errors.Error:
                 bus.metrics.bus_errors.labels("watch").inc()
                 raise
+            checkpoint()
             stall.took(entry.revision if entry is not None else None)
             if entry is None:  # the end of the replay
                 if replayed is not None and on_replayed is not None:

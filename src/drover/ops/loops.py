@@ -2,7 +2,8 @@
 
 A loop body that raises is logged once per failure streak (not once per retry), counted, and
 run again after a jittered exponential backoff. Recovery is logged too. Only cancellation —
-the owning TaskGroup shutting down — ends a loop.
+the owning TaskGroup shutting down — ends a loop, even when the body turned the CancelledError
+into another error on its way out (`ops.cancels`).
 
 A streak ends when the body returns, or when it ran HEALTHY_AFTER seconds before it failed:
 most bodies (fetch and watch loops) return only after a reconnect, and without this a loop
@@ -19,6 +20,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from drover.ops.cancels import stop_requested
 from drover.ops.counters import Counters
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,8 @@ async def forever(
         except asyncio.CancelledError:
             raise
         except Exception as err:
+            if stop_requested():
+                raise asyncio.CancelledError from err
             counters.inc(f"loop_errors.{name}")
             if failing and clock.time() - started >= HEALTHY_AFTER:
                 failing = False  # it ran well meanwhile: this failure starts a new streak
@@ -77,6 +81,8 @@ async def forever(
                 failing = True
             await asyncio.sleep(backoff.next_delay())
             continue
+        if stop_requested():
+            raise asyncio.CancelledError
         if failing:
             log.info("loop %s recovered", name)
             failing = False
@@ -90,13 +96,19 @@ async def until_success(
     backoff = backoff or Backoff()
     while True:
         try:
-            return await step()
+            result = await step()
         except asyncio.CancelledError:
             raise
         except Exception as err:
+            if stop_requested():
+                raise asyncio.CancelledError from err
             counters.inc(f"loop_errors.{name}")
             log.warning("%s failed, retrying: %r", name, err)
             await asyncio.sleep(backoff.next_delay())
+            continue
+        if stop_requested():
+            raise asyncio.CancelledError
+        return result
 
 
 async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> tuple[bool, T | None]:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 
+from drover.ops.cancels import bounded
 from drover.ops.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
@@ -34,21 +35,21 @@ async def serve_metrics(metrics: Metrics, host: str, port: int) -> asyncio.Serve
             return
         open_now += 1
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+            head = await bounded(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
             status, body, kind = _respond(head, metrics)
             writer.write(
                 f"HTTP/1.0 {status}\r\nContent-Type: {kind}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body
             )
-            await asyncio.wait_for(writer.drain(), TIMEOUT)
+            await bounded(writer.drain(), TIMEOUT)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, OSError):
             pass  # the client went away or sent nonsense: nothing to answer
         finally:
             open_now -= 1
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), TIMEOUT)
+                await bounded(writer.wait_closed(), TIMEOUT)
 
     try:
         server = await asyncio.start_server(answer, host, port, limit=MAX_HEAD)

@@ -23,6 +23,7 @@ from drover.bus.trust.credentials import BusIdentity
 from drover.bus.trust.keys import KeyPair, Kind
 from drover.config.schema import FleetConfig
 from drover.config.source import open_source
+from drover.ops.cancels import end
 from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever, unless_stopped, until_success
@@ -53,6 +54,9 @@ from drover.store.output import OutputStore
 from drover.store.overrides import OverrideStore
 
 log = logging.getLogger(__name__)
+
+# How long a stop cancels its loops again and again before it says which are stuck.
+LOOPS_END_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -244,8 +248,7 @@ class Server:
             self.live.close()  # and so do the GUI's change streams
             self.http.stop()
             await http
-            for task in loops:
-                task.cancel()
+            await end(loops, LOOPS_END_TIMEOUT)
         await self.lease.release()  # another server drives the rollouts from its next try
         await self.bus.close()
         await self.system_bus.close()

@@ -29,6 +29,7 @@ from drover.bus.trust.authority import Authority
 from drover.bus.trust.jwt import decode as decode_jwt
 from drover.bus.trust.keys import BadKey, Kind, kind_of
 from drover.model.names import is_host_id
+from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
 from drover.server.auth.credentials import new_token_id, sha256
 from drover.server.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
@@ -316,7 +317,7 @@ class Enrollment:
     async def _push(self) -> None:
         async with self._pushing:
             if not self._system_bus.is_open:
-                await asyncio.wait_for(self._system_bus.connect(), 10)
+                await bounded(self._system_bus.connect(), 10)
             elif not self._system_bus.is_connected:
                 raise nats.errors.ConnectionReconnectingError()  # it comes back by itself
             self._account_stale.clear()

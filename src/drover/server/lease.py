@@ -28,6 +28,7 @@ from nats.js.kv import KeyValue
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.topology import LEASE_TTL
+from drover.ops.cancels import bounded
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class Lease:
                 self._give_up(f"not renewed for {GIVE_UP:.0f}s")
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), left)
+                await bounded(self._lost.wait(), left)
 
     def _take(self, now: float) -> None:
         self._renewed_at = now

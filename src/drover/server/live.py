@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from drover.ops.cancels import bounded
 from drover.store.audit import AuditEntry
 
 
@@ -182,7 +183,7 @@ class _Listener:
     async def next(self, timeout: float) -> Change | None:
         """The next tick, or None after `timeout` seconds without one, or once closed."""
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            await bounded(self._ready.wait(), timeout)
         except TimeoutError:
             return None
         self._ready.clear()

@@ -70,6 +70,7 @@ from drover.model.rollout import (
 )
 from drover.model.status import Convergence, ServiceStatus, TargetStatus
 from drover.model.strategy import Strategy, plan
+from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
 from drover.ops.logging import CORRELATION, correlated
 from drover.server.errors import Conflict, NotFound, Unprocessable, no_active_config
@@ -535,7 +536,7 @@ class Orchestrator:
             log.warning("%d host(s) never answered by their action's deadline", expired)
         if len(sent) < len(pending) or len(pending) == 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(LOOK_EVERY, next_look))
+                await bounded(self._wake.wait(), min(LOOK_EVERY, next_look))
 
     async def _expire_approvals(self) -> None:
         """Requests not decided in time end here: their actions never run. Several server

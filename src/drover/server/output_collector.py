@@ -31,6 +31,7 @@ from drover.bus.connection import Bus
 from drover.bus.consume import consume
 from drover.bus.errors import MalformedMessage
 from drover.bus.messages import OutputChunk, decode
+from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
 from drover.store.output import OpenHost, OutputBusy, OutputStore, Stored
 
@@ -63,7 +64,7 @@ class Changes:
         """Until the next notify (after `mark`, when given), or `timeout` seconds."""
         event = mark or self._event
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            await bounded(event.wait(), timeout)
 
 
 class OutputCollector:
@@ -129,7 +130,7 @@ class OutputCollector:
             self._wake.clear()
             await self.close_ready()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), CLOSE_EVERY)
+                await bounded(self._wake.wait(), CLOSE_EVERY)
 
     async def close_ready(self) -> int:
         """End every stream whose host is final and whose output is in (or given up on)."""

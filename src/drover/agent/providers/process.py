@@ -28,6 +28,7 @@ from drover.agent.providers.base import (
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
+from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ async def _terminate(proc: asyncio.subprocess.Process, timeout: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), timeout)
+        await bounded(proc.wait(), timeout)
     except TimeoutError:
         _kill_group(proc.pid)
         await proc.wait()

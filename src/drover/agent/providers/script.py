@@ -29,6 +29,7 @@ from drover.agent.providers.base import Listeners, OperationFailed, StateListene
 from drover.bus.messages import DesiredService, ServiceState, tail
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
+from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ async def run_script(
 
 async def _within(event: asyncio.Event, timeout: float) -> bool:
     try:
-        await asyncio.wait_for(event.wait(), timeout)
+        await bounded(event.wait(), timeout)
     except TimeoutError:
         return False
     return True

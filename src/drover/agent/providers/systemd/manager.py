@@ -27,6 +27,7 @@ from drover.agent.providers.systemd.mapping import (
     UNIT_INTERFACE,
     UnitSnapshot,
 )
+from drover.ops.cancels import bounded
 
 __all__ = [
     "ListedUnit",
@@ -161,7 +162,7 @@ class SystemdManager:
         try:
             # dbus-fast < 5 connects in the constructor, later versions in connect()
             bus = MessageBus(bus_address=self.address, bus_type=BusType.SYSTEM)
-            await asyncio.wait_for(bus.connect(), self._call_timeout)
+            await bounded(bus.connect(), self._call_timeout)
         except Exception as err:  # OSError, AuthError, TimeoutError, InvalidAddressError, …
             if bus is not None:
                 bus.disconnect()
@@ -188,7 +189,7 @@ class SystemdManager:
         if bus is not None and bus.connected:
             bus.disconnect()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(_gone(bus), self._call_timeout)
+                await bounded(_gone(bus), self._call_timeout)
 
     async def load_unit(self, name: str) -> str:
         """The unit's object path; systemd answers even for a unit that does not exist."""
