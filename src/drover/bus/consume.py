@@ -78,7 +78,7 @@ async def consume(
                 watch.arrived(msg)
                 try:
                     await handle(msg)
-                except Exception:
+                except BaseException:  # a stop too: the next life takes them at once
                     await _hand_back(messages[index:])
                     raise
                 watch.took(msg)
