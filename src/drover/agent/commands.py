@@ -116,7 +116,7 @@ class CommandRunner:
                 )
             finally:
                 output.close()
-                await _bounded(sending, self._publish_bound)
+                await _finish_within(sending, self._publish_bound)
         notes = [ended.note] if ended.note else []
         if output.unsent:
             notes.append(
@@ -302,7 +302,8 @@ def _signal_group(pgid: int, signum: int) -> bool:
     return True
 
 
-async def _bounded(task: asyncio.Task[None], bound: float) -> None:
+async def _finish_within(task: asyncio.Task[None], bound: float) -> None:
+    """Let the task finish for `bound` seconds, then cancel it."""
     done, _ = await asyncio.wait({task}, timeout=bound)
     if not done:
         task.cancel()

@@ -1,11 +1,11 @@
 """Cancels that are not lost: a stop is a cancel, and a loop that loses one never stops.
 
-Two ways a cancel gets lost, both seen in a server's stop under steady requests:
+Two ways a cancel gets lost on Python 3.11:
 
-- `asyncio.wait_for` in Python 3.11 runs what it waits for as a task of its own, and a cancel
-  that comes just as that task finishes is dropped: `wait_for` returns the result as if
-  nothing had happened. `bounded` waits in the caller's own task (`asyncio.timeout`), where a
-  cancel cannot be dropped; 3.12 rebuilt `wait_for` the same way. Ruff bans `wait_for` here.
+- `asyncio.wait_for` runs what it waits for as a task of its own, and a cancel that comes just
+  as that finishes is dropped: `wait_for` returns the result as if nothing had happened.
+  `bounded` waits in the caller's own task (`asyncio.timeout`), where a cancel cannot be
+  dropped; 3.12 rebuilt `wait_for` the same way. Ruff bans `wait_for` here.
 - A library does it for us: nats-py's `fetch` and KV `updates` wait through 3.11's `wait_for`
   in a task of their own (a stopping server's results loop was seen back in its fetch loop,
   its cancel gone), and a library may raise an error of its own in place of a CancelledError
