@@ -4,29 +4,15 @@ next life takes them at once, not after their ack wait."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from drover.bus.connection import Bus
 from drover.bus.consume import Handle, consume
-from drover.bus.embedded import EmbeddedNats
-from drover.ops.counters import Counters
-from tests.busauth import bus_settings
 from tests.conftest import eventually
 
 ACK_WAIT = 30.0  # what the server's results consumer has
-
-
-@pytest.fixture
-async def bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
-    bus = Bus(bus_settings(nats_server), Counters())
-    await bus.connect()
-    await bus.js.add_stream(name="WORK", subjects=["work.>"])
-    yield bus
-    await bus.close()
 
 
 def life(bus: Bus, handle: Handle) -> asyncio.Task[None]:

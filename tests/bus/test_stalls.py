@@ -4,7 +4,6 @@ subscription that stops receiving while work waits is found out and made anew.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,21 +14,9 @@ from nats.js.kv import KeyValue
 
 from drover.bus.connection import Bus
 from drover.bus.consume import consume
-from drover.bus.embedded import EmbeddedNats
 from drover.bus.kvwatch import watch_kv
-from drover.ops.counters import Counters
 from drover.ops.loops import forever
-from tests.busauth import bus_settings
 from tests.conftest import eventually
-
-
-@pytest.fixture
-async def bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
-    bus = Bus(bus_settings(nats_server), Counters())
-    await bus.connect()
-    await bus.js.add_stream(name="WORK", subjects=["work.>"])
-    yield bus
-    await bus.close()
 
 
 def sample(bus: Bus, name: str, **labels: str) -> float | None:
