@@ -37,6 +37,7 @@ from drover.bus.trust import proof
 from drover.bus.trust.credentials import BusIdentity
 from drover.bus.trust.jwt import BadJwt, decode
 from drover.bus.trust.keys import BadKey, KeyPair, Kind
+from drover.ops.cancels import checkpoint
 
 if TYPE_CHECKING:
     import httpx
@@ -194,6 +195,7 @@ async def enroll(
                     f"not approved within {wait}; the request stays: approve it with `drover "
                     f"hosts approve {host} {key.public_key}` and run this again"
                 )
+            checkpoint()  # the cancel a NATS call this round may have swallowed
             await asyncio.sleep(poll)
 
 
@@ -224,6 +226,7 @@ async def keep_credentials_fresh(enrollment: Enrollment) -> None:
             if issued is not None and left < (expires - issued) / 2:
                 new_expiry = await renew(enrollment)
                 log.info("bus credentials renewed; they now expire at %s", new_expiry)
+        checkpoint()  # the cancel a NATS call this round may have swallowed
         await asyncio.sleep(RENEW_CHECK_EVERY)
 
 

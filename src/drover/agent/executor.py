@@ -47,6 +47,7 @@ from drover.bus.errors import MalformedMessage
 from drover.bus.messages import AbortRequest, ActionRequest, ActionResult, decode, tail
 from drover.bus.trust import signing
 from drover.model.action import ActionKind, HostOutcome
+from drover.ops.cancels import checkpoint
 from drover.ops.clock import Clock
 from drover.ops.logging import correlated
 
@@ -399,6 +400,7 @@ async def _keep_alive(msg: Msg) -> AsyncIterator[None]:
 
     async def beat() -> None:
         while True:
+            checkpoint()  # the cancel a NATS call this round may have swallowed
             await asyncio.sleep(PROGRESS_EVERY)
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await msg.in_progress()

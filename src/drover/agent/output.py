@@ -23,7 +23,7 @@ import nats.errors
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.messages import OutputChunk
-from drover.ops.cancels import bounded
+from drover.ops.cancels import bounded, checkpoint
 from drover.ops.loops import Backoff
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class OutputPublisher:
                 except (nats.errors.Error, TimeoutError, OSError) as err:
                     self._bus.counters.inc("agent.output_publish_failures")
                     log.debug("action %s: output chunk not stored yet: %r", self._action_id, err)
+                    checkpoint()  # the cancel a NATS call this round may have swallowed
                     await asyncio.sleep(backoff.next_delay())
                     break
                 backoff.reset()

@@ -25,7 +25,7 @@ from drover import __version__
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.messages import HostRecord, ServiceState, encode
-from drover.ops.cancels import bounded
+from drover.ops.cancels import bounded, checkpoint
 from drover.ops.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class Reporter:
     async def heartbeat(self) -> None:
         while True:
             await self._put_host_record()
+            checkpoint()  # the cancel a NATS call this round may have swallowed
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _put_host_record(self) -> None:

@@ -36,7 +36,7 @@ from nats.js.kv import KeyValue
 from drover.bus import subjects
 from drover.bus.messages import Message, encode
 from drover.bus.trust.credentials import BusIdentity
-from drover.ops.cancels import bounded
+from drover.ops.cancels import bounded, checkpoint
 from drover.ops.counters import Counters
 from drover.ops.loops import Backoff
 from drover.ops.metrics import Metrics
@@ -121,6 +121,7 @@ class Bus:
                 self.counters.inc("bus.connect_failures")
                 delay = backoff.next_delay()
                 log.info("NATS at %s not reachable (%r); retrying", self.settings.url, err)
+                checkpoint()  # the cancel a NATS call this round may have swallowed
                 await asyncio.sleep(delay)
                 continue
             self._js = self._nc.jetstream(timeout=self.settings.request_timeout)

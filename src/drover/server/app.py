@@ -23,7 +23,7 @@ from drover.bus.trust.credentials import BusIdentity
 from drover.bus.trust.keys import KeyPair, Kind
 from drover.config.schema import FleetConfig
 from drover.config.source import open_source
-from drover.ops.cancels import end
+from drover.ops.cancels import checkpoint, end
 from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever, unless_stopped, until_success
@@ -309,6 +309,7 @@ class Server:
                 await enrollment.ensure_all_consumers()
                 self._topology_ensured = generation
                 log.info("streams and buckets ensured after reconnect")
+            checkpoint()  # the cancel a NATS call this round may have swallowed
             await asyncio.sleep(0.5)
 
     async def _ensure_topology(self) -> None:

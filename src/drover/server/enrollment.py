@@ -29,7 +29,7 @@ from drover.bus.trust.authority import Authority
 from drover.bus.trust.jwt import decode as decode_jwt
 from drover.bus.trust.keys import BadKey, Kind, kind_of
 from drover.model.names import is_host_id
-from drover.ops.cancels import bounded
+from drover.ops.cancels import bounded, checkpoint
 from drover.ops.clock import Clock
 from drover.server.auth.credentials import new_token_id, sha256
 from drover.server.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
@@ -307,6 +307,7 @@ class Enrollment:
                 generation = self._system_bus.generation
             if self._account_stale.is_set():
                 await self._push()
+            checkpoint()  # the cancel a NATS call this round may have swallowed
             await asyncio.sleep(1.0)
 
     async def ensure_all_consumers(self) -> None:

@@ -28,7 +28,7 @@ from nats.js.kv import KeyValue
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.topology import LEASE_TTL
-from drover.ops.cancels import bounded
+from drover.ops.cancels import bounded, checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class Lease:
                 if failing:
                     log.info("lease %s: the bus answers again", self.name)
                 failing = False
+            checkpoint()  # the cancel a NATS call this round may have swallowed
             await asyncio.sleep(RENEW)
 
     async def _someone_wrote(self, kv: KeyValue) -> None:
