@@ -9,9 +9,9 @@ Two ways a cancel gets lost on Python 3.11:
 - A library does it for us: nats-py's `fetch` and KV `updates` wait through 3.11's `wait_for`
   in a task of their own (a stopping server's results loop was seen back in its fetch loop,
   its cancel gone), and a library may raise an error of its own in place of a CancelledError
-  that interrupted it. Python still counts the cancel request on the task: loops ask
-  `stop_requested` when a wait ends, and `checkpoint` raises the CancelledError that went
-  missing.
+  that interrupted it. Python still counts the cancel request on the task: the fetch and
+  watch loops ask `stop_requested` when a wait ends, and every loop that calls NATS calls
+  `checkpoint` at the end of each round, which raises the CancelledError that went missing.
 
 And where a loop waits somewhere neither reaches, `end` cancels it again until it is gone.
 """
