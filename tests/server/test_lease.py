@@ -197,3 +197,32 @@ async def test_a_take_stored_but_unanswered_is_recognised_as_its_own(
         await eventually(lease.held.is_set, timeout=5)  # long before the 60 s entry ages out
         taken = await (await buses[1].kv(subjects.LEASES_BUCKET)).get("rollouts")
         assert taken.value == b"mine"
+
+
+async def test_a_holder_stops_even_when_a_renewal_swallows_the_cancel(
+    buses: list[Bus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nats-py waits through Python 3.11's wait_for, which drops a cancel that comes with the
+    answer: the renewal returns as if nothing had happened. The loop must stop all the same
+    (ops.cancels.checkpoint), not renew on for ever (a test of this file hung so in CI)."""
+    lease = Lease(buses[0], "mine")
+    update = KeyValue.update
+    renewing = asyncio.Event()
+    swallowed: list[bool] = []
+
+    async def swallows_a_cancel(self: KeyValue, *args: Any, **kwargs: Any) -> int:
+        renewing.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            swallowed.append(True)
+        return int(await update(self, *args, **kwargs))
+
+    async with kept(lease) as task:
+        await eventually(lease.held.is_set)
+        monkeypatch.setattr(KeyValue, "update", swallows_a_cancel)
+        await asyncio.wait_for(renewing.wait(), 5)
+        task.cancel()
+        await asyncio.wait({task}, timeout=2)
+        assert swallowed == [True]
+        assert task.cancelled()
