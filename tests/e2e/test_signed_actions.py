@@ -141,21 +141,20 @@ async def test_a_desired_state_the_server_did_not_sign_or_an_older_one_changes_n
         ],
     )
     subject = subjects.kv_subject(subjects.DESIRED_BUCKET, "h1")
+    unsigned = encode(evil.model_copy(update={"issued_at": datetime.now(UTC)}))
+    stale = encode(evil.model_copy(update={"issued_at": real.issued_at - timedelta(hours=1)}))
+    elsewhere = encode(evil.model_copy(update={"host": "h2", "issued_at": datetime.now(UTC)}))
     client = await superuser_client(fleet.nats)
     try:
         js = client.jetstream()
-        unsigned = encode(evil.model_copy(update={"issued_at": datetime.now(UTC)}))
+        # One at a time: the bucket keeps only a key's last value, so one written over before
+        # the agent fetched it would never reach it (CI saw the stale one skipped so).
         await js.publish(subject, unsigned)
-        stale = encode(evil.model_copy(update={"issued_at": real.issued_at - timedelta(hours=1)}))
+        await eventually(lambda: agent.counters.get("agent.refused_desired") == 1)
         await js.publish(subject, stale, headers=signed(fleet.nats, stale))
-        elsewhere = encode(evil.model_copy(update={"host": "h2", "issued_at": datetime.now(UTC)}))
+        await eventually(lambda: agent.counters.get("agent.refused_desired") == 2)
         await js.publish(subject, elsewhere, headers=signed(fleet.nats, elsewhere))
+        await eventually(lambda: agent.counters.get("agent.foreign_desired") == 1)
     finally:
         await client.close()
-    await eventually(
-        lambda: (
-            agent.counters.get("agent.refused_desired") == 2
-            and agent.counters.get("agent.foreign_desired") == 1
-        )
-    )
     assert agent.desired.current.revision == real.revision
