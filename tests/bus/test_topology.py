@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,36 @@ async def test_the_server_command_with_more_replicas_than_nats_keeps_ends_with_o
         "(replicas > 1 not supported in non-clustered mode); it is not clustered: run "
         f"--bus-replicas 1, or a cluster of 3 nats-servers (NATS at {nats_server.url})"
     )
+
+
+async def test_more_than_500_hosts_get_their_consumers_on_a_bus_made_before_the_cap(
+    nats_server: EmbeddedNats,
+) -> None:
+    """nats-server (2.15) caps a stream at 1,000 consumers unless the stream says otherwise:
+    each host has two on the actions stream and one on the desired-state bucket. Streams made
+    without a cap of their own (by an older drover) are given theirs."""
+    nc = await superuser_client(nats_server)
+    try:
+        js = nc.jetstream(timeout=10)
+        await topology.ensure(js)
+        for name in (subjects.ACTIONS_STREAM, subjects.KV_STREAM_PREFIX + "drover-desired"):
+            config = (await js.stream_info(name)).config
+            await js.update_stream(replace(config, max_consumers=0))  # as before: the default
+        await topology.ensure(js)
+
+        hosts = [f"h{n:03d}" for n in range(520)]
+        gate = asyncio.Semaphore(32)
+
+        async def enroll(host: str) -> None:
+            async with gate:
+                await topology.ensure_host(js, host)
+
+        await asyncio.gather(*(enroll(host) for host in hosts))
+        actions = await js.stream_info(subjects.ACTIONS_STREAM)
+        desired = await js.stream_info(subjects.KV_STREAM_PREFIX + "drover-desired")
+        assert actions.state.consumer_count == 2 * len(hosts)
+        assert desired.state.consumer_count == len(hosts)
+        assert (actions.config.max_consumers or 0) >= 2 * topology.MAX_HOSTS
+        assert (desired.config.max_consumers or 0) >= topology.MAX_HOSTS
+    finally:
+        await nc.close()

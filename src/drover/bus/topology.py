@@ -43,6 +43,15 @@ ABORT_ACK_WAIT = 5.0
 DESIRED_ACK_WAIT = 30.0
 
 
+# Every enrolled host has consumers of its own: two on the actions stream (actions, aborts)
+# and one on the desired-state bucket. Since 2.15 nats-server caps a stream at 1,000 consumers
+# unless the stream names its own cap (and -1 means its default, not unlimited): so a fleet of
+# more than 500 hosts needs these, set on the streams themselves.
+MAX_HOSTS = 100_000
+HOST_CONSUMERS_ON_ACTIONS = 2
+SERVER_CONSUMERS = 16  # room for the servers' own (results, output) and tools'
+
+
 # nats-server's error codes (JSErrCode) for a replica count it cannot place.
 _NOT_CLUSTERED = 10074  # "replicas > 1 not supported in non-clustered mode"
 # Fewer JetStream servers up than replicas: "no suitable peers for placement" (a new stream),
@@ -70,6 +79,7 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             max_age=7 * DAY,
             duplicate_window=120.0,
             discard=DiscardPolicy.OLD,
+            max_consumers=HOST_CONSUMERS_ON_ACTIONS * MAX_HOSTS + SERVER_CONSUMERS,
         ),
         StreamConfig(
             name=subjects.RESULTS_STREAM,
@@ -202,11 +212,16 @@ async def _ensure_bucket(js: JetStreamContext, bucket: KeyValueConfig, stream: s
         config = (await js.stream_info(stream)).config
     # A KV stream takes `Nats-Rollup` headers by default: a message on one key that wipes
     # the whole bucket. An agent may write its own keys, so none may roll up (drover
-    # deletes keys one by one and never purges).
-    if config.allow_rollup_hdrs or config.num_replicas != bucket.replicas:
-        await js.update_stream(
-            replace(config, allow_rollup_hdrs=False, num_replicas=bucket.replicas)
-        )
+    # deletes keys one by one and never purges). Each host has a consumer on the desired
+    # state's bucket: room for every one of them (MAX_HOSTS).
+    wanted = replace(
+        config,
+        allow_rollup_hdrs=False,
+        num_replicas=bucket.replicas,
+        max_consumers=MAX_HOSTS + SERVER_CONSUMERS,
+    )
+    if wanted != config:
+        await js.update_stream(wanted)
 
 
 async def _refused_replicas_named(stream: str, replicas: int, work: Awaitable[None]) -> None:
