@@ -4,12 +4,15 @@ next life takes them at once, not after their ack wait."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from drover.bus.connection import Bus
-from drover.bus.consume import Handle, consume
+from drover.bus.consume import LONG_POLL, Handle, consume
+from drover.bus.embedded import EmbeddedNats
 from tests.conftest import eventually
 
 ACK_WAIT = 30.0  # what the server's results consumer has
@@ -58,3 +61,100 @@ async def test_a_life_stopped_while_it_handles_a_batch_hands_the_batch_back(bus:
     finally:
         second.cancel()
     assert sorted(taken) == [b"0", b"1", b"2"]
+
+
+async def test_a_long_poll_brings_a_message_at_once_and_ends_when_the_bus_reconnects(
+    nats_server: EmbeddedNats, bus: Bus
+) -> None:
+    """An agent's consumers wait 30 s per fetch (LONG_POLL): a message that comes meanwhile is
+    delivered at once, and a nats-server restart, which loses the fetch's request, ends the
+    life at once, so that the next one asks anew (not 30 s later)."""
+    taken: list[bytes] = []
+
+    async def take(msg: Msg) -> None:
+        taken.append(msg.data)
+        await msg.ack()
+
+    waiting = asyncio.create_task(
+        consume(
+            bus,
+            stream="WORK",
+            subject="work.>",
+            durable="patient",
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT),
+            handle=take,
+            batch=1,
+            poll=LONG_POLL,
+        )
+    )
+    try:
+        await asyncio.sleep(0.5)  # the fetch is waiting on nats-server
+        began = time.monotonic()
+        await bus.publish("work.a", b"now")
+        await eventually(lambda: taken == [b"now"], timeout=5)
+        assert time.monotonic() - began < 2
+
+        port = nats_server.port
+        await nats_server.stop()
+        nats_server.port = port
+        await nats_server.start()
+        began = time.monotonic()
+        await asyncio.wait_for(waiting, timeout=LONG_POLL / 2)
+        assert time.monotonic() - began < LONG_POLL / 2
+    finally:
+        waiting.cancel()
+
+
+async def test_a_batch_handler_gets_the_whole_batch_and_what_it_did_not_ack_comes_back(
+    bus: Bus,
+) -> None:
+    for n in range(4):
+        await bus.publish("work.a", f"{n}".encode())
+    batches: list[list[bytes]] = []
+
+    async def half(batch: list[Msg]) -> None:
+        batches.append([msg.data for msg in batch])
+        await batch[0].ack()
+        raise RuntimeError("the database went away after the first")
+
+    first = asyncio.create_task(
+        consume(
+            bus,
+            stream="WORK",
+            subject="work.>",
+            durable="batches",
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT),
+            handle_batch=half,
+            batch=4,
+            poll=0.2,
+        )
+    )
+    with contextlib.suppress(RuntimeError):
+        await asyncio.wait_for(first, 10)
+    assert batches == [[b"0", b"1", b"2", b"3"]]
+
+    again: list[bytes] = []
+
+    async def whole(batch: list[Msg]) -> None:
+        again.extend(msg.data for msg in batch)
+        for msg in batch:
+            await msg.ack()
+
+    second = asyncio.create_task(
+        consume(
+            bus,
+            stream="WORK",
+            subject="work.>",
+            durable="batches",
+            handle_batch=whole,
+            batch=4,
+            poll=0.2,
+        )
+    )
+    try:
+        # The three not acked come back at once (not after ACK_WAIT); the first never again.
+        await eventually(lambda: sorted(again) == [b"1", b"2", b"3"], timeout=ACK_WAIT / 3)
+        await asyncio.sleep(0.5)
+        assert sorted(again) == [b"1", b"2", b"3"]
+    finally:
+        second.cancel()

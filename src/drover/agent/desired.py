@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 from drover.agent.files import write_atomically
 from drover.bus import subjects
 from drover.bus.connection import Bus
-from drover.bus.consume import consume
+from drover.bus.consume import LONG_POLL, LONG_POLL_STALL_AFTER, consume
 from drover.bus.errors import MalformedMessage
 from drover.bus.messages import DesiredState, decode, encode
 from drover.bus.trust import signing
@@ -60,6 +60,8 @@ class DesiredStateFollower:
             durable=subjects.agent_desired_consumer(self.host),
             handle=self._handle,
             batch=1,
+            poll=LONG_POLL,
+            stall_after=LONG_POLL_STALL_AFTER,
         )
 
     async def _handle(self, msg: Msg) -> None:

@@ -42,7 +42,7 @@ from drover.agent.ledger import Ledger
 from drover.agent.providers.base import OperationFailed
 from drover.bus import subjects
 from drover.bus.connection import Bus
-from drover.bus.consume import consume
+from drover.bus.consume import LONG_POLL, LONG_POLL_STALL_AFTER, consume
 from drover.bus.errors import MalformedMessage
 from drover.bus.messages import AbortRequest, ActionRequest, ActionResult, decode, tail
 from drover.bus.trust import signing
@@ -130,6 +130,8 @@ class Executor:
             # ones its next life took meanwhile, out of order.
             batch=1,
             stopping=lambda: self.stopping,
+            poll=LONG_POLL,
+            stall_after=LONG_POLL_STALL_AFTER,
         )
 
     async def handle(self, msg: Msg) -> None:
@@ -194,6 +196,10 @@ class Executor:
                 )
             if self._clock.now() > request.deadline:
                 return self._conclude(request.action_id, HostOutcome.EXPIRED, "deadline passed")
+            if request.kind is ActionKind.PING:
+                # Not in the ledger: a ping changes nothing, so answering it twice harms no
+                # one, and a fleet-wide ping costs no host two fsyncs.
+                return self._pong(request)
             await asyncio.to_thread(self._ledger.begin, request.action_id)
             running = self._running = _Running(request.action_id, Abort())
         try:
@@ -303,6 +309,19 @@ class Executor:
         log.info("action %s: %s (%s)", action_id, outcome, why)
         return result
 
+    def _pong(self, request: ActionRequest) -> ActionResult:
+        now = self._clock.now()
+        return ActionResult(
+            action_id=request.action_id,
+            host=self.host,
+            outcome=HostOutcome.SUCCEEDED,
+            exit_code=0,
+            started_at=now,
+            finished_at=now,
+            duration_s=0.0,
+            output="pong",
+        )
+
     async def consume_aborts(self) -> None:
         """One life of the abort loop; returns to be recreated after a reconnect. It runs
         beside the action loop, and on while the agent drains."""
@@ -314,6 +333,8 @@ class Executor:
             durable=subjects.agent_aborts_consumer(self.host),
             handle=self.handle_abort,
             batch=8,
+            poll=LONG_POLL,
+            stall_after=LONG_POLL_STALL_AFTER,
             caught_up=lambda: self._aborts_taken(generation),
         )
 

@@ -81,6 +81,7 @@ class Bus:
         self.metrics = metrics or Metrics("client", counters)
         self.metrics.bus_connected = lambda: self.is_connected
         self.generation = 0
+        self._generation_over = asyncio.Event()  # set when `generation` grows, then made anew
         self._rng = random.Random()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -106,6 +107,20 @@ class Bus:
     def is_open(self) -> bool:
         """Connected once and not closed: connected, or reconnecting by itself."""
         return self._reopening is not None or (self._nc is not None and not self._nc.is_closed)
+
+    def past(self, generation: int) -> asyncio.Event:
+        """Set once the bus is past `generation`: it reconnected, or connected anew. What
+        waits on this connection (a long fetch) can stop waiting: what it asked for was lost."""
+        if generation != self.generation:
+            over = asyncio.Event()
+            over.set()
+            return over
+        return self._generation_over
+
+    def _next_generation(self) -> None:
+        self.generation += 1
+        self._generation_over.set()
+        self._generation_over = asyncio.Event()
 
     async def connect(self) -> None:
         """Connect, retrying the first connect with backoff until it succeeds."""
@@ -247,7 +262,7 @@ class Bus:
         log.warning("disconnected from NATS; reconnecting")
 
     async def _on_reconnected(self) -> None:
-        self.generation += 1
+        self._next_generation()
         self.counters.inc("bus.reconnects")
         log.info("reconnected to NATS")
 
@@ -269,7 +284,7 @@ class Bus:
             await self.connect()
         finally:
             self._reopening = None
-        self.generation += 1
+        self._next_generation()
         log.info("connected to NATS anew")
 
     def _nc_error(self) -> object:

@@ -23,6 +23,16 @@ from drover.ops.cancels import checkpoint, stop_requested
 log = logging.getLogger(__name__)
 
 Handle = Callable[[Msg], Awaitable[None]]
+HandleBatch = Callable[[list[Msg]], Awaitable[None]]
+
+# How long a fetch waits for a message, for consumers that only wait (each host's own): the
+# waiting is nats-server's (a pull request it holds), and a message that comes is delivered at
+# once, so a long wait costs nothing; short ones would cost ten thousand agents a request and
+# an answer each, every few seconds, for nothing. A reconnect ends the wait at once.
+LONG_POLL = 30.0
+# Their stall check: a look at the consumer (a request) after every other empty fetch, not every
+# one; a stall is found within two looks (2–4 minutes), where actions wait that long.
+LONG_POLL_STALL_AFTER = 2 * LONG_POLL
 
 # Fetches that bring nothing this long, while the consumer says messages wait: a stall. The
 # tool drover learns from once stopped taking messages for good this way, after a fetch error
@@ -37,14 +47,16 @@ async def consume(
     subject: str,
     durable: str,
     config: ConsumerConfig | None = None,
-    handle: Handle,
+    handle: Handle | None = None,
+    handle_batch: HandleBatch | None = None,
     batch: int,
     stopping: Callable[[], bool] = lambda: False,
     poll: float = 2.0,
     caught_up: Callable[[], None] = lambda: None,
     stall_after: float = STALL_AFTER,
 ) -> None:
-    """Fetch and `handle` messages one at a time until a reconnect or `stopping()`.
+    """Fetch and `handle` messages one at a time until a reconnect or `stopping()`; or
+    `handle_batch` each batch fetched, whole (it acks each message it is done with).
 
     A message left unhandled because of `stopping()` is not acked, so JetStream delivers it
     again to the next life of this consumer. `caught_up`, when given, is called whenever this
@@ -63,7 +75,7 @@ async def consume(
             caught_up()
         while bus.generation == generation and not stopping():
             try:
-                messages = await _fetch(psub, batch, poll)
+                messages = await _fetch(psub, batch, poll, bus.past(generation))
             except nats.errors.Error:
                 bus.metrics.bus_errors.labels("fetch").inc()
                 raise
@@ -72,30 +84,78 @@ async def consume(
                 if await watch.stalled():
                     return
                 continue
-            for index, msg in enumerate(messages):
-                if stopping():
-                    return
-                watch.arrived(msg)
-                try:
-                    await handle(msg)
-                except BaseException:  # a stop too: the next life takes them at once
-                    await _hand_back(messages[index:])
-                    raise
-                watch.took(msg)
-                if msg.metadata.num_pending == 0:
+            if handle_batch is not None:
+                await _whole(messages, handle_batch, watch)
+                if messages[-1].metadata.num_pending == 0:
                     caught_up()
+            elif handle is not None and not await _each(
+                messages, handle, watch, stopping, caught_up
+            ):
+                return
     finally:
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await psub.unsubscribe()
         await _hand_back(_left_in(psub))
 
 
-async def _fetch(psub: JetStreamContext.PullSubscription, batch: int, poll: float) -> list[Msg]:
-    """The next batch, or [] after `poll` seconds without one. nats-py's fetch may swallow the
-    cancel that stops this loop (ops/cancels.py): it is raised here, and what that fetch
-    brought goes back to the consumer at once."""
+async def _each(
+    messages: list[Msg],
+    handle: Handle,
+    watch: _StallWatch,
+    stopping: Callable[[], bool],
+    caught_up: Callable[[], None],
+) -> bool:
+    """Handle them in turn; False if `stopping()` came first (the rest go back)."""
+    for index, msg in enumerate(messages):
+        if stopping():
+            await _hand_back(messages[index:])
+            return False
+        watch.arrived(msg)
+        try:
+            await handle(msg)
+        except BaseException:  # a stop too: the next life takes them at once
+            await _hand_back(messages[index:])
+            raise
+        watch.took(msg)
+        if msg.metadata.num_pending == 0:
+            caught_up()
+    return True
+
+
+async def _whole(messages: list[Msg], handle_batch: HandleBatch, watch: _StallWatch) -> None:
+    for msg in messages:
+        watch.arrived(msg)
     try:
-        messages = await psub.fetch(batch=batch, timeout=poll)
+        await handle_batch(messages)
+    except BaseException:  # those it acked stay acked; the rest come to the next life at once
+        await _hand_back(messages)
+        raise
+    for msg in messages:
+        watch.took(msg)
+
+
+async def _fetch(
+    psub: JetStreamContext.PullSubscription, batch: int, poll: float, reconnected: asyncio.Event
+) -> list[Msg]:
+    """The next batch, or [] after `poll` seconds without one, or at once when the bus
+    reconnects (the request the fetch sent died with the old connection). nats-py's fetch may
+    swallow the cancel that stops this loop (ops/cancels.py): it is raised here, and what that
+    fetch brought goes back to the consumer at once."""
+    fetching = asyncio.ensure_future(psub.fetch(batch=batch, timeout=poll))
+    woken = asyncio.ensure_future(reconnected.wait())
+    try:
+        await asyncio.wait((fetching, woken), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        await _abandon(fetching)
+        raise
+    finally:
+        woken.cancel()
+    if not fetching.done():
+        await _abandon(fetching)
+        checkpoint()
+        return []
+    try:
+        messages = fetching.result()
     except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from inside fetch
         checkpoint()
         return []
@@ -103,6 +163,16 @@ async def _fetch(psub: JetStreamContext.PullSubscription, batch: int, poll: floa
         await _hand_back(messages)
         raise asyncio.CancelledError
     return messages
+
+
+async def _abandon(fetching: asyncio.Future[list[Msg]]) -> None:
+    """Cancel a fetch; what it brought all the same (a cancel it swallowed) goes back."""
+    fetching.cancel()
+    try:
+        messages = await fetching
+    except (asyncio.CancelledError, TimeoutError, nats.errors.Error):
+        return
+    await _hand_back(messages)
 
 
 def _left_in(psub: JetStreamContext.PullSubscription) -> list[Msg]:
@@ -127,6 +197,8 @@ async def _hand_back(messages: list[Msg]) -> None:
     back with a delay of its own may see it sooner, which the loop's backoff bounds. Best
     effort: where the nak is lost too, the ack wait remains."""
     for msg in messages:
+        if msg.is_acked:  # a batch's handler acks each message it is done with
+            continue
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await msg.nak()
 

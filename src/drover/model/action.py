@@ -11,6 +11,9 @@ class ActionKind(StrEnum):
     STOP = "stop"
     RESTART = "restart"
     COMMAND = "command"  # one of the application's declared commands (drover.model.command)
+    # Answered by each agent itself, touching nothing: is the host there, and does it act on
+    # what it is sent? (`mco ping`'s question, through the whole action path.)
+    PING = "ping"
 
 
 class HostOutcome(StrEnum):

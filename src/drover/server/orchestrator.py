@@ -206,8 +206,10 @@ class Orchestrator:
         )
         is_command = kind is ActionKind.COMMAND
         _check_command_fields(kind, service, command, params)
+        # A command and a ping go to every host of the application, whatever it runs there.
+        to_hosts = is_command or kind is ActionKind.PING
         target, batches = self.plan(
-            application, service, hosts, chosen, groups, labels, for_command=is_command
+            application, service, hosts, chosen, groups, labels, for_command=to_hosts
         )
         invocation = self._invocation(target.application, command, params) if is_command else None
         now = self._clock.now()
@@ -602,32 +604,74 @@ class Orchestrator:
             subject=subjects.RESULTS_ALL,
             durable=subjects.SERVER_RESULTS_CONSUMER,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0, max_deliver=-1),
-            handle=self._take_result,
+            handle_batch=self._take_results,
             batch=256,
         )
 
-    async def _take_result(self, msg: Msg) -> None:
+    async def _take_results(self, batch: list[Msg]) -> None:
+        """A batch of results recorded in one transaction: the answers of a fleet-wide action
+        come by the thousand. Should the database refuse the batch for what one result holds,
+        each is stored on its own, so that only that one is stored without its output."""
+        taken = await self._results_to_record(batch)
+        if not taken:
+            return
+        try:
+            recorded = await self._store.record_results(
+                [(r.action_id, _host_result(r), entry) for _, r, entry in taken],
+                self._clock.now(),
+            )
+        except Exception as err:
+            if not refused_value(err):
+                # The database is out of reach or busy: the loop backs off, and these results
+                # come again in a second (not only once their ack_wait has passed).
+                await _nak_all([msg for msg, _, _ in taken], delay=1.0)
+                raise
+            for msg, result, entry in taken:
+                with correlated(result.correlation):
+                    await self._take_one(result, entry, msg)
+            return
+        for (msg, result, _), stored in zip(taken, recorded, strict=True):
+            if not stored:
+                _log_late(result)
+            await msg.ack()
+        if any(recorded):
+            self.wake()  # the rollout may take its next step now
+
+    async def _results_to_record(
+        self, batch: list[Msg]
+    ) -> list[tuple[Msg, ActionResult, AuditEntry]]:
+        """The results of `batch` for an action's record, each with its audit entry; the
+        others are done with here (dropped, or audited as a host's refusal)."""
+        taken = []
+        for msg in batch:
+            decoded = await self._decoded_result(msg)
+            if decoded is None:
+                continue
+            result, entry = decoded
+            if result.refused:
+                await self._take_refusal(result, entry)
+                await msg.ack()
+            else:
+                taken.append((msg, result, entry))
+        return taken
+
+    async def _decoded_result(self, msg: Msg) -> tuple[ActionResult, AuditEntry] | None:
+        """The result in `msg` and its audit entry; None if it was dropped (malformed, or for
+        another host than its subject's)."""
         try:
             result = decode(ActionResult, msg.subject, msg.data)
         except MalformedMessage as err:
             await self._drop(msg, str(err))
-            return
-        # The id the agent echoes names the log lines of this result; the audit entries take
-        # the action's own (store.record_result). A refusal is no action's.
-        with correlated("" if result.refused else result.correlation):
-            await self._take_decoded(result, msg)
-
-    async def _take_decoded(self, result: ActionResult, msg: Msg) -> None:
+            return None
         if msg.subject != subjects.result_subject(result.host):
             # One writer per subject: a host answers only for itself.
             await self._drop(msg, f"result for host {result.host!r} published on {msg.subject}")
-            return
-        now = self._clock.now()
+            return None
         entry = AuditEntry(
             f"agent:{result.host}",
             "action.host_result",
             result.action_id,
-            now,
+            self._clock.now(),
             {
                 "host": result.host,
                 "outcome": result.outcome.value,
@@ -635,32 +679,23 @@ class Orchestrator:
                 "duration_s": result.duration_s,
             },
         )
-        if result.refused:
-            await self._take_refusal(result, entry)
-            await msg.ack()
-            return
+        return result, entry
+
+    async def _take_one(self, result: ActionResult, entry: AuditEntry, msg: Msg) -> None:
+        now = entry.at
         try:
             recorded = await self._store.record_result(
                 result.action_id, _host_result(result), now, entry
             )
         except Exception as err:
             if not refused_value(err):
-                # The database is out of reach or busy: the loop backs off, and this result
-                # comes again in a second (not only once its ack_wait has passed).
-                with contextlib.suppress(nats.errors.Error, TimeoutError):
-                    await msg.nak(delay=1.0)
+                await _nak_all([msg], delay=1.0)  # as above
                 raise
             recorded = await self._record_unstorable(result, err, now)
         if recorded:
-            log.debug("action %s: %s on %s", result.action_id, result.outcome, result.host)
             self.wake()  # the rollout may take its next step now
         else:
-            log.warning(
-                "late or unknown result for %s on %s (%s) ignored: the row is already final",
-                result.action_id,
-                result.host,
-                result.outcome,
-            )
+            _log_late(result)
         await msg.ack()
 
     async def _take_refusal(self, result: ActionResult, entry: AuditEntry) -> None:
@@ -715,6 +750,22 @@ class Orchestrator:
         await msg.term()
 
 
+async def _nak_all(messages: list[Msg], delay: float) -> None:
+    for msg in messages:
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await msg.nak(delay=delay)
+
+
+def _log_late(result: ActionResult) -> None:
+    with correlated(result.correlation):
+        log.warning(
+            "late or unknown result for %s on %s (%s) ignored: the row is already final",
+            result.action_id,
+            result.host,
+            result.outcome,
+        )
+
+
 def _check_command_fields(
     kind: ActionKind,
     service: str | None,
@@ -724,6 +775,8 @@ def _check_command_fields(
     if kind is not ActionKind.COMMAND:
         if command is not None or params:
             raise Unprocessable("'command' and 'params' go with kind 'command' only")
+        if kind is ActionKind.PING and service is not None:
+            raise Unprocessable("a ping goes to each host, not to a service: leave out 'service'")
         return
     if command is None:
         raise Unprocessable("kind 'command' needs 'command': which of the application's commands")

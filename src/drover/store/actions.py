@@ -461,48 +461,20 @@ class ActionStore:
         - a host the server marked `cancelled` when it sent an abort gets what it really did:
           finished before the abort came, stopped by it, or never started. Once only: the
           host's answer is recorded (`answered_at`), and a second is ignored."""
-        aborted_unanswered = (
-            (action_hosts.c.outcome == HostOutcome.CANCELLED.value)
-            & action_hosts.c.abort_requested_at.is_not(None)
-            & action_hosts.c.answered_at.is_(None)
-        )
-        open_row: ColumnElement[bool] = action_hosts.c.outcome.in_(_OPEN) | aborted_unanswered
-        if result.started_at is not None:
-            own_deadline = (
-                select(actions.c.deadline).where(actions.c.id == action_id).scalar_subquery()
-            )
-            given_up = (
-                (action_hosts.c.outcome == HostOutcome.EXPIRED.value)
-                & action_hosts.c.started_at.is_(None)
-                & (func.coalesce(action_hosts.c.deadline, own_deadline) >= result.started_at)
-            )
-            open_row = open_row | given_up
+        [recorded] = await self.record_results([(action_id, result, audit)], now)
+        return recorded
+
+    async def record_results(
+        self, results: Sequence[tuple[str, HostResult, AuditEntry | None]], now: datetime
+    ) -> list[bool]:
+        """Store several hosts' results (action id, result, audit entry) in one transaction, as
+        `record_result` stores one: whether each was. One commit (one fsync) for a batch is
+        what lets a fleet-wide action's ten thousand answers be recorded in seconds."""
         async with self._engine.begin() as conn:
-            done = await conn.execute(
-                update(action_hosts)
-                .where(
-                    action_hosts.c.action_id == action_id,
-                    action_hosts.c.host == result.host,
-                    open_row,
-                )
-                .values(
-                    outcome=result.outcome.value,
-                    exit_code=result.exit_code,
-                    started_at=result.started_at,
-                    finished_at=result.finished_at,
-                    duration_s=result.duration_s,
-                    output=result.output,
-                    output_chunks=result.output_chunks,
-                    updated_at=now,
-                    answered_at=now,
-                )
-            )
-            if done.rowcount and audit is not None:
-                # Under the id of the request that made the action, not whatever the host says.
-                own = select(actions.c.correlation).where(actions.c.id == action_id)
-                correlation = (await conn.execute(own)).scalar_one_or_none()
-                await write(conn, replace(audit, correlation=correlation or audit.correlation))
-        return bool(done.rowcount)
+            return [
+                await _record_result(conn, action_id, result, now, audit)
+                for action_id, result, audit in results
+            ]
 
     async def get(self, action_id: str) -> Action | None:
         found = await self._load(select(actions).where(actions.c.id == action_id))
@@ -635,3 +607,51 @@ async def _sent_and_open(conn: AsyncConnection, action_id: str) -> bool:
 
 def _command(stored: Any) -> CommandInvocation | None:
     return CommandInvocation.model_validate(stored) if stored else None
+
+
+async def _record_result(
+    conn: AsyncConnection,
+    action_id: str,
+    result: HostResult,
+    now: datetime,
+    audit: AuditEntry | None,
+) -> bool:
+    aborted_unanswered = (
+        (action_hosts.c.outcome == HostOutcome.CANCELLED.value)
+        & action_hosts.c.abort_requested_at.is_not(None)
+        & action_hosts.c.answered_at.is_(None)
+    )
+    open_row: ColumnElement[bool] = action_hosts.c.outcome.in_(_OPEN) | aborted_unanswered
+    if result.started_at is not None:
+        own_deadline = select(actions.c.deadline).where(actions.c.id == action_id).scalar_subquery()
+        given_up = (
+            (action_hosts.c.outcome == HostOutcome.EXPIRED.value)
+            & action_hosts.c.started_at.is_(None)
+            & (func.coalesce(action_hosts.c.deadline, own_deadline) >= result.started_at)
+        )
+        open_row = open_row | given_up
+    done = await conn.execute(
+        update(action_hosts)
+        .where(
+            action_hosts.c.action_id == action_id,
+            action_hosts.c.host == result.host,
+            open_row,
+        )
+        .values(
+            outcome=result.outcome.value,
+            exit_code=result.exit_code,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+            duration_s=result.duration_s,
+            output=result.output,
+            output_chunks=result.output_chunks,
+            updated_at=now,
+            answered_at=now,
+        )
+    )
+    if done.rowcount and audit is not None:
+        # Under the id of the request that made the action, not whatever the host says.
+        own = select(actions.c.correlation).where(actions.c.id == action_id)
+        correlation = (await conn.execute(own)).scalar_one_or_none()
+        await write(conn, replace(audit, correlation=correlation or audit.correlation))
+    return bool(done.rowcount)

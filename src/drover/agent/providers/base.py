@@ -46,7 +46,7 @@ class Provider(Protocol):
         """Stop everything this provider started (the agent is shutting down)."""
 
 
-NOT_A_SERVICE_OPERATION = "a command is not an operation on a service"
+NOT_A_SERVICE_OPERATION = "a command or a ping is not an operation on a service"
 
 
 class OperationFailed(Exception):

@@ -216,7 +216,7 @@ class ProcessProvider:
                 return await proc.stop()
             case ActionKind.RESTART:
                 return await proc.restart()
-            case ActionKind.COMMAND:
+            case ActionKind.COMMAND | ActionKind.PING:
                 raise OperationFailed(application, service, NOT_A_SERVICE_OPERATION)
 
     def states(self) -> list[ServiceState]:

@@ -51,7 +51,7 @@ class Providers:
         return sorted(svc for app, svc in self._provider_of if app == application)
 
     async def act(self, application: str, service: str, kind: ActionKind) -> str:
-        if kind is ActionKind.COMMAND:  # the executor runs commands itself
+        if kind in (ActionKind.COMMAND, ActionKind.PING):  # the executor does these itself
             raise OperationFailed(application, service, NOT_A_SERVICE_OPERATION)
         name = self._provider_of.get((application, service))
         if name is None:

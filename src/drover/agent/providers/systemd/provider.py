@@ -237,7 +237,7 @@ class SystemdProvider:
                 return await self.manager.stop_unit(name)
             case ActionKind.RESTART:
                 return await self.manager.restart_unit(name)
-            case ActionKind.COMMAND:
+            case ActionKind.COMMAND | ActionKind.PING:
                 raise SystemdError(name, "drover.NotAJob", NOT_A_SERVICE_OPERATION)
 
     # -- the connection -----------------------------------------------------------------------
@@ -312,5 +312,5 @@ def _done(kind: ActionKind, unit: str, before: int | None, after: int | None) ->
             return f"stopped {unit} (was pid {before or '-'})"
         case ActionKind.RESTART:
             return f"restarted {unit} (pid {before or '-'} → {after or '-'})"
-        case ActionKind.COMMAND:  # refused by `_job` before anything ran
+        case ActionKind.COMMAND | ActionKind.PING:  # refused by `_job` before anything ran
             raise AssertionError(NOT_A_SERVICE_OPERATION)

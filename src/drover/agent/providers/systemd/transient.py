@@ -205,7 +205,7 @@ class TransientProcessProvider(SystemdProvider):
                 # stop, then create afresh: the stopped unit is gone (CollectMode)
                 result = await self._stop(unit)
                 return await self._start(unit) if result == "done" else result
-            case ActionKind.COMMAND:
+            case ActionKind.COMMAND | ActionKind.PING:
                 raise SystemdError(name, "drover.NotAJob", NOT_A_SERVICE_OPERATION)
 
     async def _start(self, unit: _Unit) -> str:
