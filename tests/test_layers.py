@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "bus": {"model", "ops"},
     "agent": {"model", "ops", "bus"},
     "server": {"model", "ops", "bus", "store", "config"},
-    "cli": {"model", "ops", "bus", "store", "config", "server", "agent"},
+    "sim": {"model", "ops", "bus", "agent"},
+    "cli": {"model", "ops", "bus", "store", "config", "server", "agent", "sim"},
 }
 
 

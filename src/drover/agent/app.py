@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -38,6 +39,9 @@ from drover.ops.sdnotify import Notifier, keep_watchdog
 
 log = logging.getLogger(__name__)
 
+# Makes the providers instead of the host's own (drover sim's simulated ones); it gets the
+# agent's task group, which its providers' tasks must live in.
+OpenProviders = Callable[[asyncio.TaskGroup], list[Provider]]
 
 SYSTEMD_CONNECT_TIMEOUT = 10.0
 LOOPS_END_TIMEOUT = 5.0
@@ -59,8 +63,14 @@ class AgentSettings:
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        clock: Clock | None = None,
+        open_providers: OpenProviders | None = None,
+    ) -> None:
         self.settings = settings
+        self._open_given = open_providers
         self.clock = clock or SystemClock()
         self.counters = Counters()
         self.metrics = Metrics("agent", self.counters)
@@ -125,7 +135,7 @@ class Agent:
             watchdog = tg.create_task(keep_watchdog(notifier, watched), name="agent.watchdog")
             opened = await self._open_providers(tg)
             self.providers = Providers(self.settings.host_id, opened, self.clock)
-            if any(provider.name == "systemd" for provider in opened):
+            if self._open_given is None and any(p.name == "systemd" for p in opened):
                 self.inventory = self._inventory()
             # provider → reconciler (judges drift, corrects it) → reporter
             self.reconciler = Reconciler(self._act, self.clock, tg, self.reporter.on_change)
@@ -194,6 +204,8 @@ class Agent:
     async def _open_providers(self, tg: asyncio.TaskGroup) -> list[Provider]:
         """`process` and `script` always, `systemd` when reachable. With systemd (and root),
         supervised processes are transient units, which outlive the agent; else its children."""
+        if self._open_given is not None:
+            return self._open_given(tg)
         host, clock, address = self.settings.host_id, self.clock, self.settings.systemd_bus_address
         script = ScriptProvider(host, clock, tg)
 

@@ -22,6 +22,7 @@ what it got.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -167,15 +168,21 @@ async def enroll(
     poll: float = 5.0,
     verify: bool | str = True,
     on_pending: Callable[[str], None] = lambda public_key: None,
+    client: httpx.AsyncClient | None = None,
 ) -> Enrollment:
     """Enroll this host; without a token, ask until an admin approves (up to `wait`).
-    EnrollmentRefused says why the server would not."""
+    EnrollmentRefused says why the server would not. `client`: an HTTP client of the server's
+    to use (one that enrolls many hosts: making a client costs tens of ms of CPU, for its TLS
+    context), else one is made."""
     offered = data_dir / IDENTITY_DIR / "offered.nk"
     key = _offered_key(data_dir)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + wait.total_seconds()
     told = False
-    async with _client(server_url, verify) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        http = client
+        if http is None:
+            http = await stack.enter_async_context(_client(server_url, verify))
         while True:
             body = proof.signed_request(key, "enroll", host) | ({"token": token} if token else {})
             response = await _post(http, "/api/v1/enroll", body)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from drover.cli import approvals, commands, enrollment, people
+from drover.cli import approvals, commands, enrollment, people, sim
 from drover.cli.client import CliError
 
 app = typer.Typer(
@@ -100,6 +100,56 @@ def dev(
 ) -> None:
     """Run nats-server, the server and a local agent in one process (the embedded default)."""
     commands.dev(listen, data_dir, config, ref, host_id, log_level)
+
+
+@app.command(name="sim")
+def sim_command(
+    agents: Annotated[int, typer.Option("--agents", min=1, help="how many hosts to simulate")],
+    services: Annotated[
+        int | None,
+        typer.Option(
+            "--services", min=1, max=100, help="services per host, in the file --config gets"
+        ),
+    ] = None,
+    flap_rate: Annotated[
+        float,
+        typer.Option(
+            "--flap-rate",
+            min=0,
+            help="services made to fail per second, over the whole simulation (each is "
+            "started again by its agent: two state changes)",
+        ),
+    ] = 0.0,
+    processes: Annotated[
+        int, typer.Option(min=0, help="processes to run them in; 0: one per 2,500 hosts")
+    ] = 0,
+    data_dir: Annotated[
+        Path, typer.Option(help="each host's enrollment and state, one folder per host")
+    ] = Path(".drover/sim"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="a config folder to write applications/sim.yaml into, placing the services "
+            "on the simulated hosts"
+        ),
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="the hosts are PREFIX0, PREFIX1, ...")] = "sim-",
+    heartbeat: Annotated[
+        float, typer.Option(min=1, max=300, help="each host's heartbeat interval, seconds")
+    ] = 10.0,
+    nats: Annotated[
+        str | None,
+        typer.Option(help="NATS URL(s) to connect to; default: those enrollment gave the hosts"),
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Simulate hosts: the real agent, each with its own enrollment and NATS connection, on
+    in-memory services; for load tests (enrolls with an admin's token)."""
+    sim.sim(
+        sim.Options(server, agents, services, flap_rate, processes, data_dir, config, prefix),
+        heartbeat,
+        nats,
+    )
 
 
 @app.command()
@@ -497,7 +547,7 @@ def action_cancel(
     commands.action_cancel(action_id, abort_running, server, as_json)
 
 
-for _kind in ("restart", "start", "stop"):
+for _kind in ("restart", "start", "stop", "ping"):
     action_app.command(_kind)(_action(_kind))
 
 

@@ -175,7 +175,7 @@ export interface PlanOut {
   strategy: Strategy;
 }
 
-export type ActionKind = "start" | "stop" | "restart" | "command";
+export type ActionKind = "start" | "stop" | "restart" | "command" | "ping";
 
 export interface HostResult {
   host: string;

@@ -24,7 +24,7 @@ export function ActionsPage() {
       <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
         <TextField label="Application" type="search" data-search value={filters.application} onValue={(application) => setFilters({ application })} />
         <SelectField label="State" value={filters.state} options={["", "pending-approval", "running", "succeeded", "failed"]} onValue={(state) => setFilters({ state })} />
-        <SelectField label="Kind" value={filters.kind} options={["", "restart", "start", "stop", "command"]} onValue={(kind) => setFilters({ kind })} />
+        <SelectField label="Kind" value={filters.kind} options={["", "restart", "start", "stop", "command", "ping"]} onValue={(kind) => setFilters({ kind })} />
         <TextField label="Requested by" value={filters.requested_by} onValue={(requested_by) => setFilters({ requested_by })} />
         <SelectField label="Show" value={filters.limit} options={["20", "50", "100", "200", "500"]} onValue={(limit) => setFilters({ limit })} />
       </form>
