@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
@@ -28,7 +28,7 @@ from drover.model.command import CommandInvocation
 from drover.model.rollout import CancelRequest, RolloutState
 from drover.model.strategy import Strategy
 from drover.store.approvals import insert_request, load_approvals
-from drover.store.audit import AuditEntry, write
+from drover.store.audit import AuditEntry, write, write_many
 from drover.store.database import open_database
 from drover.store.tables import action_hosts, actions
 
@@ -468,13 +468,31 @@ class ActionStore:
         self, results: Sequence[tuple[str, HostResult, AuditEntry | None]], now: datetime
     ) -> list[bool]:
         """Store several hosts' results (action id, result, audit entry) in one transaction, as
-        `record_result` stores one: whether each was. One commit (one fsync) for a batch is
-        what lets a fleet-wide action's ten thousand answers be recorded in seconds."""
+        `record_result` stores one: whether each was. One commit for the batch, one statement
+        per result and two for the batch's audit entries (each statement is a trip to the
+        database's thread and back): a fleet-wide action's answers come by the thousand."""
+        if not results:
+            return []
         async with self._engine.begin() as conn:
-            return [
-                await _record_result(conn, action_id, result, now, audit)
-                for action_id, result, audit in results
+            recorded = [
+                bool((await conn.execute(_RECORD_RESULT, _result_row(a, r, now))).rowcount)
+                for a, r, _ in results
             ]
+            audited = [(a, e) for (a, _, e), ok in zip(results, recorded, strict=True) if ok and e]
+            if audited:
+                # Under the id of the request that made the action, not whatever the host says.
+                own = select(actions.c.id, actions.c.correlation).where(
+                    actions.c.id.in_({a for a, _ in audited})
+                )
+                correlation = {row.id: row.correlation for row in await conn.execute(own)}
+                await write_many(
+                    conn,
+                    [
+                        replace(e, correlation=correlation.get(a) or e.correlation)
+                        for a, e in audited
+                    ],
+                )
+        return recorded
 
     async def get(self, action_id: str) -> Action | None:
         found = await self._load(select(actions).where(actions.c.id == action_id))
@@ -609,49 +627,68 @@ def _command(stored: Any) -> CommandInvocation | None:
     return CommandInvocation.model_validate(stored) if stored else None
 
 
-async def _record_result(
-    conn: AsyncConnection,
-    action_id: str,
-    result: HostResult,
-    now: datetime,
-    audit: AuditEntry | None,
-) -> bool:
+def _result_row(action_id: str, result: HostResult, now: datetime) -> dict[str, Any]:
+    return {
+        "b_action": action_id,
+        "b_host": result.host,
+        "b_started": result.started_at,
+        "outcome": result.outcome.value,
+        "exit_code": result.exit_code,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "duration_s": result.duration_s,
+        "output": result.output,
+        "output_chunks": result.output_chunks,
+        "updated_at": now,
+        "answered_at": now,
+    }
+
+
+def _record_result_statement() -> Update:
+    """One host's result onto its row, if the row takes it: open, or decided by the server
+    before the host answered (see `record_result`). Made once: a batch runs it per result."""
     aborted_unanswered = (
         (action_hosts.c.outcome == HostOutcome.CANCELLED.value)
         & action_hosts.c.abort_requested_at.is_not(None)
         & action_hosts.c.answered_at.is_(None)
     )
-    open_row: ColumnElement[bool] = action_hosts.c.outcome.in_(_OPEN) | aborted_unanswered
-    if result.started_at is not None:
-        own_deadline = select(actions.c.deadline).where(actions.c.id == action_id).scalar_subquery()
-        given_up = (
-            (action_hosts.c.outcome == HostOutcome.EXPIRED.value)
-            & action_hosts.c.started_at.is_(None)
-            & (func.coalesce(action_hosts.c.deadline, own_deadline) >= result.started_at)
-        )
-        open_row = open_row | given_up
-    done = await conn.execute(
-        update(action_hosts)
-        .where(
-            action_hosts.c.action_id == action_id,
-            action_hosts.c.host == result.host,
-            open_row,
-        )
-        .values(
-            outcome=result.outcome.value,
-            exit_code=result.exit_code,
-            started_at=result.started_at,
-            finished_at=result.finished_at,
-            duration_s=result.duration_s,
-            output=result.output,
-            output_chunks=result.output_chunks,
-            updated_at=now,
-            answered_at=now,
+    own_deadline = (
+        select(actions.c.deadline).where(actions.c.id == bindparam("b_action")).scalar_subquery()
+    )
+    # Given up on (expired, no start recorded) but started in time; never true without a
+    # start (a comparison with NULL is not true).
+    given_up = (
+        (action_hosts.c.outcome == HostOutcome.EXPIRED.value)
+        & action_hosts.c.started_at.is_(None)
+        & (
+            func.coalesce(action_hosts.c.deadline, own_deadline)
+            >= bindparam("b_started", type_=action_hosts.c.started_at.type)
         )
     )
-    if done.rowcount and audit is not None:
-        # Under the id of the request that made the action, not whatever the host says.
-        own = select(actions.c.correlation).where(actions.c.id == action_id)
-        correlation = (await conn.execute(own)).scalar_one_or_none()
-        await write(conn, replace(audit, correlation=correlation or audit.correlation))
-    return bool(done.rowcount)
+    return (
+        update(action_hosts)
+        .where(
+            action_hosts.c.action_id == bindparam("b_action"),
+            action_hosts.c.host == bindparam("b_host"),
+            action_hosts.c.outcome.in_(_OPEN) | aborted_unanswered | given_up,
+        )
+        .values(
+            {
+                name: bindparam(name, type_=action_hosts.c[name].type)
+                for name in (
+                    "outcome",
+                    "exit_code",
+                    "started_at",
+                    "finished_at",
+                    "duration_s",
+                    "output",
+                    "output_chunks",
+                    "updated_at",
+                    "answered_at",
+                )
+            }
+        )
+    )
+
+
+_RECORD_RESULT = _record_result_statement()
