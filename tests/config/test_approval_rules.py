@@ -63,7 +63,7 @@ def test_each_mistake_in_a_rule_is_reported_where_it_is() -> None:
 """
     assert problems({"rules.yaml": rules}) == [
         "rules.yaml:2:13: approvals[0].kinds[0]: unknown action kind 'restrat': expected start, "
-        "stop, restart or command:<name> (globs allowed)",
+        "stop, restart, ping or command:<name> (globs allowed)",
         "rules.yaml:2:22: approvals[0].kinds[1]: 'command:' needs a command name or glob, "
         "e.g. command:*",
         "rules.yaml:2:34: approvals[0].kinds[2]: invalid glob 'shop[': '[' at position 5 is "

@@ -326,7 +326,7 @@ async def test_a_broken_policy_is_reported_where_it_is_and_the_last_good_one_sta
             4,
             22,
             "approvals[0].kinds[1]: unknown action kind 'restrat': expected start, stop, "
-            "restart or command:<name> (globs allowed)",
+            "restart, ping or command:<name> (globs allowed)",
         )
     ]
     held = await request_restart(who.rita)  # still under the last good policy

@@ -104,6 +104,11 @@ class Bus:
         return self._nc is not None and self._nc.is_connected
 
     @property
+    def dead_link_after(self) -> float:
+        """Seconds until a link gone silent is found dead: the pings it may leave unanswered."""
+        return float(self.settings.ping_interval * self.settings.max_outstanding_pings)
+
+    @property
     def is_open(self) -> bool:
         """Connected once and not closed: connected, or reconnecting by itself."""
         return self._reopening is not None or (self._nc is not None and not self._nc.is_closed)

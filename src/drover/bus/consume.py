@@ -28,11 +28,15 @@ HandleBatch = Callable[[list[Msg]], Awaitable[None]]
 # How long a fetch waits for a message, for consumers that only wait (each host's own): the
 # waiting is nats-server's (a pull request it holds), and a message that comes is delivered at
 # once, so a long wait costs nothing; short ones would cost ten thousand agents a request and
-# an answer each, every few seconds, for nothing. A reconnect ends the wait at once.
+# an answer each, every few seconds, for nothing. A reconnect ends the wait at once. No fetch
+# waits longer than its bus takes to find a silent link dead (Bus.dead_link_after): a request
+# nats-server still holds for a link gone silent takes the next message into the void, where
+# it waits out its ack wait; for no longer than the link was not yet known dead, as before.
 LONG_POLL = 30.0
 # Their stall check: a look at the consumer (a request) after every other empty fetch, not every
 # one; a stall is found within two looks (2–4 minutes), where actions wait that long.
 LONG_POLL_STALL_AFTER = 2 * LONG_POLL
+LET_GO_BOUND = 2  # seconds for nats-server to confirm a life's subscription is gone
 
 # Fetches that bring nothing this long, while the consumer says messages wait: a stall. The
 # tool drover learns from once stopped taking messages for good this way, after a fetch error
@@ -68,12 +72,20 @@ async def consume(
     seconds of empty fetches while messages wait), so its loop makes a new subscription.
     """
     generation = bus.generation
+    poll = min(poll, bus.dead_link_after)
     psub = await _subscribe(bus, stream, subject, durable, config)
     watch = _StallWatch(bus, psub, durable, stall_after)
     try:
         if await watch.start() == 0:
             caught_up()
         while bus.generation == generation and not stopping():
+            if not bus.is_connected:
+                # A fetch sent now would wait in nats-py's buffer, go out on the next
+                # connection and outlive this life there: the message JetStream delivers to
+                # it would reach no one until its ack wait ran out. This life ends with the
+                # reconnect; the next asks anew.
+                await bus.past(generation).wait()
+                break
             try:
                 messages = await _fetch(psub, batch, poll, bus.past(generation))
             except nats.errors.Error:
@@ -93,9 +105,7 @@ async def consume(
             ):
                 return
     finally:
-        with contextlib.suppress(nats.errors.Error, TimeoutError):
-            await psub.unsubscribe()
-        await _hand_back(_left_in(psub))
+        await _let_go(bus, psub)
 
 
 async def _each(
@@ -173,6 +183,22 @@ async def _abandon(fetching: asyncio.Future[list[Msg]]) -> None:
     except (asyncio.CancelledError, TimeoutError, nats.errors.Error):
         return
     await _hand_back(messages)
+
+
+async def _let_go(bus: Bus, psub: JetStreamContext.PullSubscription) -> None:
+    """End this life's subscription with nothing lost. nats-server is told first, and a round
+    trip awaited: what it delivered before it stopped (above all to a fetch request of this
+    life it still held, such as one sent before a reconnect and alive for LONG_POLL) is here
+    by then, and goes back to the consumer with the rest. Unsubscribed at once, nats-py would
+    drop what arrived after, and it would come again only after its ack wait."""
+    sid = psub._sub._id  # nats-py offers no other way to tell the server before forgetting it
+    with contextlib.suppress(nats.errors.Error, TimeoutError):
+        if bus.is_connected:
+            await bus.nc._send_unsubscribe(sid)
+            await bus.nc.flush(timeout=LET_GO_BOUND)
+    with contextlib.suppress(nats.errors.Error, TimeoutError):
+        await psub.unsubscribe()
+    await _hand_back(_left_in(psub))
 
 
 def _left_in(psub: JetStreamContext.PullSubscription) -> list[Msg]:

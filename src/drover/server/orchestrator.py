@@ -631,7 +631,9 @@ class Orchestrator:
                     await self._take_one(result, entry, msg)
             return
         for (msg, result, _), stored in zip(taken, recorded, strict=True):
-            if not stored:
+            if stored:
+                _log_taken(result)
+            else:
                 _log_late(result)
             await msg.ack()
         if any(recorded):
@@ -693,6 +695,7 @@ class Orchestrator:
                 raise
             recorded = await self._record_unstorable(result, err, now)
         if recorded:
+            _log_taken(result)
             self.wake()  # the rollout may take its next step now
         else:
             _log_late(result)
@@ -754,6 +757,11 @@ async def _nak_all(messages: list[Msg], delay: float) -> None:
     for msg in messages:
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await msg.nak(delay=delay)
+
+
+def _log_taken(result: ActionResult) -> None:
+    with correlated(result.correlation):
+        log.debug("action %s: %s on %s", result.action_id, result.outcome, result.host)
 
 
 def _log_late(result: ActionResult) -> None:
