@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENROLL_CONCURRENCY = 16
+ENROLL_CONCURRENCY = 32
 ENROLL_TIMEOUT = 60.0  # seconds for one request
 ENROLL_TRIES = 3
 HOSTS_PER_PROCESS = 2500  # the default spread; each process is one event loop (one core at most)
