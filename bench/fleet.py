@@ -17,9 +17,10 @@ At each count:
 2. **Idle.** `--idle` seconds with nothing asked: CPU and RSS of the server, nats-server and
    the simulation's processes (per host: the simulation's, divided).
 3. **Ping-all.** `--pings` times, one after another: `POST /api/v1/actions {kind: ping}` to
-   every host, then `GET` the action every 20 ms until no host is pending or dispatched: from
-   the POST to the first answer that showed every host's result recorded (in the system of
-   record: the API reads it from there). Every host must have succeeded.
+   every host, then `GET` the action every 0.2 s (as `drover action` does) until no host is
+   pending or dispatched: from the POST to the first answer that showed every host's result
+   recorded (in the system of record: the API reads it from there). Every host must have
+   succeeded.
 4. **Raw fan-out ceiling.** The simulation stopped, as many nats-py clients as hosts, each with
    its own connection (TLS and a JWT, as an agent's), spread over as many processes, answer
    every message on one subject; one message is published to it with a reply subject, and
@@ -65,7 +66,7 @@ from drover.sim.launch import HOSTS_PER_PROCESS, application_file
 
 SERVICES = 20
 HEARTBEAT = 10.0
-POLL = 0.02  # seconds between two looks at a ping's action
+POLL = 0.2  # seconds between two looks at a ping's action, as `drover action` looks
 PING_BOUND = 300.0
 START_BOUND = 1500.0  # for a count's hosts to be enrolled, running and counted
 SUBJECT = "bench.fanout"
