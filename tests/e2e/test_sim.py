@@ -138,7 +138,8 @@ async def simulated(
     running = asyncio.create_task(hosts.run(stop, ready))
     try:
         await asyncio.wait_for(ready.wait(), 30)
-        await eventually(lambda: hosts_running(fleet, 3, 2), timeout=30)
+        if not flap_rate:  # flapping, some are down at any time
+            await eventually(lambda: hosts_running(fleet, 3, 2), timeout=30)
         yield hosts
     finally:
         stop.set()
@@ -172,7 +173,9 @@ async def test_a_simulated_failure_is_reported_and_the_agent_starts_the_service_
 
 
 async def test_the_flap_rate_fails_services_across_the_hosts(fleet: Fleet, tmp_path: Path) -> None:
-    async with simulated(fleet, tmp_path, flap_rate=10.0) as hosts:
+    # Slow enough that no service fails 5 times before its reconciler has started it again
+    # (it gives up then, as on a real host): about one failure a service every 2 s.
+    async with simulated(fleet, tmp_path, flap_rate=3.0) as hosts:
         seen: set[tuple[str, str]] = set()
 
         def failures_seen() -> bool:
