@@ -7,28 +7,39 @@ import asyncio
 import contextlib
 import time
 
+import pytest
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from drover.bus.connection import Bus
-from drover.bus.consume import LONG_POLL, Handle, consume
+from drover.bus.consume import LONG_POLL, Handle, HandleBatch, consume
 from drover.bus.embedded import EmbeddedNats
 from tests.conftest import eventually
 
 ACK_WAIT = 30.0  # what the server's results consumer has
 
 
-def life(bus: Bus, handle: Handle) -> asyncio.Task[None]:
+def life(
+    bus: Bus,
+    handle: Handle | None = None,
+    *,
+    handle_batch: HandleBatch | None = None,
+    durable: str = "worker",
+    batch: int = 3,
+    poll: float = 0.2,
+) -> asyncio.Task[None]:
+    """One life of a consumer of the WORK stream, made if missing."""
     return asyncio.create_task(
         consume(
             bus,
             stream="WORK",
             subject="work.>",
-            durable="worker",
+            durable=durable,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT),
             handle=handle,
-            batch=3,
-            poll=0.2,
+            handle_batch=handle_batch,
+            batch=batch,
+            poll=poll,
         )
     )
 
@@ -75,18 +86,7 @@ async def test_a_long_poll_brings_a_message_at_once_and_ends_when_the_bus_reconn
         taken.append(msg.data)
         await msg.ack()
 
-    waiting = asyncio.create_task(
-        consume(
-            bus,
-            stream="WORK",
-            subject="work.>",
-            durable="patient",
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT),
-            handle=take,
-            batch=1,
-            poll=LONG_POLL,
-        )
-    )
+    waiting = life(bus, take, durable="patient", batch=1, poll=LONG_POLL)
     try:
         await asyncio.sleep(0.5)  # the fetch is waiting on nats-server
         began = time.monotonic()
@@ -117,18 +117,7 @@ async def test_a_batch_handler_gets_the_whole_batch_and_what_it_did_not_ack_come
         await batch[0].ack()
         raise RuntimeError("the database went away after the first")
 
-    first = asyncio.create_task(
-        consume(
-            bus,
-            stream="WORK",
-            subject="work.>",
-            durable="batches",
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT),
-            handle_batch=half,
-            batch=4,
-            poll=0.2,
-        )
-    )
+    first = life(bus, handle_batch=half, durable="batches", batch=4)
     with contextlib.suppress(RuntimeError):
         await asyncio.wait_for(first, 10)
     assert batches == [[b"0", b"1", b"2", b"3"]]
@@ -140,17 +129,7 @@ async def test_a_batch_handler_gets_the_whole_batch_and_what_it_did_not_ack_come
         for msg in batch:
             await msg.ack()
 
-    second = asyncio.create_task(
-        consume(
-            bus,
-            stream="WORK",
-            subject="work.>",
-            durable="batches",
-            handle_batch=whole,
-            batch=4,
-            poll=0.2,
-        )
-    )
+    second = life(bus, handle_batch=whole, durable="batches", batch=4)
     try:
         # The three not acked come back at once (not after ACK_WAIT); the first never again.
         await eventually(lambda: sorted(again) == [b"1", b"2", b"3"], timeout=ACK_WAIT / 3)
@@ -158,3 +137,13 @@ async def test_a_batch_handler_gets_the_whole_batch_and_what_it_did_not_ack_come
         assert sorted(again) == [b"1", b"2", b"3"]
     finally:
         second.cancel()
+
+
+async def test_a_consumer_takes_one_handler_exactly(bus: Bus) -> None:
+    async def each(_msg: Msg) -> None: ...
+
+    async def whole(_batch: list[Msg]) -> None: ...
+
+    for handlers in ({}, {"handle": each, "handle_batch": whole}):
+        with pytest.raises(TypeError, match="one of handle and handle_batch"):
+            await life(bus, **handlers)  # type: ignore[arg-type]

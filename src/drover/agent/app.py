@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 OpenProviders = Callable[[asyncio.TaskGroup], list[Provider]]
 
 SYSTEMD_CONNECT_TIMEOUT = 10.0
-LOOPS_END_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -191,7 +190,7 @@ class Agent:
         self.executor.stopping = True
         with contextlib.suppress(TimeoutError):
             await bounded(self.executor.idle.wait(), self.settings.drain_timeout)
-        await end(loops, LOOPS_END_TIMEOUT)  # before the connections they use close
+        await end(loops)  # before the connections they use close
         if self.reconciler is not None:
             acting = self.reconciler.close()
             if acting:  # corrections already inside a provider finish before it closes

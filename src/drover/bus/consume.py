@@ -62,15 +62,16 @@ async def consume(
     """Fetch and `handle` messages one at a time until a reconnect or `stopping()`; or
     `handle_batch` each batch fetched, whole (it acks each message it is done with).
 
-    A message left unhandled because of `stopping()` is not acked, so JetStream delivers it
-    again to the next life of this consumer. `caught_up`, when given, is called whenever this
-    life has handled everything that was waiting for it: at once if nothing was, after the
-    last message that was, and after every fetch that found nothing.
+    A message left unhandled because of `stopping()` is handed back (nak), so JetStream
+    delivers it again at once, to the next life of this consumer. `caught_up`, when given, is
+    called whenever this life has handled everything that was waiting for it: at once if
+    nothing was, after the last message that was, and after every fetch that found nothing.
 
     With a `config`, the consumer is made if missing; without, it must exist (an agent's are
     made by the server): ConsumerMissing otherwise. Returns after a stall (`stall_after`
     seconds of empty fetches while messages wait), so its loop makes a new subscription.
     """
+    _one_of(handle, handle_batch)
     generation = bus.generation
     poll = min(poll, bus.dead_link_after)
     psub = await _subscribe(bus, stream, subject, durable, config)
@@ -106,6 +107,11 @@ async def consume(
                 return
     finally:
         await _let_go(bus, psub)
+
+
+def _one_of(handle: Handle | None, handle_batch: HandleBatch | None) -> None:
+    if (handle is None) == (handle_batch is None):
+        raise TypeError("consume() takes one of handle and handle_batch")
 
 
 async def _each(

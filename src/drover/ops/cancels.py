@@ -48,7 +48,11 @@ def checkpoint() -> None:
         raise asyncio.CancelledError
 
 
-async def end(tasks: list[asyncio.Task[None]], bound: float) -> None:
+# How long a stop cancels its loops again and again before it says which are stuck.
+LOOPS_END_BOUND = 5.0
+
+
+async def end(tasks: list[asyncio.Task[None]], bound: float = LOOPS_END_BOUND) -> None:
     """Cancel the tasks and wait until they have ended, cancelling again any that goes on,
     for at most `bound` seconds (then a warning: what still runs is stuck for good)."""
     clock = asyncio.get_running_loop()

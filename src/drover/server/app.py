@@ -55,9 +55,6 @@ from drover.store.overrides import OverrideStore
 
 log = logging.getLogger(__name__)
 
-# How long a stop cancels its loops again and again before it says which are stuck.
-LOOPS_END_TIMEOUT = 5.0
-
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -248,7 +245,7 @@ class Server:
             self.live.close()  # and so do the GUI's change streams
             self.http.stop()
             await http
-            await end(loops, LOOPS_END_TIMEOUT)
+            await end(loops)
         await self.lease.release()  # another server drives the rollouts from its next try
         await self.bus.close()
         await self.system_bus.close()
