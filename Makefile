@@ -62,17 +62,17 @@ bench: install debs ## run the benchmarks (real systemd, nats-server, agent); ~2
 	$(BIN)/python -m bench.agent_systemd
 
 lint: install ## ruff format check and lint
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
 
-types: install ## mypy strict over src and tests
+types: install ## mypy strict over src, tests and bench
 	$(BIN)/mypy
 
 check: lint types test ## everything CI runs
 
 fmt: install ## format and autofix
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 clean: ## remove the venv, caches and the dev data dir
 	rm -rf $(VENV) .drover .pytest_cache .mypy_cache .ruff_cache src/drover/_build_info.json \

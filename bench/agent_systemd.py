@@ -35,18 +35,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
-import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -60,11 +55,12 @@ from tests.systemd_namespace import SystemdNamespace
 
 from bench.kvtap import Arrival, Tap
 from bench.procs import Child, IdleFigures, rss_bytes, sample_idle, spawn
+from bench.stack import clean_env, drover_binary, machine, start_drover, wait_until
 from bench.stats import Summary
-from drover import __version__
 from drover.bus import subjects
-from drover.bus.embedded import BusSecurity, EmbeddedNats, free_port, nats_server_binary
+from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import ServiceState, UnitInventory
+from drover.ops.cancels import bounded
 
 HOST = "bench-host"
 APPLICATIONS = 4
@@ -132,60 +128,7 @@ def config_files(placed: list[Service]) -> dict[str, str]:
     return {f"{app}.yaml": "\n".join(lines) + "\n" for app, lines in files.items()}
 
 
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment without what would change how drover runs (settings, sd_notify)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DROVER_", "NOTIFY_", "WATCHDOG_")) and k != "DBUS_SYSTEM_BUS_ADDRESS"
-    }
-    return {**env, **(extra or {})}
-
-
-def drover_binary() -> str:
-    beside = Path(sys.executable).parent / "drover"
-    found = str(beside) if beside.exists() else shutil.which("drover")
-    if found is None:
-        raise FileNotFoundError("drover is not installed (make install)")
-    return found
-
-
 # -- starting the pieces ---------------------------------------------------------------------
-
-
-BENCH_USER = "bench"  # the admin the benchmarks call the API as
-
-
-async def start_server(
-    tmp: Path, bus: EmbeddedNats, port: int, password: str, poll: float = 2.0
-) -> Child:
-    """`drover server` on `bus`, with an admin `bench` whose password is `password`."""
-    database = ["--database", f"sqlite+aiosqlite:///{tmp}/drover.db"]
-    add_admin = [drover_binary(), "user", "add", BENCH_USER, "--role", "admin", "--password-stdin"]
-    await asyncio.to_thread(
-        subprocess.run,
-        [*add_admin, *database],
-        input=password + "\n",
-        text=True,
-        capture_output=True,
-        check=True,
-        timeout=60,
-        env=clean_env(),
-    )
-    assert bus.security is not None
-    argv = [drover_binary(), "server", "--nats", bus.url, "--config", str(tmp / "config")]
-    argv += ["--bus-authority", str(bus.security.authority.directory)]
-    argv += ["--nats-ca", str(bus.security.certificate.ca_file)]
-    argv += ["--listen", f"127.0.0.1:{port}", *database]
-    argv += ["--poll", str(poll), "--log-level", "WARNING"]
-    return await spawn("server", argv, tmp / "server.log", clean_env())
-
-
-async def signed_in_http(base: str, password: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=base, timeout=30)
-    response = await http.post("/api/v1/login", json={"name": BENCH_USER, "password": password})
-    response.raise_for_status()
-    return http
 
 
 async def start_agent(tmp: Path, bus: EmbeddedNats, ns: SystemdNamespace) -> Child:
@@ -204,29 +147,10 @@ async def start_agent(tmp: Path, bus: EmbeddedNats, ns: SystemdNamespace) -> Chi
 async def start_bare(tmp: Path, name: str, argv: list[str]) -> Child:
     child = await spawn(name, argv, tmp / f"{name}.log", clean_env(), stdout_pipe=True)
     assert child.process.stdout is not None
-    line = await asyncio.wait_for(child.process.stdout.readline(), 20)
+    line = await bounded(child.process.stdout.readline(), 20)
     if line.strip() != b"ready":
         raise RuntimeError(f"{name} did not start: {child.tail()}")
     return child
-
-
-async def wait_until(
-    what: str, check: Any, bound: float, watched: list[Child], interval: float = 0.2
-) -> Any:
-    """Poll `check()` (async) until it returns something truthy; fail if a watched child dies."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + bound
-    last: Any = None
-    while loop.time() < end:
-        for child in watched:
-            if not child.alive():
-                raise RuntimeError(f"{child.name} exited while waiting for {what}: {child.tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            last = await check()
-            if last:
-                return last
-        await asyncio.sleep(interval)
-    raise TimeoutError(f"{what}: not within {bound:.0f} s (last: {last!r})")
 
 
 async def running_count(http: httpx.AsyncClient) -> int:
@@ -354,22 +278,8 @@ async def run(opts: Options) -> dict[str, Any]:
             (tmp / "config").mkdir(exist_ok=True)
             (tmp / "config" / name).write_text(text)
 
-        bus = EmbeddedNats(tmp / "nats", security=BusSecurity.local(tmp / "bus"))
-        await bus.start()
-        stack.push_async_callback(bus.stop)
-        port = free_port()
-        password = secrets.token_urlsafe(18)
-        server = await start_server(tmp, bus, port, password)
-        stack.push_async_callback(server.stop)
-        base = f"http://127.0.0.1:{port}"
-
-        async def healthy() -> bool:
-            async with httpx.AsyncClient(base_url=base, timeout=5) as probe:
-                return (await probe.get("/healthz")).status_code == 200
-
-        await wait_until("server healthy", healthy, 30, [server])
-        http = await signed_in_http(base, password)
-        stack.push_async_callback(http.aclose)
+        drover = await start_drover(stack, tmp)
+        bus, http = drover.bus, drover.http
 
         nc = await superuser_client(bus)
         stack.push_async_callback(nc.close)
@@ -418,27 +328,6 @@ async def run(opts: Options) -> dict[str, Any]:
 
 
 # -- the report -------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    version = subprocess.run(
-        [str(nats_server_binary()), "--version"], capture_output=True, text=True, timeout=10
-    ).stdout.strip()
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cores": os.cpu_count(),
-        "cpu": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "nats_server": version,
-        "drover": __version__,
-    }
 
 
 def summaries(records: list[dict[str, Any]], field: str) -> Summary:
@@ -565,7 +454,7 @@ def parse(argv: list[str] | None) -> Options:
     return Options(units=args.units, samples=args.samples, idle=args.idle, out=args.out)
 
 
-async def bounded(opts: Options) -> dict[str, Any]:
+async def within_bound(opts: Options) -> dict[str, Any]:
     """The whole run within a bound; SIGTERM cancels it, so everything is still cleaned up."""
     task = asyncio.current_task()
     assert task is not None
@@ -577,7 +466,7 @@ async def bounded(opts: Options) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
     try:
-        result = asyncio.run(bounded(opts))
+        result = asyncio.run(within_bound(opts))
     except (asyncio.CancelledError, KeyboardInterrupt):
         print("interrupted; everything the bench started has been stopped", file=sys.stderr)
         return 130

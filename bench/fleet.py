@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -49,17 +48,10 @@ from typing import Any
 import httpx
 from tests.busauth import EVERYTHING, connect_options
 
-from bench.agent_systemd import (
-    clean_env,
-    drover_binary,
-    machine,
-    signed_in_http,
-    start_server,
-    wait_until,
-)
 from bench.procs import Child, cpu_ticks, rss_bytes, sample_idle, spawn
+from bench.stack import clean_env, drover_binary, machine, start_drover, wait_until
 from bench.stats import Summary
-from drover.bus.embedded import BusSecurity, EmbeddedNats, free_port
+from drover.bus.embedded import EmbeddedNats
 from drover.bus.trust.keys import KeyPair, Kind
 from drover.ops.cancels import bounded
 from drover.sim.launch import HOSTS_PER_PROCESS, application_file
@@ -268,28 +260,14 @@ async def at_count(
 
 
 async def run(opts: Options) -> dict[str, Any]:
-    password = secrets.token_urlsafe(18)
     results = []
     async with contextlib.AsyncExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="drover-bench-fleet-"))
         stack.callback(shutil.rmtree, tmp, True)
         (tmp / "config" / "applications").mkdir(parents=True)
         (tmp / "config" / "applications" / "sim.yaml").write_text(application_file(SERVICES))
-        bus = EmbeddedNats(tmp / "nats", security=BusSecurity.local(tmp / "bus"))
-        await bus.start()
-        stack.push_async_callback(bus.stop)
-        port = free_port()
-        server = await start_server(tmp, bus, port, password)
-        stack.push_async_callback(server.stop)
-        base = f"http://127.0.0.1:{port}"
-
-        async def healthy() -> bool:
-            async with httpx.AsyncClient(base_url=base, timeout=5) as probe:
-                return (await probe.get("/healthz")).status_code == 200
-
-        await wait_until("server healthy", healthy, 60, [server])
-        http = await signed_in_http(base, password)
-        stack.push_async_callback(http.aclose)
+        drover = await start_drover(stack, tmp)
+        bus, server, http, base = drover.bus, drover.server, drover.http, drover.base
         token = await api_token(http)
         for agents in opts.agents:
             results.append(await at_count(tmp, bus, server, http, token, base, agents, opts))

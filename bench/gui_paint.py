@@ -81,12 +81,12 @@ import httpx
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 from tests.busauth import superuser_client
 
-from bench.agent_systemd import BENCH_USER as USER
-from bench.agent_systemd import machine, signed_in_http, start_server, wait_until
 from bench.procs import CLK_TCK, Child, IdleFigures, cpu_ticks, rss_bytes, sample_idle
+from bench.stack import BENCH_USER as USER
+from bench.stack import machine, start_drover, wait_until
 from bench.stats import Summary
 from drover.bus import subjects
-from drover.bus.embedded import BusSecurity, EmbeddedNats, free_port
+from drover.bus.embedded import EmbeddedNats
 from drover.bus.messages import HostRecord, ServiceState, encode
 from drover.model.status import Convergence, ServiceStatus
 from drover.server.api.gui import BUNDLE
@@ -605,21 +605,9 @@ async def run(opts: Options) -> dict[str, Any]:
         (tmp / "config").mkdir()
         for name, text in fleet_files(opts).items():
             (tmp / "config" / name).write_text(text)
-        bus = EmbeddedNats(tmp / "nats", security=BusSecurity.local(tmp / "bus"))
-        await bus.start()
-        stack.push_async_callback(bus.stop)
-        port = free_port()
-        server = await start_server(tmp, bus, port, password, poll=CONFIG_POLL)
-        stack.push_async_callback(server.stop)
-        base = f"http://127.0.0.1:{port}"
-
-        async def healthy() -> bool:
-            async with httpx.AsyncClient(base_url=base, timeout=5) as probe:
-                return (await probe.get("/healthz")).status_code == 200
-
-        await wait_until("server healthy", healthy, 60, [server])
-        http = await signed_in_http(base, password)
-        stack.push_async_callback(http.aclose)
+        drover = await start_drover(stack, tmp, poll=CONFIG_POLL)
+        bus, server, http, base = drover.bus, drover.server, drover.http, drover.base
+        password = drover.password
         loaded = await load_fleet(tmp, bus, server, http, opts)
         rss_loaded = rss_bytes(server.pid) / 1e6
         probes = await stall_probe(base, PROBE_S)
