@@ -21,7 +21,10 @@ At each count:
    pending or dispatched: from the POST to the first answer that showed every host's result
    recorded (in the system of record: the API reads it from there). Every host must have
    succeeded.
-4. **Raw fan-out ceiling.** The simulation stopped, as many nats-py clients as hosts, each with
+4. **Reconnect storm.** nats-server stopped and started again on its port: from the stop
+   until every host's record says it connected since the restart and the overview counts
+   every host online and every service `ok` again.
+5. **Raw fan-out ceiling.** The simulation stopped, as many nats-py clients as hosts, each with
    its own connection (TLS and a JWT, as an agent's), spread over as many processes, answer
    every message on one subject; one message is published to it with a reply subject, and
    the time until the last answer arrived is taken, `--pings` times.
@@ -42,6 +45,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +208,30 @@ async def _fan_out_once(client: Any, agents: int) -> float:
     return elapsed
 
 
+async def reconnect_storm(
+    bus: EmbeddedNats, server: Child, sim: Child, http: httpx.AsyncClient, agents: int
+) -> float:
+    """nats-server stopped and started again on its port under every agent: seconds from the
+    stop until every host is connected again since the restart (its record says so) and the
+    overview counts every host online and every service `ok`."""
+    began = time.perf_counter()
+    restarted = datetime.now(UTC)
+    port = bus.port
+    await bus.stop()
+    bus.port = port
+    await bus.start()
+
+    async def back() -> bool:
+        response = await http.get("/api/v1/connections", params={"limit": 10_000})
+        response.raise_for_status()
+        since = [c["connected_since"] for c in response.json() if c["connected_since"]]
+        anew = sum(1 for s in since if datetime.fromisoformat(s) > restarted)
+        return anew == agents and await everyone_counted(http, agents)
+
+    await wait_until("every agent back", back, START_BOUND, [server, sim], interval=0.5)
+    return time.perf_counter() - began
+
+
 def worker_pids(sim: Child) -> list[int]:
     """The simulation's processes (the children of `drover sim`)."""
     children = Path(f"/proc/{sim.pid}/task/{sim.pid}/children").read_text().split()
@@ -237,6 +265,7 @@ async def at_count(
         sim_ticks = sum(f.ticks for name, f in idle.items() if name.startswith("sim"))
         sim_rss = sum(f.rss_mb_mean for name, f in idle.items() if name.startswith("sim"))
         pings = [await ping_all(http, agents) for _ in range(opts.pings)]
+        storm = await reconnect_storm(bus, server, sim, http, agents)
     finally:
         await sim.stop(timeout=60)
     raw = await raw_fan_out(tmp, bus, agents, opts.pings)
@@ -254,6 +283,7 @@ async def at_count(
         "sim_rss_mb_per_host": sim_rss / agents,
         "ping_all_s": Summary.of(pings).as_dict(),
         "ping_all_samples_s": pings,
+        "reconnect_storm_s": storm,
         "raw_fan_out_s": Summary.of(raw).as_dict(),
         "raw_fan_out_samples_s": raw,
     }

@@ -63,7 +63,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import random
 import secrets
 import shutil
 import signal
@@ -71,24 +70,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
-from tests.busauth import superuser_client
 
 from bench.procs import CLK_TCK, Child, IdleFigures, cpu_ticks, rss_bytes, sample_idle
 from bench.stack import BENCH_USER as USER
 from bench.stack import machine, start_drover, wait_until
 from bench.stats import Summary
-from drover.bus import subjects
+from bench.synthetic import (
+    SERVICES_PER_APP,
+    Expected,
+    application_files,
+    counted,
+    fleet_files,
+    populate,
+)
 from drover.bus.embedded import EmbeddedNats
-from drover.bus.messages import HostRecord, ServiceState, encode
-from drover.model.status import Convergence, ServiceStatus
 from drover.server.api.gui import BUNDLE
 
 CHROMIUM = "/usr/bin/chromium"
@@ -104,13 +106,6 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 VIEWPORT: ViewportSize = {"width": 1360, "height": 860}
-SERVICES_PER_APP = 2
-ENVIRONMENTS = ("prod", "staging")
-LABELLED_EVERY = 10  # one host in ten has labels in the config
-FAILED_SHARE = 0.005
-DRIFTED_SHARE = 0.02
-CHUNK = 1000  # KV puts in flight at once
-SEED = 20261201
 APP = "app00"  # the application page measured
 READY_MARK = "drover:overview-ready"
 PAGE_BOUND_MS = 30_000  # the longest a page may take to show what is waited for
@@ -196,19 +191,6 @@ class Options:
 
 
 @dataclass
-class Expected:
-    """What the overview must count once every write is in."""
-
-    ok: int = 0
-    drifted: int = 0
-    failed: int = 0
-
-    @property
-    def placements(self) -> int:
-        return self.ok + self.drifted + self.failed
-
-
-@dataclass
 class Samples:
     """Every figure of every run, by name."""
 
@@ -224,135 +206,6 @@ class Samples:
     def summary(self, name: str) -> Summary | None:
         found = self.values.get(name)
         return Summary.of(found) if found else None
-
-
-# -- the fleet ------------------------------------------------------------------------------
-
-
-def host_id(index: int) -> str:
-    return f"node-{index:05d}"
-
-
-def app_name(index: int) -> str:
-    return f"app{index:02d}"
-
-
-def service_names() -> list[str]:
-    return ["web", "worker"][:SERVICES_PER_APP]
-
-
-def fleet_files(opts: Options) -> dict[str, str]:
-    """The group that places every application on every host, and the labels of one host in
-    ten: the config the server starts with, which places nothing yet."""
-    labelled = [
-        f"  {host_id(i)}: {{labels: {{dc: {('zrh', 'fra')[i % 2]}, rack: r{i % 40:02d}}}}}"
-        for i in range(0, opts.hosts, LABELLED_EVERY)
-    ]
-    return {
-        "groups.yaml": "groups:\n  all:\n    hosts: ['*']\n",
-        "hosts.yaml": "hosts:\n" + "\n".join(labelled) + "\n" if labelled else "hosts: {}\n",
-    }
-
-
-def application_files(opts: Options) -> dict[str, str]:
-    """One YAML file per application, on every host, in one of the environments."""
-    files = {}
-    for index in range(opts.applications):
-        name = app_name(index)
-        lines = [
-            "applications:",
-            f"  {name}:",
-            f"    description: Benchmark application {index}.",
-            f"    owners: [team-{index % 4}]",
-            f"    environment: {ENVIRONMENTS[index % len(ENVIRONMENTS)]}",
-            "    groups: [all]",
-            "    services:",
-        ]
-        for service in service_names():
-            lines.append(f"      {service}: {{provider: process, command: [sleep, '3600']}}")
-        files[f"{name}.yaml"] = "\n".join(lines) + "\n"
-    return files
-
-
-def fleet_writes(opts: Options, expected: Expected) -> Iterator[tuple[str, bytes]]:
-    """Every KV write of the fleet, host by host: its services' states, then its record."""
-    rng = random.Random(SEED)
-    now = datetime.now(UTC)
-    for h in range(opts.hosts):
-        host = host_id(h)
-        for a in range(opts.applications):
-            for service in service_names():
-                state = _state(rng.random(), host, app_name(a), service, now, expected)
-                yield subjects.service_key(host, app_name(a), service), encode(state)
-        record = HostRecord(
-            host=host,
-            hostname=f"{host}.bench.example",
-            agent_version="0.0-bench",
-            started_at=now,
-            heartbeat_at=now,
-            heartbeat_interval=3600,
-        )
-        yield subjects.host_key(host), encode(record)
-
-
-def _state(
-    draw: float, host: str, application: str, service: str, now: datetime, expected: Expected
-) -> ServiceState:
-    base: dict[str, Any] = {"host": host, "application": application, "service": service}
-    base |= {"provider": "process", "since": now}
-    if draw < FAILED_SHARE:
-        expected.failed += 1
-        return ServiceState(
-            **base,
-            status=ServiceStatus.FAILED,
-            exit_code=1,
-            restarts=5,
-            message="exited with status 1",
-            convergence=Convergence.FAILED,
-        )
-    if draw < FAILED_SHARE + DRIFTED_SHARE:
-        expected.drifted += 1
-        return ServiceState(
-            **base, status=ServiceStatus.STOPPED, exit_code=0, convergence=Convergence.OBSERVED
-        )
-    expected.ok += 1
-    pid = 1000 + int(draw * 1_000_000)
-    return ServiceState(**base, status=ServiceStatus.RUNNING, pid=pid, convergence=Convergence.OK)
-
-
-async def populate(bus: EmbeddedNats, opts: Options) -> tuple[Expected, float]:
-    """Write the fleet into the state bucket, CHUNK puts in flight; the seconds it took."""
-    expected = Expected()
-    client = await superuser_client(bus)
-    try:
-        kv = await client.jetstream(timeout=30).key_value(subjects.STATE_BUCKET)
-        started = time.monotonic()
-        chunk: list[tuple[str, bytes]] = []
-        for write in fleet_writes(opts, expected):
-            chunk.append(write)
-            if len(chunk) == CHUNK:
-                await asyncio.gather(*(kv.put(key, value) for key, value in chunk))
-                chunk = []
-        await asyncio.gather(*(kv.put(key, value) for key, value in chunk))
-        return expected, time.monotonic() - started
-    finally:
-        await client.close()
-
-
-def counted(overview: dict[str, Any], opts: Options, expected: Expected) -> bool:
-    """Whether the overview counts every host online and every placement where it was put."""
-    totals = {"ok": 0, "drifted": 0, "failed": 0, "unknown": 0}
-    for app in overview["applications"]:
-        for bucket in totals:
-            totals[bucket] += app["counts"][bucket]
-    hosts = overview["hosts"]
-    return (
-        hosts["total"] == opts.hosts
-        and hosts["online"] == opts.hosts
-        and totals
-        == {"ok": expected.ok, "drifted": expected.drifted, "failed": expected.failed}
-        | {"unknown": 0}
-    )
 
 
 # -- the browser ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -207,22 +207,35 @@ class ApplicationPicture:
         return bucket(status, self.target(row, host)[0], self.online(host))
 
     def counts(self, hosts: set[str] | None = None) -> Counts:
-        """Every placement's bucket, counted; only on `hosts` if given. Unfiltered counts are
-        kept until the fleet, the config or the overrides in force change (so many pages
-        asking after one change count once)."""
+        """Every placement's bucket, counted; only on `hosts` if given.
+
+        Unfiltered counts are kept, host by host, and only the hosts the fleet told of a
+        change since are counted again: under a fleet's stream of state changes, a page that
+        asks counts what changed, not 200,000 placements. Everything is counted again when
+        what is placed where or the targets may have changed (the config, the fleet's hosts,
+        discovery, the overrides in force)."""
         if hosts is not None:
             return self._count(hosts)
-        cache = _COUNTS.setdefault(self._fleet, {})
         key = (
             self._config.revision,
-            self._fleet.version,
+            self._fleet.hosts_version,
             self._discovery.version if self._discovery else None,
             tuple(o.id for o in self._overrides),
         )
-        found = cache.get(self.name)
-        if found is None or found[0] != key:
-            found = cache[self.name] = (key, self._count(None))
-        return replace(found[1])
+        tally = _tallies(self._fleet).of(self.name, key)
+        if tally.stale:
+            tally.restart({host: self._host_counts(host) for host in self.hosts})
+        else:
+            for host in tally.take_changed():
+                tally.put(host, self._host_counts(host) if host in tally.hosts else None)
+        return tally.counts()
+
+    def _host_counts(self, host: str) -> _Row:
+        tally = [0, 0, 0, 0]
+        for row in self.services:
+            if host in row.hosts:
+                tally[_INDEX[self.bucket(row, host)]] += 1
+        return (tally[0], tally[1], tally[2], tally[3])
 
     def _count(self, hosts: set[str] | None) -> Counts:
         """The overview's inner loop, 200,000 times at 10,000 hosts × 20 services."""
@@ -257,10 +270,78 @@ class ApplicationPicture:
                 yield self.bucket(row, host)
 
 
-# Per fleet and application: its unfiltered counts, with what they were counted at.
-_COUNTS: weakref.WeakKeyDictionary[FleetView, dict[str, tuple[tuple[object, ...], Counts]]] = (
-    weakref.WeakKeyDictionary()
-)
+_Row = tuple[int, int, int, int]  # ok, drifted, failed, unknown: one host's placements
+_INDEX = {Bucket.OK: 0, Bucket.DRIFTED: 1, Bucket.FAILED: 2, Bucket.UNKNOWN: 3}
+
+
+class _Tally:
+    """An application's unfiltered counts, host by host, and the hosts changed since."""
+
+    def __init__(self, key: tuple[object, ...]) -> None:
+        self.key = key
+        self.stale = True  # nothing counted yet for this key
+        self.hosts: dict[str, _Row] = {}
+        self._totals = [0, 0, 0, 0]
+        self._changed: set[str] = set()
+
+    def restart(self, rows: dict[str, _Row]) -> None:
+        self.hosts = rows
+        self._totals = [sum(row[i] for row in rows.values()) for i in range(4)]
+        self._changed.clear()
+        self.stale = False
+
+    def changed(self, host: str) -> None:
+        if not self.stale:
+            self._changed.add(host)
+
+    def take_changed(self) -> set[str]:
+        taken, self._changed = self._changed, set()
+        return taken
+
+    def put(self, host: str, row: _Row | None) -> None:
+        old = self.hosts.pop(host, (0, 0, 0, 0))
+        if row is not None:
+            self.hosts[host] = row
+        new = row or (0, 0, 0, 0)
+        for i in range(4):
+            self._totals[i] += new[i] - old[i]
+
+    def counts(self) -> Counts:
+        ok, drifted, failed, unknown = self._totals
+        return Counts(ok=ok, drifted=drifted, failed=failed, unknown=unknown)
+
+
+class _FleetTallies:
+    """Every application's tally of one fleet, told of each change the fleet shows."""
+
+    def __init__(self, fleet: FleetView) -> None:
+        self._apps: dict[str, _Tally] = {}
+        fleet.listeners.append(self._told)
+
+    def of(self, application: str, key: tuple[object, ...]) -> _Tally:
+        tally = self._apps.get(application)
+        if tally is None or tally.key != key:
+            tally = self._apps[application] = _Tally(key)
+        return tally
+
+    def _told(self, host: str, application: str | None) -> None:
+        if application is not None:
+            if (tally := self._apps.get(application)) is not None:
+                tally.changed(host)
+            return
+        for tally in self._apps.values():  # the host itself: every application on it
+            tally.changed(host)
+
+
+_TALLIES: weakref.WeakKeyDictionary[FleetView, _FleetTallies] = weakref.WeakKeyDictionary()
+
+
+def _tallies(fleet: FleetView) -> _FleetTallies:
+    found = _TALLIES.get(fleet)
+    if found is None:
+        found = _TALLIES[fleet] = _FleetTallies(fleet)
+    return found
+
 
 # Per fleet and application: the hosts it is placed on, with the (config revision, the fleet's
 # hosts_version) they were found for. Glob and label matching of every host for every
