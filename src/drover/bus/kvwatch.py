@@ -3,6 +3,7 @@ and after a stall: entries the bus holds for the watch that do not arrive."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -47,7 +48,7 @@ async def watch_kv(
     try:
         while bus.generation == generation:
             try:
-                entry = await watcher.updates(timeout=poll)  # type: ignore[no-untyped-call]
+                entry = await _next(watcher, poll)
             except TimeoutError:  # nats.errors.TimeoutError is one
                 checkpoint()  # updates may have swallowed the cancel that stops this loop
                 if await stall.stalled():
@@ -74,6 +75,16 @@ async def watch_kv(
             await watcher.stop()  # type: ignore[no-untyped-call]
 
 
+async def _next(watcher: Any, poll: float) -> Any:
+    """The watch's next entry. One already waiting is taken at once: `updates` makes a task
+    and a timer for each (asyncio.wait_for), a fifth of a server's time under a fleet's
+    stream of state changes."""
+    waiting: asyncio.Queue[Any] | None = getattr(watcher, "_updates", None)  # nats-py's queue
+    if waiting is not None and not waiting.empty():
+        return waiting.get_nowait()
+    return await watcher.updates(timeout=poll)
+
+
 class _WatchStall:
     """A watch's stall check: its ordered consumer holds entries newer than any that arrived,
     waiting to be delivered or delivered (it acknowledges nothing) and never received."""
@@ -84,10 +95,11 @@ class _WatchStall:
         self._watcher = watcher
         self._check = StallCheck(stall_after, self._behind)
         self._seen = 0  # the newest revision that arrived
+        self._received = bus.metrics.messages_received.labels(bucket)
 
     def took(self, revision: int | None) -> None:
         if revision is not None:
-            self._bus.metrics.messages_received.labels(self._bucket).inc()
+            self._received.inc()
             self._seen = max(self._seen, revision)
         self._check.took()
 
