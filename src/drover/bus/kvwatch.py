@@ -22,6 +22,7 @@ OnEntry = Callable[[str, bytes | None], Awaitable[None]]
 OnReplayed = Callable[[set[str]], None]
 
 _DELETED = ("DEL", "PURGE")
+TURN_EVERY = 32  # entries taken from the queue between two turns of the event loop
 
 
 async def watch_kv(
@@ -45,6 +46,7 @@ async def watch_kv(
     watcher = await kv.watch(keys)
     replayed: set[str] | None = set()
     stall = _WatchStall(bus, bucket, watcher, stall_after)
+    pending = bus.metrics.consumer_pending.labels(bucket)
     try:
         while bus.generation == generation:
             try:
@@ -57,7 +59,6 @@ async def watch_kv(
             except nats.errors.Error:
                 bus.metrics.bus_errors.labels("watch").inc()
                 raise
-            checkpoint()
             stall.took(entry.revision if entry is not None else None)
             if entry is None:  # the end of the replay
                 if replayed is not None and on_replayed is not None:
@@ -65,7 +66,7 @@ async def watch_kv(
                 replayed = None
                 continue
             if entry.delta is not None:
-                bus.metrics.consumer_pending.labels(bucket).set(entry.delta)
+                pending.set(entry.delta)
             if replayed is not None:
                 replayed.add(entry.key)
             deleted = entry.operation in _DELETED or not entry.value
@@ -81,8 +82,12 @@ async def _next(watcher: Any, poll: float) -> Any:
     stream of state changes."""
     waiting: asyncio.Queue[Any] | None = getattr(watcher, "_updates", None)  # nats-py's queue
     if waiting is not None and not waiting.empty():
+        if waiting.qsize() % TURN_EVERY == 0:
+            await asyncio.sleep(0)  # a turn for the API between two runs of entries
         return waiting.get_nowait()
-    return await watcher.updates(timeout=poll)
+    entry = await watcher.updates(timeout=poll)
+    checkpoint()  # updates may have swallowed the cancel that stops this loop
+    return entry
 
 
 class _WatchStall:

@@ -74,6 +74,14 @@ class FleetView:
         cause = f"no heartbeat for {LOST_AFTER.total_seconds() / 3600:g} h"
         return HostStatus(record, Lifecycle.LOST, record.heartbeat_at + LOST_AFTER, cause)
 
+    def lifecycle(self, host: str, now: datetime) -> Lifecycle | None:
+        """Where the host stood at the last sweep (at most one sweep old: what the pages were
+        told); a host no sweep has seen yet, now. A dict look-up, for counts over the fleet."""
+        if host in self._lifecycle:
+            return self._lifecycle[host]
+        status = self.host_status(host, now)
+        return status.state if status else None
+
     def services_of(self, host: str) -> list[ServiceState]:
         return [state for _, state in sorted(self._services.get(host, {}).items())]
 

@@ -190,9 +190,9 @@ def _host_totals(
     for host in ctx.fleet.hosts:
         if wanted is not None and (config is None or not _labelled(config, host, wanted)):
             continue
-        status = ctx.fleet.host_status(host, now)
-        if status is not None and seen.host(host):
-            by_state[status.state] += 1
+        state = ctx.fleet.lifecycle(host, now)
+        if state is not None and seen.host(host):
+            by_state[state] += 1
     return HostTotalsOut(
         online=by_state[Lifecycle.ONLINE],
         offline=by_state[Lifecycle.OFFLINE],
