@@ -222,7 +222,7 @@ async def reconnect_storm(
     await bus.start()
 
     async def back() -> bool:
-        response = await http.get("/api/v1/connections", params={"limit": 10_000})
+        response = await http.get("/connections", params={"limit": 10_000})
         response.raise_for_status()
         since = [c["connected_since"] for c in response.json() if c["connected_since"]]
         anew = sum(1 for s in since if datetime.fromisoformat(s) > restarted)
