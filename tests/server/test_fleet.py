@@ -4,12 +4,13 @@ collector's way (gc.freeze): a full collection over it stopped the server for 1.
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from drover.bus import subjects
 from drover.bus.connection import Bus, BusSettings
 from drover.ops.counters import Counters
-from drover.server import fleet as fleet_module
 from drover.server.fleet import FREEZE_FROM, FleetView
 
 
@@ -18,7 +19,7 @@ def test_a_large_replay_freezes_the_picture_and_a_small_one_does_not(
     entries: int, frozen: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     freezes: list[None] = []
-    monkeypatch.setattr(fleet_module.gc, "freeze", lambda: freezes.append(None))
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(None))
     fleet = FleetView(Bus(BusSettings(url="nats://127.0.0.1:1"), Counters()))
 
     fleet._prune({subjects.host_key(f"h{i}") for i in range(entries)})
