@@ -58,7 +58,7 @@ chaos: install debs ## the fault-injection suite in full (about an hour); counts
 	DROVER_CHAOS=full DROVER_CHAOS_REPORT=$(abspath $(CHAOS_REPORT)) \
 		$(BIN)/pytest -n 0 --no-cov -p no:cacheprovider tests/chaos
 
-bench: install debs ## run the benchmarks, write docs/benchmarks.{json,md}; ~15 min, needs root
+bench: install debs ## run the benchmarks, write docs/benchmarks.{json,md}; ~10 min, needs root
 	$(BIN)/python -m bench.all
 
 lint: install ## ruff format check and lint
