@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import nats
+from tests.reports import host_record
 
-from bench.synthetic import app_name, host_id, host_record, service_names
+from bench.synthetic import app_name, host_id, service_names
 from drover.bus import subjects
 from drover.bus.messages import ServiceState, encode
 from drover.model.status import Convergence, ServiceStatus

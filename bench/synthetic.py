@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from tests.busauth import superuser_client
+from tests.reports import host_record
 
 from drover.bus import subjects
 from drover.bus.embedded import EmbeddedNats
-from drover.bus.messages import HostRecord, ServiceState, encode
+from drover.bus.messages import ServiceState, encode
 from drover.model.status import Convergence, ServiceStatus
 
 SERVICES_PER_APP = 2
@@ -110,18 +111,6 @@ def fleet_writes(opts: Shape, expected: Expected) -> Iterator[tuple[str, bytes]]
                 state = _state(rng.random(), host, app_name(a), service, now, expected)
                 yield subjects.service_key(host, app_name(a), service), encode(state)
         yield subjects.host_key(host), encode(host_record(host, now))
-
-
-def host_record(host: str, now: datetime) -> HostRecord:
-    """A host that heartbeats every hour, last at `now`: online for the whole run."""
-    return HostRecord(
-        host=host,
-        hostname=f"{host}.bench.example",
-        agent_version="0.0-bench",
-        started_at=now,
-        heartbeat_at=now,
-        heartbeat_interval=3600,
-    )
 
 
 def _state(

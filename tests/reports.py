@@ -26,24 +26,40 @@ async def report(
         kv = await client.jetstream().key_value(subjects.STATE_BUCKET)
         for (application, service), reported in services.items():
             status, convergence = reported if isinstance(reported, tuple) else (reported, None)
-            state = ServiceState(
-                host=host,
-                application=application,
-                service=service,
-                provider="process",
-                status=status,
-                since=now,
-                convergence=convergence,
-            )
+            state = service_state(host, application, service, status, now, convergence)
             await kv.put(subjects.service_key(host, application, service), encode(state))
-        record = HostRecord(
-            host=host,
-            hostname=f"{host}.example",
-            agent_version="0.0-reported",
-            started_at=now,
-            heartbeat_at=now,
-            heartbeat_interval=3600,
-        )
-        await kv.put(subjects.host_key(host), encode(record))
+        await kv.put(subjects.host_key(host), encode(host_record(host, now)))
     finally:
         await client.close()
+
+
+def host_record(host: str, heartbeat_at: datetime, heartbeat_interval: float = 3600) -> HostRecord:
+    """The record an agent writes for its host, its last heartbeat at `heartbeat_at`."""
+    return HostRecord(
+        host=host,
+        hostname=f"{host}.example",
+        agent_version="0.0-reported",
+        started_at=heartbeat_at,
+        heartbeat_at=heartbeat_at,
+        heartbeat_interval=heartbeat_interval,
+    )
+
+
+def service_state(
+    host: str,
+    application: str,
+    service: str,
+    status: ServiceStatus,
+    since: datetime,
+    convergence: Convergence | None = None,
+) -> ServiceState:
+    """A `process` service's state as its agent reports it."""
+    return ServiceState(
+        host=host,
+        application=application,
+        service=service,
+        provider="process",
+        status=status,
+        since=since,
+        convergence=convergence,
+    )

@@ -13,7 +13,7 @@ import pytest
 from drover.bus import subjects, topology
 from drover.bus.connection import Bus
 from drover.bus.embedded import EmbeddedNats
-from drover.bus.messages import DesiredState, HostRecord, decode, encode
+from drover.bus.messages import DesiredState, decode, encode
 from drover.bus.trust.keys import KeyPair, Kind
 from drover.config.loader import load_files
 from drover.config.schema import FleetConfig
@@ -25,6 +25,7 @@ from drover.server import desired
 from drover.server.fleet import FleetView
 from tests.busauth import bus_settings
 from tests.conftest import eventually
+from tests.reports import host_record
 
 HOSTS = 250  # more than one YIELD_EVERY
 
@@ -43,15 +44,7 @@ applications:
 
 
 def joined(fleet: FleetView, host: str) -> None:
-    now = datetime.now(UTC)
-    record = HostRecord(
-        host=host,
-        hostname=host,
-        agent_version="t",
-        started_at=now,
-        heartbeat_at=now,
-        heartbeat_interval=10,
-    )
+    record = host_record(host, datetime.now(UTC), heartbeat_interval=10)
     fleet.apply(subjects.host_key(host), encode(record))
 
 

@@ -9,13 +9,14 @@ import pytest
 
 from drover.bus import subjects
 from drover.bus.connection import Bus, BusSettings
-from drover.bus.messages import HostRecord, ServiceState, encode
+from drover.bus.messages import encode
 from drover.config.loader import load_files
 from drover.model.override import Override
 from drover.model.status import ServiceStatus, TargetStatus
 from drover.ops.counters import Counters
 from drover.server.fleet import FleetView
 from drover.server.health import ApplicationPicture, Bucket, Counts, bucket
+from tests.reports import host_record, service_state
 
 S, T = ServiceStatus, TargetStatus
 
@@ -77,35 +78,12 @@ def test_counts_kept_change_by_change_are_the_counts_of_everything() -> None:
     hosts = [f"h{i:02d}" for i in range(30)]
 
     def record(host: str, heartbeat_at: datetime) -> None:
-        fleet.apply(
-            subjects.host_key(host),
-            encode(
-                HostRecord(
-                    host=host,
-                    hostname=host,
-                    agent_version="t",
-                    started_at=heartbeat_at,
-                    heartbeat_at=heartbeat_at,
-                    heartbeat_interval=10,
-                )
-            ),
-        )
+        fleet.apply(subjects.host_key(host), encode(host_record(host, heartbeat_at, 10)))
 
     def state(host: str, app: str, service: str) -> None:
         status = rng.choice([S.RUNNING, S.STOPPED, S.FAILED, S.UNKNOWN, S.STARTING])
-        fleet.apply(
-            subjects.service_key(host, app, service),
-            encode(
-                ServiceState(
-                    host=host,
-                    application=app,
-                    service=service,
-                    provider="process",
-                    status=status,
-                    since=clock,
-                )
-            ),
-        )
+        reported = service_state(host, app, service, status, clock)
+        fleet.apply(subjects.service_key(host, app, service), encode(reported))
 
     def pictures(overrides: list[Override]) -> list[ApplicationPicture]:
         return [
