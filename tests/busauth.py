@@ -19,7 +19,7 @@ import nats
 from nats.aio.client import Client
 
 from drover.agent.files import write_atomically
-from drover.bus import topology
+from drover.bus import subjects, topology
 from drover.bus.connection import Bus, BusSettings
 from drover.bus.embedded import BusSecurity, EmbeddedNats
 from drover.bus.trust import permissions, signing
@@ -94,6 +94,7 @@ def write_enrollment(security: BusSecurity, host: str, data_dir: Path, nats_url:
         "nats_urls": [nats_url],
         "action_signer": authority.signer.public_key,
         "has_ca": True,
+        "jetstream_domain": subjects.JS_DOMAIN,  # as the server's enrollment gives it
     }
     write_atomically(directory / "enrollment.json", json.dumps(saved).encode())
 

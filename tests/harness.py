@@ -17,6 +17,7 @@ from drover.bus.connection import BusSettings
 from drover.bus.embedded import EmbeddedNats
 from drover.cli.dev import enroll_local_agent
 from drover.model.access import Grant, Role
+from drover.ops.clock import Clock
 from drover.server.app import Server, ServerSettings
 from drover.server.auth.settings import AuthSettings
 from tests.busauth import enroll_directly
@@ -59,13 +60,14 @@ class Fleet:
         auth: AuthSettings | None = None,
         port: int = 0,
         drain_grace: float = 0.0,
+        clock: Clock | None = None,
     ) -> Server:
         """The server; `drain_grace`: how long a stop waits with /healthz failing (none here,
         as with no balancer in front)."""
         settings = self._server_settings(
             poll, answer_grace, database_url, auth, port, "test-server"
         )
-        self.server = Server(replace(settings, drain_grace=drain_grace))
+        self.server = Server(replace(settings, drain_grace=drain_grace), clock)
         self.running.append(_launch(self.server.run))
         await asyncio.wait_for(self.server.ready.wait(), 20)
         assert self.server.http is not None
@@ -124,10 +126,12 @@ class Fleet:
         *,
         enroll: bool = True,
         metrics_listen: tuple[str, int] | None = None,
+        nats_url: str | None = None,
     ) -> Agent:
         """An agent; with `systemd_bus` it manages units of that systemd, else none at all.
         `systemd_root`: where that systemd's files are seen from here (its namespace's root).
-        `enroll`: enroll it first (or renew what it has); else it starts with what it has."""
+        `enroll`: enroll it first (or renew what it has); else it starts with what it has.
+        `nats_url`: where it connects (an outpost's), instead of where its enrollment says."""
         data_dir = self.tmp / "agents" / host
         if not enroll:
             pass
@@ -141,7 +145,7 @@ class Fleet:
                 data_dir=data_dir,
                 bus=BusSettings(name=f"test-agent-{host}"),
                 # On a cluster, the URLs its enrollment gave it, as a real agent has them.
-                nats_url=None if self.bus_urls else self.nats.url,
+                nats_url=nats_url or (None if self.bus_urls else self.nats.url),
                 heartbeat_interval=1.0,
                 drain_timeout=5.0,
                 systemd="on" if systemd_bus else "off",

@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "agent": {"model", "ops", "bus"},
     "server": {"model", "ops", "bus", "store", "config"},
     "sim": {"model", "ops", "bus", "agent"},
-    "cli": {"model", "ops", "bus", "store", "config", "server", "agent", "sim"},
+    "outpost": {"model", "ops", "bus"},
+    "cli": {"model", "ops", "bus", "store", "config", "server", "agent", "sim", "outpost"},
 }
 
 

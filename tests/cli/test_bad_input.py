@@ -103,6 +103,25 @@ BAD_INPUT = {
         ["action", "start", "shop/web/x"],
         "'shop/web/x': expected APP or APP/SERVICE",
     ),
+    "outpost without its hub and certificate": (
+        ["outpost"],
+        "drover outpost needs --hub, --tls-cert, --tls-key, --tls-ca",
+    ),
+    "outpost with a certificate that is not there": (
+        [
+            *("outpost", "--hub", "tls://hub:7422", "--tls-cert", "cert.pem"),
+            *("--tls-key", "key.pem", "--tls-ca", "ca.pem"),
+        ],
+        "--tls-cert cert.pem: no such file",
+    ),
+    "outpost named with a space": (
+        ["outpost", "init", "far away", "--out", "bundle"],
+        "outpost name 'far away': expected letters, digits, '-' and '_' (it names subjects)",
+    ),
+    "outpost bundle without a bus authority": (
+        ["outpost", "init", "far", "--out", "bundle", "--bus-authority", "none"],
+        "none/operator.nk: missing; make the bus authority with `drover bus init --dir none`",
+    ),
 }
 
 
@@ -111,6 +130,19 @@ def test_bad_input_is_one_line_of_error_and_exit_2(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     assert_one_line_error(drover(tmp_path, *args), 2, message)
+
+
+def test_an_outpost_without_its_bundle_says_how_to_make_one_and_exits_2(tmp_path: Path) -> None:
+    for name in ("cert.pem", "key.pem", "ca.pem"):
+        (tmp_path / name).write_text("")
+    certificate = ["--tls-cert", "cert.pem", "--tls-key", "key.pem", "--tls-ca", "ca.pem"]
+    result = drover(tmp_path, "outpost", "--bundle", "b", "--hub", "tls://h:7422", *certificate)
+    assert_one_line_error(
+        result,
+        2,
+        f"--bundle: {tmp_path}/b/outpost.json: missing; make the bundle on the hub's side with "
+        "`drover outpost init NAME --out DIR` and copy DIR here",
+    )
 
 
 def test_an_agent_not_enrolled_says_how_to_enroll_and_exits_2(tmp_path: Path) -> None:

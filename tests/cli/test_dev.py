@@ -112,6 +112,8 @@ def spawn_dev(tmp_path: Path) -> tuple[str, subprocess.Popen[str]]:
                 str(tmp_path / "config"),
                 "--host-id",
                 "devhost",
+                "--leaf-port",  # outposts may link to it (docs/operations.md)
+                str(free_port()),
             ],
             # A file, not a pipe: nobody reads a pipe while it runs, and a full pipe would block it.
             stdout=log,
@@ -176,7 +178,9 @@ def test_drover_dev_comes_up_is_driven_by_the_cli_and_leaves_no_process(
     assert data.stat().st_mode & 0o777 == 0o700  # the database holds hashes and the audit
     for secret in (data / "token", data / "admin-password"):
         assert secret.stat().st_mode & 0o777 == 0o600
-    assert f"export DROVER_TOKEN_FILE={data / 'token'}" in (tmp_path / "dev.log").read_text()
+    said = (tmp_path / "dev.log").read_text()
+    assert f"export DROVER_TOKEN_FILE={data / 'token'}" in said
+    assert "outposts' leaf node links taken on 127.0.0.1:" in said
     password = (data / "admin-password").read_text().strip()
     signed_in = httpx.post(f"{url}/api/v1/login", json={"name": "admin", "password": password})
     assert signed_in.status_code == 200, signed_in.text

@@ -67,6 +67,9 @@ class Enrollment:
     directory: Path
     has_ca: bool = False
     has_server_ca: bool = False
+    # The hub's JetStream domain: the agent calls JetStream through it, which works from
+    # behind an outpost too. None (enrolled before the hub had one): directly.
+    jetstream_domain: str | None = None
 
     @property
     def seed_file(self) -> Path:
@@ -99,6 +102,7 @@ class Enrollment:
                 directory=directory,
                 has_ca=bool(saved.get("has_ca")),
                 has_server_ca=bool(saved.get("has_server_ca")),
+                jetstream_domain=saved.get("jetstream_domain") or None,
             )
         except FileNotFoundError:
             raise NotEnrolled(
@@ -121,6 +125,7 @@ class Enrollment:
             identity=identity,
             tls_ca=self.ca_file or base.tls_ca,
             inbox_prefix=subjects.agent_inbox(self.host),
+            jetstream_domain=self.jetstream_domain,
         )
 
     def expires_at(self) -> datetime | None:
@@ -219,7 +224,17 @@ async def renew(enrollment: Enrollment, verify: bool | str | None = None) -> dat
         raise EnrollmentRefused(_why(response))
     answer = response.json()
     write_atomically(enrollment.jwt_file, answer["jwt"].encode(), mode=0o600)
+    domain = answer.get("jetstream_domain")
+    if domain and domain != enrollment.jetstream_domain:  # the hub has one now: from next start
+        _remember_domain(enrollment, domain)
     return enrollment.expires_at()
+
+
+def _remember_domain(enrollment: Enrollment, domain: str) -> None:
+    path = enrollment.directory / "enrollment.json"
+    saved = json.loads(path.read_text())
+    saved["jetstream_domain"] = domain
+    write_atomically(path, json.dumps(saved, indent=2).encode())
 
 
 async def keep_credentials_fresh(enrollment: Enrollment) -> None:
@@ -288,6 +303,7 @@ def _save(
         "action_signer": answer["action_signer"],
         "has_ca": bool(answer.get("ca_pem")),
         "has_server_ca": isinstance(verify, str),
+        "jetstream_domain": answer.get("jetstream_domain"),
     }
     write_atomically(directory / "enrollment.json", json.dumps(saved, indent=2).encode())
     return Enrollment.load(data_dir)

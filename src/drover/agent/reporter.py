@@ -6,9 +6,10 @@ back — and everything is written again after every reconnect, so a server that
 data (invariant 2: runtime state is recoverable) gets the whole picture back.
 
 Events are not coalesced: every change is spooled (EVENT_SPOOL of them at most; past that the
-oldest go, counted) until nats-server has taken it, so a host cut off for a while reports all
-that happened meanwhile, in the order it happened, once it is back. Each carries a message id
-the stream de-duplicates by, for a batch sent again because its flush went unanswered.
+oldest go, counted) until the events stream has stored it, so a host cut off for a while —
+itself, or its site behind an outpost — reports all that happened meanwhile, in the order it
+happened, once it is back. Each carries a message id the stream de-duplicates by, for one
+sent again because its answer was lost.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 ServiceKey = tuple[str, str]
 
 EVENT_SPOOL = 10_000  # changes kept for the events stream while the bus is away
-EVENT_BATCH = 500  # events sent before a flush asks the server whether it has them all
+EVENT_BATCH = 500  # events published at once, each then answered by the stream
 
 
 class Reporter:
@@ -122,20 +123,32 @@ class Reporter:
                 await bounded(self._wake.wait(), 1.0)
 
     async def _send_events(self) -> None:
-        """The oldest spooled changes, up to EVENT_BATCH, published in order; a flush (a ping
-        the server answers after it has read all before) says they arrived, and only then
-        do they leave the spool. A flush that fails raises with all of them still spooled."""
+        """The oldest spooled changes, up to EVENT_BATCH, published in order, all at once;
+        each leaves the spool once the stream has stored it (its answer, which comes through
+        an outpost as well: the outpost itself storing nothing, its word that it read them
+        would not do). A batch that fails raises with the first change not stored and all
+        after it still spooled; sent again, the stream knows what it has by message id."""
         batch = [self._events[n] for n in range(min(EVENT_BATCH, len(self._events)))]
-        nc = self._bus.nc
-        for number, state in batch:
-            subject = subjects.event_subject(self.host, state.application, state.service)
-            headers = {"Nats-Msg-Id": f"{self._life}.{number}"}
-            await nc.publish(subject, encode(state), headers=headers)
-        await nc.flush(timeout=max(1, round(self._bus.settings.request_timeout)))
-        self._bus.metrics.messages_published.labels("event").inc(len(batch))
-        last = batch[-1][0]
-        while self._events and self._events[0][0] <= last:
+        timeout = self._bus.settings.request_timeout
+        stored = await asyncio.gather(
+            *(
+                self._bus.js.publish(
+                    subjects.event_subject(self.host, state.application, state.service),
+                    encode(state),
+                    timeout=timeout,
+                    headers={"Nats-Msg-Id": f"{self._life}.{number}"},
+                )
+                for number, state in batch
+            ),
+            return_exceptions=True,
+        )
+        failed = next((s for s in stored if isinstance(s, BaseException)), None)
+        sent = stored.index(failed) if failed is not None else len(batch)
+        for _ in range(sent):
             self._events.popleft()
+        self._bus.metrics.messages_published.labels("event").inc(sent)
+        if failed is not None:
+            raise failed
 
     async def heartbeat(self) -> None:
         while True:

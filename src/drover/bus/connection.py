@@ -58,6 +58,9 @@ class BusSettings:
     identity: BusIdentity | None = None
     tls_ca: Path | None = None  # None: the system's trusted CAs (when the URL is tls://)
     inbox_prefix: str = "_INBOX"
+    # The JetStream domain to reach (an agent's: the hub's, whether it connects to the hub or
+    # to an outpost); None: the JetStream of the nats-server it connects to.
+    jetstream_domain: str | None = None
 
     @property
     def servers(self) -> list[str]:
@@ -144,7 +147,9 @@ class Bus:
                 checkpoint()  # the cancel a NATS call this round may have swallowed
                 await asyncio.sleep(delay)
                 continue
-            self._js = self._nc.jetstream(timeout=self.settings.request_timeout)
+            self._js = self._nc.jetstream(
+                timeout=self.settings.request_timeout, domain=self.settings.jetstream_domain
+            )
             log.info("connected to NATS at %s", self.settings.url)
             return
 
@@ -165,11 +170,13 @@ class Bus:
 
     async def kv(self, bucket: str) -> KeyValue:
         """A bucket of ours (bus/topology made it), without asking the server about it first:
-        an agent may not read stream information."""
+        an agent may not read stream information. Through a JetStream domain, only for
+        writing: its keys are written on subjects of the domain's API (nats-py 2.16 writes
+        them on the plain ones, which do not cross a leaf node)."""
         return KeyValue(
             name=bucket,
             stream=subjects.KV_STREAM_PREFIX + bucket,
-            pre=subjects.kv_subject(bucket, ""),
+            pre=subjects.kv_subject(bucket, "", self.settings.jetstream_domain),
             js=self.js,
             direct=False,
         )

@@ -15,6 +15,11 @@ nothing of another host's.
     stream DROVER_RESULTS  drover.result.<host>          ActionResult  (agent → server)
     stream DROVER_OUTPUT   drover.output.<host>          OutputChunk   (agent → server)
 
+The hub's JetStream has the domain JS_DOMAIN (its nats-server's `jetstream { domain: … }`), so
+that agents behind an outpost (a leaf node with no JetStream of its own) can reach it: they
+call the API as `$JS.drover.API.…` and write keys as `$JS.drover.API.$KV.<bucket>.<key>`, which
+the hub takes as `$JS.API.…` and `$KV.…`; agents connected to the hub may do the same.
+
 Each host's consumers (`agent-<host>` for actions, `aborts-<host>`, `desired-<host>`) are made by
 the server when the host enrolls: an agent may read from its own and may make none. Every name
 that ends in a host id starts with a prefix no other such name starts with, so no host id can
@@ -114,9 +119,20 @@ def kind_of(subject: str) -> str:
     return "other"
 
 
-def kv_subject(bucket: str, key: str) -> str:
-    """The subject a KV key is written on."""
-    return f"$KV.{bucket}.{key}"
+JS_API = "$JS.API"
+JS_DOMAIN = "drover"
+
+
+def js_api(domain: str | None) -> str:
+    """The JetStream API's prefix: the local one's, or that of the JetStream with `domain`."""
+    return f"$JS.{domain}.API" if domain else JS_API
+
+
+def kv_subject(bucket: str, key: str, domain: str | None = None) -> str:
+    """The subject a KV key is written on; through `domain`'s API when given (what a client
+    outside the hub's JetStream domain, behind a leaf node, must write to)."""
+    plain = f"$KV.{bucket}.{key}"
+    return f"{js_api(domain)}.{plain}" if domain else plain
 
 
 def agent_inbox(host: str) -> str:
@@ -124,6 +140,13 @@ def agent_inbox(host: str) -> str:
 
 
 SERVER_INBOX = "_INBOX.server"
+
+
+def outpost_inbox(name: str) -> str:
+    """Where the answers to an outpost's probes of the hub come."""
+    return f"_INBOX.outpost.{name}"
+
+
 # Core NATS, between servers: "look at the rollouts now" to the one that drives them, from one
 # that took a request, a result, an approval or a cancel (server/orchestrator.py).
 SERVER_WAKE = "drover.server.wake"

@@ -33,7 +33,13 @@ log = logging.getLogger(__name__)
 
 
 def dev(
-    listen: str, data_dir: Path, config: Path, ref: str | None, host_id: str | None, level: str
+    listen: str,
+    data_dir: Path,
+    config: Path,
+    ref: str | None,
+    host_id: str | None,
+    level: str,
+    leaf_port: int | None = None,
 ) -> None:
     level = options.log_level(level)
     host, port = options.listen_address(listen)
@@ -54,6 +60,7 @@ def dev(
                 config_path=config.resolve(),
                 config_ref=ref,
                 host_id=agent_host,
+                leaf_port=leaf_port,
             )
         )
     )

@@ -41,12 +41,15 @@ async def run_dev(
     config_ref: str | None,
     host_id: str | None,
     nats_port: int = 0,
+    leaf_port: int | None = None,
 ) -> None:
     await asyncio.to_thread(_private_dir, data_dir)
     security = await asyncio.to_thread(BusSecurity.local, data_dir / "bus")
-    nats = EmbeddedNats(data_dir / "nats", port=nats_port, security=security)
+    nats = EmbeddedNats(data_dir / "nats", port=nats_port, security=security, leaf_port=leaf_port)
     await nats.start()
     log.info("nats-server (pid %s) on %s", nats.pid(), nats.url)
+    if leaf_port is not None:
+        log.info("outposts' leaf node links taken on %s:%s", nats.host, nats.leaf_port)
     server = Server(
         ServerSettings(
             config_path=config_path,

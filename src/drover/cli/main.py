@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from drover.cli import approvals, commands, enrollment, people, sim
+from drover.cli import approvals, commands, enrollment, outposts, people, sim
 from drover.cli.client import CliError
 
 app = typer.Typer(
@@ -97,9 +97,13 @@ def dev(
     ref: Annotated[str | None, typer.Option(help="Git ref to follow")] = None,
     host_id: Annotated[str | None, typer.Option(help="the local agent's host id")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    leaf_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="take outposts' leaf node links on this port"),
+    ] = None,
 ) -> None:
     """Run nats-server, the server and a local agent in one process (the embedded default)."""
-    commands.dev(listen, data_dir, config, ref, host_id, log_level)
+    commands.dev(listen, data_dir, config, ref, host_id, log_level, leaf_port)
 
 
 @app.command(name="sim")
@@ -322,6 +326,76 @@ def agent(
         "log_format": log_format.value if log_format else None,
     }
     commands.agent({key: value for key, value in given.items() if value is not None}, config_file)
+
+
+OUTPOST_HELP = (
+    "Run an outpost: the bus at a remote site, a leaf node of the hub's nats-server that the "
+    "site's agents connect to, over one link that may drop for hours (docs/operations.md)."
+)
+outpost_app = typer.Typer(help=OUTPOST_HELP)
+app.add_typer(outpost_app, name="outpost")
+
+
+@outpost_app.callback(invoke_without_command=True)
+def outpost(
+    ctx: typer.Context,
+    bundle: Annotated[
+        Path, typer.Option(help="what `drover outpost init` made, copied here")
+    ] = Path("/etc/drover/outpost"),
+    hub: Annotated[
+        str | None,
+        typer.Option(help="the hub's leaf node URL(s), tls://HOST:7422, separated by commas"),
+    ] = None,
+    listen: Annotated[str, typer.Option(help="HOST:PORT its agents connect to")] = "0.0.0.0:4222",
+    data_dir: Annotated[Path, typer.Option(help="its working files")] = Path(
+        "/var/lib/drover/outpost"
+    ),
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="its TLS certificate, for the names agents use")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="that certificate's key")] = None,
+    tls_ca: Annotated[
+        Path | None, typer.Option(help="the CA of that certificate (the one agents trust)")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    log_format: Annotated[
+        LogFormat, typer.Option(help="text, or json for log collectors")
+    ] = LogFormat.TEXT,
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    if hub is None or tls_cert is None or tls_key is None or tls_ca is None:
+        missing = [
+            flag
+            for flag, value in (
+                ("--hub", hub),
+                ("--tls-cert", tls_cert),
+                ("--tls-key", tls_key),
+                ("--tls-ca", tls_ca),
+            )
+            if value is None
+        ]
+        raise CliError(f"drover outpost needs {', '.join(missing)}", 2)
+    outposts.run(
+        bundle, hub, listen, data_dir, (tls_cert, tls_key, tls_ca), log_level, log_format.value
+    )
+
+
+@outpost_app.command("init")
+def outpost_init(
+    name: Annotated[str, typer.Argument(help="the outpost's name, e.g. its site: zrh-branch")],
+    out: Annotated[Path, typer.Option(help="where to write its bundle")],
+    bus_authority: Annotated[
+        Path, typer.Option(help="the bus authority's keys (drover bus init)")
+    ] = Path("/var/lib/drover/bus"),
+    hub_ca: Annotated[
+        Path | None,
+        typer.Option(help="CA of the hub's leaf node certificate (default: the system's CAs)"),
+    ] = None,
+) -> None:
+    """Make an outpost's bundle, where the bus authority is: its credentials for the link to
+    the hub, and what it needs to trust the hosts' credentials."""
+    outposts.init(name, bus_authority, out, hub_ca)
 
 
 @app.command()

@@ -70,6 +70,7 @@ class AgentCredentials:
     nats_urls: tuple[str, ...]
     ca_pem: str | None  # None: the system's trusted CAs
     action_signer: str  # the public key whose signature every action carries
+    jetstream_domain: str | None = None  # the hub's, if it has one (outposts need it)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Enrollment:
         self.authority = authority
         self.settings = settings
         self._bus = bus
+        self._domain: str | None = None  # "" once known to be none
         self._system_bus = system_bus
         self._clock = clock
         self._account_stale = asyncio.Event()
@@ -284,7 +286,15 @@ class Enrollment:
             nats_urls=self.settings.agent_nats_urls or tuple(self._bus.settings.servers),
             ca_pem=ca_file.read_text() if ca_file is not None else None,
             action_signer=self.authority.signer.public_key,
+            jetstream_domain=await self._jetstream_domain(),
         )
+
+    async def _jetstream_domain(self) -> str | None:
+        """The domain of the hub's JetStream, asked once: agents that know it reach the hub's
+        JetStream through it, from behind an outpost too (bus/subjects.py)."""
+        if self._domain is None:
+            self._domain = (await self._bus.js.account_info()).domain or ""
+        return self._domain or None
 
     # -- keeping nats-server told -------------------------------------------------------
 

@@ -151,23 +151,39 @@ class Authority:
             staged.write(self.operator_jwt() + "\n")
         os.chmod(staged.name, 0o644)
         os.replace(staged.name, operator_file)
+        return trust_config(operator_file, self.system.public_key, self.preload(), resolver_dir)
+
+    def preload(self) -> dict[str, str]:
+        """Both accounts' JWTs, by public key, as a nats-server is given them at start. They
+        are dated when the authority was made, so they never replace the newer account JWT
+        the server pushed (with its revocations) into a resolver's directory."""
         made = self.made_at()
-        return "\n".join(
-            [
-                f"operator: {conf_string(str(operator_file))}",
-                f"system_account: {self.system.public_key}",
-                "resolver: {",
-                "  type: full",
-                f"  dir: {conf_string(str(resolver_dir))}",
-                "  allow_delete: false",
-                '  interval: "2m"',
-                "}",
-                "resolver_preload: {",
-                f"  {self.system.public_key}: {conf_string(self.system_account_jwt(made))}",
-                f"  {self.account.public_key}: {conf_string(self.account_jwt({}, made))}",
-                "}",
-            ]
-        )
+        return {
+            self.system.public_key: self.system_account_jwt(made),
+            self.account.public_key: self.account_jwt({}, made),
+        }
+
+
+def trust_config(
+    operator_file: Path, system_account: str, preload: Mapping[str, str], resolver_dir: Path
+) -> str:
+    """Operator mode with a full resolver kept in `resolver_dir`, preloaded with `preload`
+    (account public key → JWT)."""
+    return "\n".join(
+        [
+            f"operator: {conf_string(str(operator_file))}",
+            f"system_account: {system_account}",
+            "resolver: {",
+            "  type: full",
+            f"  dir: {conf_string(str(resolver_dir))}",
+            "  allow_delete: false",
+            '  interval: "2m"',
+            "}",
+            "resolver_preload: {",
+            *(f"  {key}: {conf_string(token)}" for key, token in preload.items()),
+            "}",
+        ]
+    )
 
 
 def _now() -> int:

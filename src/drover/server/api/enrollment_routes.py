@@ -56,6 +56,9 @@ class CredentialsOut(Body):
     nats_urls: list[str]
     ca_pem: str | None = Field(description="the CA that signed nats-server's certificate")
     action_signer: str = Field(description="the public key every action is signed with")
+    jetstream_domain: str | None = Field(
+        default=None, description="the hub's JetStream domain, which the agent calls it by"
+    )
 
 
 class HostKeyOut(Body):
