@@ -47,7 +47,7 @@ run: install gui ## start drover on its embedded default: nats-server, server, a
 # systemd namespace and browser, so tests share nothing but the machine.
 test: install debs gui ## run the tests: the GUI's own (Vitest), then pytest (real NATS, systemd, Chromium)
 	cd web && npm test --silent
-	$(BIN)/pytest -n auto --dist load
+	$(BIN)/pytest -n auto --dist load --durations=25
 
 # The fault-injection suite in full: each scenario of tests/chaos many cycles over, one at a
 # time (their timing is part of what they test). Each scenario's counts go to CHAOS_REPORT,
