@@ -50,13 +50,14 @@ test: install debs gui ## run the tests: the GUI's own (Vitest), then pytest (re
 	$(BIN)/pytest -n auto --dist load --durations=25
 
 # The fault-injection suite in full: each scenario of tests/chaos many cycles over, one at a
-# time (their timing is part of what they test). Each scenario's counts go to CHAOS_REPORT,
-# from which docs/reliability.md takes its figures. `make test` runs them a cycle or two.
+# time (their timing is part of what they test), and the outposts' cuts at their full length
+# (tests/outpost). Each scenario's counts go to CHAOS_REPORT, from which docs/reliability.md
+# takes its figures. `make test` runs them a cycle or two, the cuts time-compressed.
 CHAOS_REPORT ?= chaos-report.jsonl
 chaos: install debs ## the fault-injection suite in full (about an hour); counts in chaos-report.jsonl
 	rm -f $(CHAOS_REPORT)
 	DROVER_CHAOS=full DROVER_CHAOS_REPORT=$(abspath $(CHAOS_REPORT)) \
-		$(BIN)/pytest -n 0 --no-cov -p no:cacheprovider tests/chaos
+		$(BIN)/pytest -n 0 --no-cov -p no:cacheprovider tests/chaos tests/outpost
 
 bench: install debs ## run the benchmarks, write docs/benchmarks.{json,md}; ~10 min, needs root
 	$(BIN)/python -m bench.all
