@@ -44,6 +44,7 @@ def agent_refusals(me: str, other: str) -> list[tuple[str, str]]:
     """(pub|sub, subject) that the agent of `me` must be refused."""
     desired, actions = subjects.DESIRED_STREAM, subjects.ACTIONS_STREAM
     state, inventory = subjects.STATE_BUCKET, subjects.INVENTORY_BUCKET
+    domain = subjects.js_api(subjects.JS_DOMAIN)
     return [
         # another host's state, events, results, output, inventory
         ("pub", subjects.kv_subject(state, subjects.host_key(other))),
@@ -68,6 +69,10 @@ def agent_refusals(me: str, other: str) -> list[tuple[str, str]]:
         ("pub", f"$JS.API.CONSUMER.DURABLE.CREATE.{actions}.mine"),
         ("sub", subjects.action_subject(other)),
         ("sub", subjects.kv_subject(subjects.DESIRED_BUCKET, other)),
+        # the same through the hub's JetStream domain (what agents behind outposts use)
+        ("pub", f"{domain}.CONSUMER.MSG.NEXT.{actions}.{subjects.agent_actions_consumer(other)}"),
+        ("pub", subjects.kv_subject(state, subjects.host_key(other), subjects.JS_DOMAIN)),
+        ("pub", subjects.kv_subject(subjects.DESIRED_BUCKET, me, subjects.JS_DOMAIN)),
         # wildcards
         ("sub", ">"),
         ("sub", "drover.>"),
@@ -99,6 +104,7 @@ def agent_allowed(me: str) -> list[tuple[str, str]]:
     return [
         ("pub", subjects.result_subject(me)),
         ("pub", subjects.kv_subject(subjects.STATE_BUCKET, subjects.host_key(me))),
+        ("pub", subjects.kv_subject(subjects.STATE_BUCKET, subjects.host_key(me), "drover")),
         ("pub", subjects.event_subject(me, "shop", "web")),
         ("sub", f"{subjects.agent_inbox(me)}.probe"),
     ]
@@ -144,13 +150,15 @@ class Probe:
         await self.client.flush()
         told = f"permissions violation for {'publish' if verb == 'pub' else 'subscription'} to"
         logged = f"{'Publish' if verb == 'pub' else 'Subscription'} Violation"
-        wanted = f'"{subject.lower()}"'
+        # A call through the hub's JetStream domain is refused by the name it maps to there.
+        seen_as = _as_the_hub_maps_it(subject)
+        wanted = f'"{seen_as.lower()}"'
         loop = asyncio.get_running_loop()
         end = loop.time() + REFUSED_WITHIN
         while loop.time() < end:
             heard = any(told in e and wanted in e for e in self.errors)
             in_log = any(
-                logged in line and f'Subject "{subject}"' in line
+                logged in line and f'Subject "{seen_as}"' in line
                 for line in list(fleet.nats.log_lines)[seen:]
             )
             if heard and in_log:
@@ -159,6 +167,15 @@ class Probe:
                 break  # an allowed publish is never answered: half a second says enough
             await asyncio.sleep(0.02)
         return False
+
+
+def _as_the_hub_maps_it(subject: str) -> str:
+    """`$JS.drover.API.$KV.…` is `$KV.…` to the hub, `$JS.drover.API.…` is `$JS.API.…`."""
+    domain = subjects.js_api(subjects.JS_DOMAIN) + "."
+    if not subject.startswith(domain):
+        return subject
+    rest = subject.removeprefix(domain)
+    return rest if rest.startswith("$KV.") else f"{subjects.JS_API}.{rest}"
 
 
 @pytest.fixture
