@@ -59,3 +59,24 @@ def test_a_record_after_a_torn_line_is_still_readable(tmp_path: Path) -> None:
         f.write('{"id": "a4", "pha')
     Ledger(path).begin("a4")
     assert Ledger(path).unfinished() == ["a4"]
+
+
+def test_a_result_not_marked_sent_is_sent_by_the_next_life(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    for action_id in ("a1", "a2", "a3"):
+        ledger.begin(action_id)
+        ledger.finish(_result(action_id))
+    ledger.sent("a1")
+    ledger.sent("a3")
+    assert [r.action_id for r in Ledger(path).unsent()] == ["a2"]
+    ledger.sent("a2")
+    assert Ledger(path).unsent() == []
+
+
+def test_a_ledger_from_before_the_sent_marks_takes_its_results_as_sent(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    ledger.begin("old")
+    ledger.finish(_result("old"))  # no mark: written by an agent that made none
+    assert Ledger(path).unsent() == []

@@ -87,7 +87,11 @@ class Agent:
         )
         self.ledger = Ledger(settings.data_dir / "ledger.jsonl")
         self.reporter = Reporter(
-            settings.host_id, self.bus, self.clock, settings.heartbeat_interval
+            settings.host_id,
+            self.bus,
+            self.clock,
+            settings.heartbeat_interval,
+            settings.data_dir / "events.spool",
         )
         self.executor = Executor(
             settings.host_id,
@@ -198,6 +202,7 @@ class Agent:
         if self.providers is not None:
             await self.providers.close()
         await self.bus.close()
+        self.reporter.close()
         log.info("agent %s stopped", self.settings.host_id)
 
     async def _open_providers(self, tg: asyncio.TaskGroup) -> list[Provider]:

@@ -109,10 +109,10 @@ class Executor:
         # The bus generation in which the abort consumer last had nothing waiting for it.
         self._aborts_clear_in = -1
         self._aborts_news = asyncio.Event()
-        # Results in the ledger that did not reach the bus (the link broke as they went), by
-        # action id: sent first thing when it is back, not only when their action comes again
-        # after its ack wait (a minute).
-        self._unsent: dict[str, ActionResult] = {}
+        # Results in the ledger that did not reach the bus (the link broke as they went, in
+        # this life or an earlier one), by action id: sent first thing when it is back, not
+        # only when their action comes again after its ack wait (a minute).
+        self._unsent: dict[str, ActionResult] = {r.action_id: r for r in ledger.unsent()}
 
     async def consume(self) -> None:
         """One life of the fetch loop; returns to be recreated after a reconnect."""
@@ -413,6 +413,7 @@ class Executor:
         for action_id, result in list(self._unsent.items()):
             await self._bus.publish(subjects.result_subject(self.host), result)
             del self._unsent[action_id]
+            await asyncio.to_thread(self._ledger.sent, action_id)
 
 
 @contextlib.asynccontextmanager

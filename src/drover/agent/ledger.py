@@ -5,7 +5,11 @@ An action id is written here *before* the action runs, and its result after. So:
 - one that was begun but has no result was cut short by a crash: it is reported `interrupted`
   and never silently re-run;
 - one aborted before it began has its `cancelled` result here without a begin: when it is
-  delivered, it is answered from here and never runs.
+  delivered, it is answered from here and never runs;
+- a result the bus has stored is marked `sent`: one finished but not sent (the bus was away,
+  then the agent restarted) is sent by the next life at its start, not only when its action
+  comes again after its ack wait. A ledger from before these marks has all its results
+  taken as sent.
 
 The file is append-only JSON lines; a torn last line (power cut mid-write) is ignored.
 """
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 class LedgerEntry:
     action_id: str
     result: ActionResult | None  # None: begun, never finished
+    sent: bool = False  # the result reached the bus
 
 
 class Ledger:
@@ -45,6 +50,18 @@ class Ledger:
 
     def unfinished(self) -> list[str]:
         return [e.action_id for e in self._entries.values() if e.result is None]
+
+    def unsent(self) -> list[ActionResult]:
+        """Results the bus has not stored, oldest first."""
+        return [e.result for e in self._entries.values() if e.result is not None and not e.sent]
+
+    def sent(self, action_id: str) -> None:
+        entry = self._entries.get(action_id)
+        if entry is None or entry.result is None or entry.sent:
+            return
+        with self._lock:
+            self._append({"id": action_id, "phase": "sent"})
+            self._entries[action_id] = LedgerEntry(action_id, entry.result, sent=True)
 
     def begin(self, action_id: str) -> None:
         with self._lock:
@@ -99,16 +116,24 @@ class Ledger:
             raise LedgerError(f"cannot repair ledger {self.path}: {err}") from err
 
     def _read(self, lines: list[bytes]) -> None:
+        marked = False
         for number, raw in enumerate(lines, 1):
             try:
                 record = json.loads(raw)
                 action_id = str(record["id"])
-                result = (
-                    ActionResult.model_validate(record["result"])
-                    if record.get("phase") == "end"
-                    else None
-                )
+                phase = record.get("phase")
+                if phase == "sent":
+                    marked = True
+                    known = self._entries.get(action_id)
+                    if known is not None and known.result is not None:
+                        self._entries[action_id] = LedgerEntry(action_id, known.result, True)
+                    continue
+                result = ActionResult.model_validate(record["result"]) if phase == "end" else None
             except (ValueError, KeyError, TypeError):
                 log.warning("ledger %s line %d unreadable; skipped", self.path, number)
                 continue
             self._entries[action_id] = LedgerEntry(action_id, result)
+        if not marked:  # written before results were marked sent: take them all as sent
+            for action_id, entry in self._entries.items():
+                if entry.result is not None:
+                    self._entries[action_id] = LedgerEntry(action_id, entry.result, True)

@@ -5,8 +5,9 @@ The KV is coalesced per service — only the latest state of each is written onc
 back — and everything is written again after every reconnect, so a server that lost its KV
 data (invariant 2: runtime state is recoverable) gets the whole picture back.
 
-Events are not coalesced: every change is spooled (EVENT_SPOOL of them at most; past that the
-oldest go, counted) until the events stream has stored it, so a host cut off for a while —
+Events are not coalesced: every change is spooled (agent/spool.py: in memory and on disk;
+EVENT_SPOOL of them at most, past that the oldest go, counted) until the events stream has
+stored it, so a host cut off for a while —
 itself, or its site behind an outpost — reports all that happened meanwhile, in the order it
 happened, once it is back. Each carries a message id the stream de-duplicates by, for one
 sent again because its answer was lost.
@@ -18,11 +19,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections import deque
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import ParseResult
 
 from drover import __version__
+from drover.agent.spool import EventSpool
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.messages import HostRecord, ServiceState, encode
@@ -38,7 +40,14 @@ EVENT_BATCH = 500  # events published at once, each then answered by the stream
 
 
 class Reporter:
-    def __init__(self, host: str, bus: Bus, clock: Clock, heartbeat_interval: float) -> None:
+    def __init__(
+        self,
+        host: str,
+        bus: Bus,
+        clock: Clock,
+        heartbeat_interval: float,
+        spool_file: Path,
+    ) -> None:
         self.host = host
         self._bus = bus
         self._clock = clock
@@ -51,10 +60,15 @@ class Reporter:
         self._gone: set[ServiceKey] = set()
         self._wake = asyncio.Event()
         self._connection: tuple[int, datetime] | None = None  # (bus generation, since when)
-        # Changes not yet taken by nats-server, oldest first, by number in this life.
-        self._events: deque[tuple[int, ServiceState]] = deque()
+        # Changes not yet stored by the events stream, oldest first, with the message ids
+        # (unique across the agent's lives) the stream de-duplicates by; an earlier life's too.
+        self._events = EventSpool(
+            spool_file, EVENT_SPOOL, lambda: bus.counters.inc("agent.events_dropped")
+        )
+        restored = self._events.load()
+        if restored:
+            log.info("%d state change(s) of an earlier life not yet reported; sending", restored)
         self._changes = 0
-        # Message ids unique across the agent's lives: the stream de-duplicates by them.
         self._life = f"{host}.{int(self.started_at.timestamp() * 1_000_000)}"
 
     def on_change(self, state: ServiceState) -> None:
@@ -64,11 +78,12 @@ class Reporter:
         self._dirty.add(key)
         self._gone.discard(key)
         self._changes += 1
-        if len(self._events) >= EVENT_SPOOL:
-            self._events.popleft()
-            self._bus.counters.inc("agent.events_dropped")
-        self._events.append((self._changes, state))
+        self._events.add(f"{self._life}.{self._changes}", state)
         self._wake.set()
+
+    def close(self) -> None:
+        """What is still spooled stays in the file, for the next life."""
+        self._events.close()
 
     def latest(self) -> list[ServiceState]:
         """The newest state of every service of this host."""
@@ -128,7 +143,7 @@ class Reporter:
         an outpost as well: the outpost itself storing nothing, its word that it read them
         would not do). A batch that fails raises with the first change not stored and all
         after it still spooled; sent again, the stream knows what it has by message id."""
-        batch = [self._events[n] for n in range(min(EVENT_BATCH, len(self._events)))]
+        batch = self._events.oldest(EVENT_BATCH)
         timeout = self._bus.settings.request_timeout
         stored = await asyncio.gather(
             *(
@@ -136,16 +151,15 @@ class Reporter:
                     subjects.event_subject(self.host, state.application, state.service),
                     encode(state),
                     timeout=timeout,
-                    headers={"Nats-Msg-Id": f"{self._life}.{number}"},
+                    headers={"Nats-Msg-Id": msg_id},
                 )
-                for number, state in batch
+                for msg_id, state in batch
             ),
             return_exceptions=True,
         )
         failed = next((s for s in stored if isinstance(s, BaseException)), None)
         sent = stored.index(failed) if failed is not None else len(batch)
-        for _ in range(sent):
-            self._events.popleft()
+        self._events.sent(sent)
         self._bus.metrics.messages_published.labels("event").inc(sent)
         if failed is not None:
             raise failed
