@@ -6,7 +6,8 @@ its services keep changing and actions are asked of it. After the heal:
 - actions asked during the cut, with a deadline shorter than the cut, are `expired` on every
   host and never ran;
 - an action asked during the cut with a long deadline ran once on every host, after the heal;
-- every state change made during the cut (thousands) is on the hub's events stream, once;
+- every state change made during the cut (thousands) is on the hub's events stream, once —
+  those of the host whose agent is restarted during the cut (a reboot) too, from its disk;
 - the hub's state bucket holds what the hosts hold, and the hub sees every host online.
 
 The hosts are real agents (agent/app.py) on simulated services (sim/provider.py): the test
