@@ -1,14 +1,19 @@
-"""Hosts that report without an agent: their records and service states written to the state
-bucket as an agent would write them, for pages that need a fleet in a given shape (a drifted
-service, a failed one) at once and for sure."""
+"""Hosts' reports, both ways.
+
+Written without an agent: records and service states put in the state bucket as an agent would
+put them, for pages that need a fleet in a given shape (a drifted service, a failed one) at once
+and for sure. Read back: the state changes the events stream holds, in stream order, for tests
+that count what reached the hub."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from nats.aio.client import Client
+
 from drover.bus import subjects
 from drover.bus.embedded import EmbeddedNats
-from drover.bus.messages import HostRecord, ServiceState, encode
+from drover.bus.messages import HostRecord, ServiceState, decode, encode
 from drover.model.status import Convergence, ServiceStatus
 from tests.busauth import superuser_client
 
@@ -63,3 +68,24 @@ def service_state(
         since=since,
         convergence=convergence,
     )
+
+
+async def events_stored(bus: Client, subject: str = subjects.EVENTS_ALL) -> list[ServiceState]:
+    """The state changes on the events stream under `subject`, in stream order (an ordered
+    consumer read to the end)."""
+    js = bus.jetstream()
+    found: list[ServiceState] = []
+    if not (await js.stream_info(subjects.EVENTS_STREAM)).state.messages:
+        return found
+    sub = await js.subscribe(subject, stream=subjects.EVENTS_STREAM, ordered_consumer=True)
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=2)
+            except TimeoutError:
+                return found
+            found.append(decode(ServiceState, msg.subject, msg.data))
+            if msg.metadata.num_pending == 0:
+                return found
+    finally:
+        await sub.unsubscribe()

@@ -43,6 +43,7 @@ from tests.chaos.conftest import FULL, cycles, executions, journaled_command, re
 from tests.chaos.proxy import Proxy
 from tests.conftest import eventually
 from tests.harness import Fleet, fleet_of
+from tests.reports import events_stored
 
 HOST = "cut"
 SERVICES = 100
@@ -181,28 +182,10 @@ def agent_view(agent: Agent) -> dict[str, str]:
 
 async def events_in_order(bus: Client) -> dict[str, list[str]]:
     """Service → the messages of its events on the events stream, in stream order."""
-    js = bus.jetstream()
-    stream = await js.stream_info(subjects.EVENTS_STREAM)
     found: dict[str, list[str]] = {}
-    if not stream.state.messages:
-        return found
-    sub = await js.subscribe(
-        subjects.event_subject(HOST, "watched", "*"),
-        stream=subjects.EVENTS_STREAM,
-        ordered_consumer=True,
-    )
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=2)
-            except TimeoutError:
-                return found
-            state = decode(ServiceState, msg.subject, msg.data)
-            found.setdefault(state.service, []).append(state.message)
-            if msg.metadata.num_pending == 0:
-                return found
-    finally:
-        await sub.unsubscribe()
+    for state in await events_stored(bus, subjects.event_subject(HOST, "watched", "*")):
+        found.setdefault(state.service, []).append(state.message)
+    return found
 
 
 def change_number(message: str) -> int | None:

@@ -14,12 +14,12 @@ import pytest
 
 from tests.harness import Fleet
 
-# About 80 s a database: the coverage, fuzzing and stateful phases over every operation.
+# About 45 s a database: the coverage, fuzzing and stateful phases over every operation.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 # Per operation and phase: enough to reach every field of the request models, few enough for
-# `make test` (about a minute a database). The seed keeps a failure reproducible.
-EXAMPLES_PER_OPERATION = 10
+# `make test` (under a minute a database). The seed keeps a failure reproducible.
+EXAMPLES_PER_OPERATION = 5
 SEED = 20261201
 _SUMMARY = re.compile(r"(\d+) generated, (\d+) passed")
 

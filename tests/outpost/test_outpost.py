@@ -7,7 +7,7 @@ its services keep changing and actions are asked of it. After the heal:
   host and never ran;
 - an action asked during the cut with a long deadline ran once on every host, after the heal;
 - every state change made during the cut (thousands) is on the hub's events stream, once —
-  those of the host whose agent is restarted during the cut (a reboot) too, from its disk;
+  in the 3-minute cut, those of the host whose agent is restarted (a reboot) too, from its disk;
 - the hub's state bucket holds what the hosts hold, and the hub sees every host online.
 
 The hosts are real agents (agent/app.py) on simulated services (sim/provider.py): the test
@@ -48,6 +48,7 @@ from tests.chaos.conftest import cycles, executions, journaled_command, report
 from tests.conftest import eventually
 from tests.harness import Fleet, fleet_of
 from tests.outpost.conftest import ShiftedClock, Site, site_of
+from tests.reports import events_stored
 
 HOSTS = ("far-1", "far-2")
 SERVICES = 100  # per host
@@ -64,11 +65,17 @@ class Cut:
     name: str
     black: float  # seconds of real time the link passes nothing
     stands_for: float  # seconds the cut stands for: the clocks move on by the rest
+    reboot: bool = False  # a host's agent restarted during the cut
+
+
+# The reboot goes with the 3-minute cut, which is black past the actions consumer's 60 s ack
+# wait anyway: in a shorter cut, an action fetched by the agent's first life waits out that
+# ack wait at the hub after the heal, a minute of `make test` that proves nothing more.
 
 
 CUTS = [
     Cut("10s", 10, 10),
-    Cut("3min", cycles(65, 180), 180),
+    Cut("3min", cycles(65, 180), 180, reboot=True),
     Cut("1h", cycles(10, 65), 3600),
 ]
 
@@ -220,26 +227,11 @@ async def churn(hosts: dict[str, Host], seconds: float) -> int:
 
 async def events_by_host(bus: Client) -> dict[str, Counter[str]]:
     """Host → service → how many events of it the hub's events stream holds."""
-    js = bus.jetstream()
     found: dict[str, Counter[str]] = {host: Counter() for host in HOSTS}
-    if not (await js.stream_info(subjects.EVENTS_STREAM)).state.messages:
-        return found
-    sub = await js.subscribe(
-        subjects.EVENTS_ALL, stream=subjects.EVENTS_STREAM, ordered_consumer=True
-    )
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=2)
-            except TimeoutError:
-                return found
-            state = decode(ServiceState, msg.subject, msg.data)
-            if state.host in found and state.application == "site":
-                found[state.host][state.service] += 1
-            if msg.metadata.num_pending == 0:
-                return found
-    finally:
-        await sub.unsubscribe()
+    for state in await events_stored(bus):
+        if state.host in found and state.application == "site":
+            found[state.host][state.service] += 1
+    return found
 
 
 async def bucket_matches(bus: Client, hosts: dict[str, Host]) -> bool:
@@ -279,12 +271,14 @@ async def test_a_site_cut_off_loses_nothing_runs_nothing_twice_and_nothing_late(
     patient = await ask(fleet, "late", cut.stands_for + 600)
     made = await churn(hosts, cut.black - (loop.time() - cut_at) - 3)
     # A host rebooted during the cut: what its agent had spooled is on its disk.
-    restarted = HOSTS[-1]
-    await hosts[restarted].halt()
-    hosts[restarted] = await start_host(
-        fleet, site, restarted, remote.clock, hosts[restarted].changes
-    )
-    restored = len(hosts[restarted].agent.reporter._events)
+    restored = 0
+    if cut.reboot:
+        restarted = HOSTS[-1]
+        await hosts[restarted].halt()
+        hosts[restarted] = await start_host(
+            fleet, site, restarted, remote.clock, hosts[restarted].changes
+        )
+        restored = len(hosts[restarted].agent.reporter._events)
     await asyncio.sleep(max(0.0, cut_at + cut.black - loop.time()))
     during = sum(sum(h.changes.values()) for h in hosts.values()) - changes_before
     spooled = sum(len(h.agent.reporter._events) for h in hosts.values())
@@ -338,8 +332,10 @@ async def test_a_site_cut_off_loses_nothing_runs_nothing_twice_and_nothing_late(
         actions_settled_after_heal=round(settled_after, 1),
     )
     # 8,000, and the restarted agent's new services
-    assert during == made + SERVICES == 2 * SERVICES * CHURN_ROUNDS * len(HOSTS) + SERVICES
-    assert restored >= made // len(HOSTS)  # its first life's, from its disk
+    reborn = SERVICES if cut.reboot else 0
+    assert during == made + reborn == 2 * SERVICES * CHURN_ROUNDS * len(HOSTS) + reborn
+    if cut.reboot:
+        assert restored >= made // len(HOSTS)  # its first life's, from its disk
     assert await outcomes(fleet, slow) == {host: "succeeded" for host in HOSTS}
     assert set(slow_began.values()) == {1} and set(slow_ended.values()) == {1}
     assert len(slow_began) == len(HOSTS)

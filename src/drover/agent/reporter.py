@@ -7,10 +7,9 @@ data (invariant 2: runtime state is recoverable) gets the whole picture back.
 
 Events are not coalesced: every change is spooled (agent/spool.py: in memory and on disk;
 EVENT_SPOOL of them at most, past that the oldest go, counted) until the events stream has
-stored it, so a host cut off for a while —
-itself, or its site behind an outpost — reports all that happened meanwhile, in the order it
-happened, once it is back. Each carries a message id the stream de-duplicates by, for one
-sent again because its answer was lost.
+stored it, so a host cut off for a while — itself, or its site behind an outpost — reports all
+that happened meanwhile, in the order it happened, once it is back. Each carries a message id
+the stream de-duplicates by, for one sent again because its answer was lost.
 """
 
 from __future__ import annotations
