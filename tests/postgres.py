@@ -104,6 +104,31 @@ class PostgresCluster:
         )
         return self.url(name)
 
+    def dump(self, url: str) -> bytes:
+        """Everything the database of `url` holds, as pg_dump writes it (SQL)."""
+        done = subprocess.run(
+            [
+                str(self._bin / "pg_dump"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                USER,
+                "-d",
+                url.rsplit("/", 1)[1],
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        return done.stdout
+
+    @property
+    def log(self) -> Path:
+        """The server's own log."""
+        return self.root / "log"
+
     def stop(self) -> None:
         subprocess.run(
             [

@@ -241,7 +241,9 @@ class Agent:
         if os.geteuid() != 0:  # creating units takes root (or a polkit rule for this user)
             log.info("not root: supervised processes run as the agent's children")
             return [children(), script, systemd]
-        transient = TransientProcessProvider(host, clock, tg, address)
+        transient = TransientProcessProvider(
+            host, clock, tg, address, self.settings.data_dir / "secrets"
+        )
         if not await connected(transient, "supervised processes run as the agent's children"):
             return [children(), script, systemd]
         log.info("supervised processes run as transient systemd units")

@@ -10,8 +10,10 @@
   (docs/reliability.md, Gaps).
 - As `run_as` (user, or user:group) with that user's supplementary groups; never with the
   agent's own group, which for a root agent is root's.
-- In `/`, with a clean environment (PATH, HOME, USER, LOGNAME, LANG and DROVER_*), never the
-  agent's own, which may hold its credentials.
+- In `/`, with a clean environment (PATH, HOME, USER, LOGNAME, LANG, the command's `env` and
+  DROVER_*), never the agent's own, which may hold its credentials. The `env` values that are
+  secret references are resolved here, as it starts (agent/secrets.py), and masked in the
+  output sent to the server.
 
 A command that cannot start (no such program, no such user, not permitted) fails with the reason;
 it is not an error of the agent.
@@ -26,13 +28,14 @@ import logging
 import os
 import pwd
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from drover.agent.abort import Abort
 from drover.agent.lifeline import die_with_the_agent
 from drover.agent.output import OutputPublisher
+from drover.agent.secrets import Redactor, Secrets, SecretUnavailable, installed
 from drover.bus.connection import Bus
 from drover.bus.messages import CommandRun
 from drover.model.command import param_environment
@@ -97,9 +100,11 @@ class CommandRunner:
         *,
         kill_grace: float = KILL_GRACE,
         publish_bound: float = PUBLISH_BOUND,
+        secrets: Secrets | None = None,
     ) -> None:
         self._bus = bus
         self._host = host
+        self._secrets = secrets or installed()
         self._kill_grace = kill_grace
         self._publish_bound = publish_bound
 
@@ -108,13 +113,15 @@ class CommandRunner:
     ) -> CommandReport:
         """Run it to its end: its exit, its timeout, or `abort` (looked at until it exits)."""
         output = OutputPublisher(self._bus, self._host, action_id, run.output_limit)
+        redactor = Redactor()
         async with asyncio.TaskGroup() as tg:
             sending = tg.create_task(output.run())
             try:
                 ended = await self._execute(
-                    action_id, application, run, output.feed, abort or Abort()
+                    action_id, application, run, redactor, output.feed, abort or Abort()
                 )
             finally:
+                output.feed(redactor.flush())
                 output.close()
                 await _finish_within(sending, self._publish_bound)
         notes = [ended.note] if ended.note else []
@@ -142,6 +149,7 @@ class CommandRunner:
         action_id: str,
         application: str,
         run: CommandRun,
+        redactor: Redactor,
         sink: Callable[[bytes], None],
         abort: Abort,
     ) -> _Ended:
@@ -149,13 +157,21 @@ class CommandRunner:
             return _Ended(None, f"aborted by {abort.by} before it started", aborted=True)
         try:
             identity = identity_of(run.run_as)
-            process = await _spawn(
-                run, identity, environment(action_id, application, run, identity, self._host)
-            )
+            secret = await self._secrets.environment(run.secrets)
         except CannotRun as err:
             return _Ended(None, str(err))
+        except SecretUnavailable as err:
+            return _Ended(None, f"cannot run {run.argv[0]}: {err}")
+        redactor.add(secret.values())
+        env = environment(action_id, application, run, identity, self._host, secret)
+        try:
+            process = await _spawn(run, identity, env)
+        except CannotRun as err:
+            return _Ended(None, str(err))
+        finally:
+            del secret, env  # held no longer than the start takes
         log.info("action %s: %s started (pid %d)", action_id, run.name, process.pid)
-        return await self._supervise(process, run.timeout_s, sink, abort)
+        return await self._supervise(process, run.timeout_s, redactor.feeding(sink), abort)
 
     async def _supervise(
         self,
@@ -346,8 +362,15 @@ def _group_id(group: str, run_as: str) -> int:
 
 
 def environment(
-    action_id: str, application: str, run: CommandRun, identity: Identity, host: str
+    action_id: str,
+    application: str,
+    run: CommandRun,
+    identity: Identity,
+    host: str,
+    secret: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
+    """The command's whole environment: the basics, its `env` (which may set PATH or LANG),
+    its resolved `secret` values, and the DROVER_* variables, which it cannot set."""
     if identity.uid is None:
         me = _user_entry(str(os.geteuid()))
         name, home = (me.pw_name, me.pw_dir) if me else (str(os.geteuid()), "/")
@@ -359,6 +382,8 @@ def environment(
         "USER": name,
         "LOGNAME": name,
         "LANG": "C.UTF-8",
+        **run.env,
+        **(secret or {}),
         "DROVER_ACTION_ID": action_id,
         # The host's id in the fleet, which need not be its host name.
         "DROVER_HOST": host,

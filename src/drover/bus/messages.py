@@ -68,7 +68,10 @@ class DesiredService(Message):
     provider: str
     target: TargetStatus
     command: list[str] = Field(default_factory=list)  # provider process
-    env: dict[str, str] = Field(default_factory=dict)  # provider process
+    env: dict[str, str] = Field(default_factory=dict)  # provider process, script
+    # variable → secret reference (model/secret.py), resolved by the agent as it starts the
+    # process. Added within v1: an older agent ignores it and runs without those variables.
+    secrets: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None  # provider process
     unit: str | None = None  # provider systemd
     status_command: list[str] = Field(default_factory=list)  # provider script
@@ -128,6 +131,8 @@ class CommandRun(Message):
     run_as: str | None = None  # user or user:group; None: the agent's own
     timeout_s: float = Field(gt=0)
     output_limit: int = Field(gt=0)  # bytes of output kept; the rest is counted, not sent
+    env: dict[str, str] = Field(default_factory=dict)  # added within v1, as `secrets`
+    secrets: dict[str, str] = Field(default_factory=dict)  # variable → reference
 
 
 class ActionRequest(Message):

@@ -55,6 +55,7 @@ from drover.model.approval import (
 )
 from drover.model.command import CommandSpec
 from drover.model.names import HostId, Name
+from drover.model.secret import EnvName, EnvValue
 from drover.model.status import Policy, TargetStatus
 
 
@@ -70,9 +71,8 @@ def _glob(value: str) -> str:
     return value
 
 
-# What the kernel can pass to exec: no NUL anywhere, no '=' in a variable's name.
+# What the kernel can pass to exec: no NUL anywhere.
 Arg = Annotated[str, AfterValidator(_no_nul)]
-EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 # systemd's unit name characters, and one of the unit types an application service can be.
 UnitName = Annotated[
     str,
@@ -110,7 +110,9 @@ class ServiceSpec(_Strict):
     provider: Literal["process", "systemd", "script"] = "process"
     target: TargetStatus = TargetStatus.RUNNING
     command: list[Arg] = Field(default_factory=list, description="argv list; process only")
-    env: dict[EnvName, Arg] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] = Field(
+        default_factory=dict, description="values, or {secret: scheme:reference}"
+    )
     cwd: Arg | None = None
     unit: UnitName | None = Field(default=None, description="systemd unit name; systemd only")
     status: list[Arg] = Field(default_factory=list, description="argv; script only")

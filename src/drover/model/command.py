@@ -47,6 +47,8 @@ from pydantic import (
     model_validator,
 )
 
+from drover.model.secret import EnvName, EnvValue, plain_and_secret
+
 ParamValue = str | int | bool
 PARAM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 ParamName = Annotated[str, StringConstraints(pattern=PARAM_NAME_PATTERN)]
@@ -236,6 +238,9 @@ class CommandSpec(BaseModel):
         le=MAX_TIMEOUT_S,
         description="seconds; then its process group is stopped (SIGTERM, then SIGKILL)",
     )
+    env: dict[EnvName, EnvValue] = Field(
+        default_factory=dict, description="values, or {secret: scheme:reference}"
+    )
 
     @model_validator(mode="after")
     def _program_is_fixed(self) -> CommandSpec:
@@ -256,6 +261,10 @@ class CommandInvocation(BaseModel):
     run_as: str | None
     timeout_s: float
     output_limit: int = Field(description="bytes of output kept per host")
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(
+        default_factory=dict, description="variable → secret reference, resolved on the host"
+    )
 
 
 def invoke(
@@ -263,6 +272,7 @@ def invoke(
 ) -> CommandInvocation:
     """Check `given` against the command's parameters and render its argv. Raises ParamError."""
     values = resolve_params(spec, given)
+    env, secrets = plain_and_secret(spec.env)
     return CommandInvocation(
         name=name,
         params=values,
@@ -270,6 +280,8 @@ def invoke(
         run_as=spec.run_as,
         timeout_s=spec.timeout,
         output_limit=output_limit,
+        env=env,
+        secrets=secrets,
     )
 
 

@@ -22,6 +22,7 @@ from drover.bus.trust.keys import KeyPair
 from drover.config.placement import applications_on
 from drover.config.schema import FleetConfig
 from drover.model.override import Override, effective_target
+from drover.model.secret import plain_and_secret
 from drover.ops.clock import Clock
 from drover.server.discovery.matching import Claim
 from drover.server.fleet import FleetView
@@ -44,7 +45,8 @@ def desired_for_host(
             provider=svc.provider,
             target=effective_target(svc.target, overrides, app_name, svc_name, host, at)[0],
             command=list(svc.command),
-            env=dict(svc.env),
+            env=plain_and_secret(svc.env)[0],
+            secrets=plain_and_secret(svc.env)[1],
             cwd=svc.cwd,
             unit=svc.unit,
             status_command=list(svc.status),

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -107,12 +107,13 @@ def connected(
 
 @contextlib.asynccontextmanager
 async def connected_as(
-    systemd: SystemdNamespace, kind: type[P]
+    systemd: SystemdNamespace, kind: type[P], **options: Any
 ) -> AsyncIterator[tuple[P, list[ServiceState]]]:
-    """A connected provider (of `kind`) and every state it has delivered; closed at the end."""
+    """A connected provider (of `kind`, given `options` too) and every state it has
+    delivered; closed at the end."""
     seen: list[ServiceState] = []
     async with asyncio.TaskGroup() as tg:
-        provider = kind("h1", SystemClock(), tg, systemd.bus_address)
+        provider = kind("h1", SystemClock(), tg, systemd.bus_address, **options)
         provider.subscribe(seen.append)
         await provider.connect()
         try:

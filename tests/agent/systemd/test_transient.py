@@ -84,10 +84,12 @@ def process(
 
 
 def transient(
-    systemd: SystemdNamespace,
+    systemd: SystemdNamespace, secrets_dir: Path | None = None
 ) -> contextlib.AbstractAsyncContextManager[tuple[TransientProcessProvider, list[ServiceState]]]:
-    """A connected provider (one agent's) and every state it has delivered; closed at the end."""
-    return connected_as(systemd, TransientProcessProvider)
+    """A connected provider (one agent's) and every state it has delivered; closed at the end.
+    `secrets_dir`: where it writes secrets for a start (else nowhere it may)."""
+    where = secrets_dir or Path("/nonexistent/secrets")
+    return connected_as(systemd, TransientProcessProvider, secrets_dir=where)
 
 
 def show(systemd: SystemdNamespace, unit: str, *properties: str) -> dict[str, str]:
@@ -300,6 +302,58 @@ async def test_a_unit_running_another_command_or_environment_is_recreated(
 
         await second.apply([process(app, command=["/bin/sleep", "3600"], env={"MODE": "x"})])
         assert second.manager.calls["StartTransientUnit"] == 2  # the same again: left alone
+
+
+@needs_systemd
+async def test_secrets_reach_the_unit_from_a_file_gone_once_it_started_never_its_properties(
+    systemd: SystemdNamespace, app: str, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What systemd's environment file parser could take for syntax, and two lines.
+    value = 'p4ss "quoted" $HOME `cmd` \\ back\\slash # not a comment\nsecond line '
+    monkeypatch.setenv("TR_SECRET", value)
+    (work / "reporter.py").write_text(REPORTER)
+    told = work / "told"
+    command = [sys.executable, "-S", str(work / "reporter.py"), str(told)]
+    spec = process(app, command=command, secrets={"GREETING": "env:TR_SECRET"}, cwd=str(work))
+    unit = f"drover-{app}-web.service"
+    secrets = work / "secrets"
+    async with transient(systemd, secrets) as (provider, _):
+        await provider.apply([spec])
+        await eventually(lambda: told.exists() and told.read_text() == f"{value} {work}")
+        pid = main_pid(systemd, unit)
+
+        # Not in what anyone may read of the unit; the file it came from is gone.
+        shown = show(systemd, unit, "Environment", "EnvironmentFiles")
+        assert "p4ss" not in repr(shown)
+        assert shown["Environment"] == ""
+        assert shown["EnvironmentFiles"].startswith(f"{secrets}/{unit}.")
+        assert list(secrets.iterdir()) == []
+        assert secrets.stat().st_mode & 0o777 == 0o700
+
+        # The same references again: left alone. A restart through drover writes it anew.
+        await provider.apply([spec])
+        assert provider.manager.calls["StartTransientUnit"] == 1
+        told.unlink()
+        await provider.act(app, "web", ActionKind.RESTART)
+        await eventually(lambda: told.exists() and told.read_text() == f"{value} {work}")
+        assert main_pid(systemd, unit) not in (0, pid)
+        assert list(secrets.iterdir()) == []
+
+        # Another reference: the unit is recreated. One that cannot be had fails the start.
+        monkeypatch.setenv("TR_OTHER", "other")
+        await provider.apply([spec.model_copy(update={"secrets": {"GREETING": "env:TR_OTHER"}})])
+        await eventually(lambda: told.read_text() == f"other {work}")
+        missing = {"GREETING": "env:TR_NOT_SET"}
+        await provider.act(app, "web", ActionKind.STOP)
+        await provider.apply([spec.model_copy(update={"secrets": missing})])
+        state = only(provider)
+        assert state.status is ServiceStatus.FAILED
+        assert state.message == (
+            "cannot start: secret env:TR_NOT_SET for GREETING: not set in the agent's environment"
+        )
+        with pytest.raises(OperationFailed, match="secret env:TR_NOT_SET for GREETING: not set"):
+            await provider.act(app, "web", ActionKind.START)
+        assert list(secrets.iterdir()) == []
 
 
 @needs_systemd

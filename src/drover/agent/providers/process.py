@@ -25,6 +25,7 @@ from drover.agent.providers.base import (
     OperationFailed,
     StateListener,
 )
+from drover.agent.secrets import SecretUnavailable, installed
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
@@ -84,7 +85,13 @@ class SupervisedProcess:
     async def _start(self) -> str:
         if self.pid is not None:
             return f"already running (pid {self.pid})"
-        env = {**os.environ, **self.spec.env}
+        try:
+            secret = await installed().environment(self.spec.secrets)
+        except SecretUnavailable as err:
+            self._set(ServiceStatus.FAILED, pid=None, message=f"cannot start: {err}")
+            raise OperationFailed(self.spec.application, self.spec.service, str(err)) from err
+        env = {**os.environ, **self.spec.env, **secret}
+        del secret  # held no longer than the start takes
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("ab") as out:

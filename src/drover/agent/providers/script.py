@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from drover.agent.errors import UnknownService
 from drover.agent.providers.base import Listeners, OperationFailed, StateListener
+from drover.agent.secrets import Redactor, SecretUnavailable, installed
 from drover.bus.messages import DesiredService, ServiceState, tail
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
@@ -117,19 +118,26 @@ async def run_script(
         return ScriptRun(what, spec.timeout, error="no command given")
     loop = asyncio.get_running_loop()
     try:
+        secret = await installed().environment(spec.secrets)
+    except SecretUnavailable as err:
+        return ScriptRun(what, spec.timeout, error=str(err))
+    redactor = Redactor(secret.values())
+    try:
         transport, capture = await loop.subprocess_exec(
             _Capture,
             *argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **spec.env},
+            env={**os.environ, **spec.env, **secret},
             cwd=spec.cwd,
             start_new_session=True,
         )
     except (OSError, ValueError, subprocess.SubprocessError) as err:
         # OSError: no such file, no permission, no such cwd; ValueError: a NUL byte in an arg.
         return ScriptRun(what, spec.timeout, error=str(err))
+    finally:
+        del secret  # held no longer than the start takes
     pid = transport.get_pid()
     running.add(pid)
     try:
@@ -149,7 +157,7 @@ async def run_script(
         spec.timeout,
         exit_code=None if timed_out else transport.get_returncode(),
         timed_out=timed_out,
-        output=capture.output.decode(errors="replace"),
+        output=redactor.text(capture.output.decode(errors="replace")),
     )
 
 

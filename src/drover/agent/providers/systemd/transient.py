@@ -17,14 +17,26 @@ differs:
   result and exit code that systemd signalled as it ended.
 - no `Restart=`: a crash shows as `failed`, and the reconciler decides on the restart.
 - a unit of that name that drover did not create (one with a unit file) is never touched.
+- secrets (agent/secrets.py) are not given as `Environment=`, which any local user can read
+  over D-Bus (`systemctl show`). The agent resolves them into an environment file of its own
+  (0600, in `<data dir>/secrets`) named in `EnvironmentFiles=`, and removes the file once the
+  start job is done: systemd has read it by then. A restart therefore goes through drover
+  (which writes the file again), not through `systemctl restart`. The file's name carries a
+  digest of the references, so a unit started with other references is recreated; a new value
+  behind the same reference takes effect at the service's next restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dbus_fast import Variant
@@ -39,6 +51,7 @@ from drover.agent.providers.systemd.mapping import (
     map_status,
 )
 from drover.agent.providers.systemd.provider import SystemdProvider, _Unit
+from drover.agent.secrets import SecretUnavailable, installed
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.names import is_name
@@ -73,8 +86,30 @@ def is_transient_unit_name(name: str) -> bool:
     )
 
 
-def transient_properties(spec: DesiredService) -> list[tuple[str, Variant]]:
-    """What StartTransientUnit is given for a service."""
+def secrets_file(spec: DesiredService, directory: Path) -> Path | None:
+    """Where the service's resolved secrets are written for its start; None: it has none."""
+    if not spec.secrets:
+        return None
+    references = json.dumps(spec.secrets, sort_keys=True).encode()
+    digest = hashlib.sha256(references).hexdigest()[:16]
+    return directory / f"{transient_unit_name(spec)}.{digest}.env"
+
+
+def environment_file_text(values: Mapping[str, str]) -> str:
+    """`NAME="value"` lines as systemd's EnvironmentFile= parses them: inside double quotes a
+    backslash keeps `"`, `\\`, `$` and `` ` `` literal, and any other character (a newline too)
+    stands for itself."""
+    lines = []
+    for name, value in sorted(values.items()):
+        quoted = "".join(f"\\{char}" if char in '"\\$`' else char for char in value)
+        lines.append(f'{name}="{quoted}"\n')
+    return "".join(lines)
+
+
+def transient_properties(
+    spec: DesiredService, secrets: Path | None = None
+) -> list[tuple[str, Variant]]:
+    """What StartTransientUnit is given for a service; `secrets`: its secrets' file."""
     if not spec.command:
         raise SystemdError(transient_unit_name(spec), "drover.NoCommand", "no command to run")
     properties = [
@@ -89,6 +124,8 @@ def transient_properties(spec: DesiredService) -> list[tuple[str, Variant]]:
     ]
     if spec.cwd:
         properties.append(("WorkingDirectory", Variant("s", spec.cwd)))
+    if secrets is not None:
+        properties.append(("EnvironmentFiles", Variant("a(sb)", [(str(secrets), False)])))
     return properties
 
 
@@ -100,13 +137,15 @@ class Definition:
     exec_start: tuple[tuple[str, tuple[str, ...]], ...]
     environment: tuple[str, ...]
     working_directory: str
+    environment_files: tuple[str, ...] = ()
 
     @classmethod
-    def desired(cls, spec: DesiredService) -> Definition:
+    def desired(cls, spec: DesiredService, secrets: Path | None = None) -> Definition:
         return cls(
             ((spec.command[0], tuple(spec.command)),) if spec.command else (),
             tuple(sorted(f"{k}={v}" for k, v in spec.env.items())),
             spec.cwd or "",
+            (str(secrets),) if secrets is not None else (),
         )
 
     @classmethod
@@ -116,6 +155,7 @@ class Definition:
             tuple((str(e[0]), tuple(e[1])) for e in service.get("ExecStart", [])),
             tuple(sorted(service.get("Environment", []))),
             str(service.get("WorkingDirectory", "")),
+            tuple(str(e[0]) for e in service.get("EnvironmentFiles", [])),
         )
 
 
@@ -126,9 +166,15 @@ class TransientProcessProvider(SystemdProvider):
     name = "process"
 
     def __init__(
-        self, host: str, clock: Clock, tg: asyncio.TaskGroup, bus_address: str | None = None
+        self,
+        host: str,
+        clock: Clock,
+        tg: asyncio.TaskGroup,
+        bus_address: str | None = None,
+        secrets_dir: Path = Path("/var/lib/drover/secrets"),
     ) -> None:
         super().__init__(host, clock, tg, bus_address)
+        self._secrets_dir = secrets_dir
         self._exits: dict[str, tuple[int, int]] = {}  # unit → (ExecMainCode, ExecMainStatus)
         self._leaving: set[str] = set()  # units of services no longer desired, not stopped yet
         self._clashes: dict[tuple[str, str], ServiceState] = {}
@@ -209,6 +255,33 @@ class TransientProcessProvider(SystemdProvider):
                 raise SystemdError(name, "drover.NotAJob", NOT_A_SERVICE_OPERATION)
 
     async def _start(self, unit: _Unit) -> str:
+        async with self._secrets_written(unit) as secrets:
+            return await self._start_with(unit, secrets)
+
+    @contextlib.asynccontextmanager
+    async def _secrets_written(self, unit: _Unit) -> AsyncIterator[Path | None]:
+        """The unit's secrets resolved into its environment file for the time of its start."""
+        path = secrets_file(unit.spec, self._secrets_dir)
+        if path is None:
+            yield None
+            return
+        try:
+            values = await installed().environment(unit.spec.secrets)
+        except SecretUnavailable as err:
+            self._set(unit, Mapped(ServiceStatus.FAILED, f"cannot start: {err}"))
+            raise SystemdError(unit.name, "drover.SecretUnavailable", str(err)) from None
+        try:
+            await asyncio.to_thread(_write_private, path, environment_file_text(values))
+        except OSError as err:
+            why = f"cannot write {path}: {err.strerror or err}"
+            raise SystemdError(unit.name, "drover.SecretsFile", why) from None
+        del values  # held no longer than the start takes
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def _start_with(self, unit: _Unit, secrets: Path | None) -> str:
         if _exists(unit.snapshot):
             try:
                 return await self.manager.start_unit(unit.name)
@@ -217,7 +290,7 @@ class TransientProcessProvider(SystemdProvider):
                     raise  # otherwise collected since it was read: create it
         try:
             return await self.manager.start_transient_unit(
-                unit.name, transient_properties(unit.spec)
+                unit.name, transient_properties(unit.spec, secrets)
             )
         except SystemdError as err:
             if err.name != UNIT_EXISTS:
@@ -256,7 +329,8 @@ class TransientProcessProvider(SystemdProvider):
     async def _runs_as_desired(self, unit: _Unit) -> bool:
         assert unit.path is not None
         service = await self.manager.properties(unit.name, unit.path, SERVICE_INTERFACE)
-        return Definition.of_unit(service) == Definition.desired(unit.spec)
+        secrets = secrets_file(unit.spec, self._secrets_dir)
+        return Definition.of_unit(service) == Definition.desired(unit.spec, secrets)
 
     # -- states -------------------------------------------------------------------------------
 
@@ -368,3 +442,11 @@ def _describe(snapshot: UnitSnapshot) -> Mapped:
     if snapshot.load_state == "not-found":  # not there: stopped, or how it ended
         return map_status(snapshot.active_state, snapshot.sub_state, result=snapshot.result)
     return snapshot.describe()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable by the agent's user alone from its first byte."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
