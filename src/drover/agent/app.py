@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from drover.agent.commands import CommandRunner
 from drover.agent.desired import DesiredStateFollower
 from drover.agent.enrollment import Enrollment, NotEnrolled, keep_credentials_fresh
 from drover.agent.errors import UnknownService
@@ -37,11 +37,18 @@ from drover.ops.metrics import Metrics, gauge
 from drover.ops.metrics_endpoint import serve_metrics
 from drover.ops.sdnotify import Notifier, keep_watchdog
 
+if TYPE_CHECKING:
+    from drover.agent.ssh.targets import Targets
+
 log = logging.getLogger(__name__)
 
 # Makes the providers instead of the host's own (drover sim's simulated ones); it gets the
 # agent's task group, which its providers' tasks must live in.
 OpenProviders = Callable[[asyncio.TaskGroup], list[Provider]]
+
+# Makes what runs commands instead of the host's own (an SSH target's, agent/ssh), on the bus
+# the agent makes.
+OpenCommands = Callable[[Bus], CommandRunner]
 
 SYSTEMD_CONNECT_TIMEOUT = 10.0
 
@@ -59,6 +66,11 @@ class AgentSettings:
     systemd_bus_address: str | None = None  # default: $DBUS_SYSTEM_BUS_ADDRESS or the standard
     systemd_root: Path = Path("/")  # the host's root as the agent sees it, for unit files
     metrics_listen: tuple[str, int] | None = None  # (host, port) of GET /metrics; None: off
+    ssh_max_connections: int = 16  # to the SSH targets it manages, open at once (agent/ssh)
+    # An agent that stands for an SSH target (agent/ssh/targets.py): what its record says.
+    kind: Literal["agent", "ssh-target"] = "agent"
+    via: str | None = None
+    hostname: str | None = None  # default: this machine's
 
 
 class Agent:
@@ -67,6 +79,7 @@ class Agent:
         settings: AgentSettings,
         clock: Clock | None = None,
         open_providers: OpenProviders | None = None,
+        open_commands: OpenCommands | None = None,
     ) -> None:
         self.settings = settings
         self._open_given = open_providers
@@ -92,6 +105,9 @@ class Agent:
             self.clock,
             settings.heartbeat_interval,
             settings.data_dir / "events.spool",
+            hostname=settings.hostname,
+            kind=settings.kind,
+            via=settings.via,
         )
         self.executor = Executor(
             settings.host_id,
@@ -100,6 +116,7 @@ class Agent:
             self._act,
             self.clock,
             self._services_of,
+            commands=open_commands(self.bus) if open_commands else None,
             signer=self.enrollment.action_signer,
         )
         self.desired = DesiredStateFollower(
@@ -112,6 +129,11 @@ class Agent:
         self.providers: Providers | None = None
         self.reconciler: Reconciler | None = None
         self.inventory: Inventory | None = None  # with systemd: its units, for discovery
+        self.targets: Targets | None = None  # the hosts it manages over SSH
+        if settings.kind == "agent":
+            from drover.agent.ssh.targets import Targets  # which run Agents: imported late
+
+            self.targets = Targets(settings, self.enrollment, self.clock)
         self.ready = asyncio.Event()
         # Actions wait until the agent knows what it runs: an action that arrives before the
         # first desired state would otherwise fail with "no such service".
@@ -166,6 +188,8 @@ class Agent:
                 if self.inventory is not None:
                     bodies.append(("agent.inventory", self.inventory.keep_current))
                     bodies.append(("agent.inventory_publish", self.inventory.publish))
+                if self.targets is not None:
+                    bodies.append(("agent.ssh_targets", self.targets.run))
                 loops += [
                     tg.create_task(forever(name, body, self.counters), name=name)
                     for name, body in bodies
@@ -192,8 +216,12 @@ class Agent:
     async def _drain(self, loops: list[asyncio.Task[None]]) -> None:
         """Stop taking actions, let the one in flight finish (bounded), then stop the rest."""
         self.executor.stopping = True
-        with contextlib.suppress(TimeoutError):
-            await bounded(self.executor.idle.wait(), self.settings.drain_timeout)
+        draining: list[Awaitable[object]] = [
+            bounded(self.executor.idle.wait(), self.settings.drain_timeout)
+        ]
+        if self.targets is not None:  # their agents drain alongside
+            draining.append(self.targets.close())
+        await asyncio.gather(*draining, return_exceptions=True)
         await end(loops)  # before the connections they use close
         if self.reconciler is not None:
             acting = self.reconciler.close()
@@ -263,6 +291,8 @@ class Agent:
         if self.inventory is not None:
             self.inventory.wanted = frozenset(s.unit for s in desired.services if s.unit)
         await self.providers.apply(desired.services)
+        if self.targets is not None:
+            self.targets.desired(desired.targets)
         self.reporter.desired_applied(desired.revision)
         self.reporter.forget_all_but({(s.application, s.service) for s in desired.services})
         self.desired_known.set()

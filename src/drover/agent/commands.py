@@ -85,7 +85,9 @@ class CommandReport:
 
 
 @dataclass(frozen=True)
-class _Ended:
+class Ended:
+    """How a run ended, as `_execute` tells `run` (and a runner for elsewhere, agent/ssh)."""
+
     exit_code: int | None
     note: str
     timed_out: bool = False
@@ -152,22 +154,22 @@ class CommandRunner:
         redactor: Redactor,
         sink: Callable[[bytes], None],
         abort: Abort,
-    ) -> _Ended:
+    ) -> Ended:
         if abort.requested:  # it came between the ledger's begin and here
-            return _Ended(None, f"aborted by {abort.by} before it started", aborted=True)
+            return Ended(None, f"aborted by {abort.by} before it started", aborted=True)
         try:
             identity = identity_of(run.run_as)
             secret = await self._secrets.environment(run.secrets)
         except CannotRun as err:
-            return _Ended(None, str(err))
+            return Ended(None, str(err))
         except SecretUnavailable as err:
-            return _Ended(None, f"cannot run {run.argv[0]}: {err}")
+            return Ended(None, f"cannot run {run.argv[0]}: {err}")
         redactor.add(secret.values())
         env = environment(action_id, application, run, identity, self._host, secret)
         try:
             process = await _spawn(run, identity, env)
         except CannotRun as err:
-            return _Ended(None, str(err))
+            return Ended(None, str(err))
         finally:
             del secret, env  # held no longer than the start takes
         log.info("action %s: %s started (pid %d)", action_id, run.name, process.pid)
@@ -179,7 +181,7 @@ class CommandRunner:
         timeout: float,
         sink: Callable[[bytes], None],
         abort: Abort,
-    ) -> _Ended:
+    ) -> Ended:
         assert process.stdout is not None
         reader = asyncio.create_task(_pump(process.stdout, sink))
         try:
@@ -202,11 +204,11 @@ class CommandRunner:
             code = await bounded(_exited(process), self._kill_grace)
         except TimeoutError:  # even SIGKILL did not end it (stuck in the kernel)
             notes.append("did not exit after SIGKILL")
-            return _Ended(128 + signal.SIGKILL, "; ".join(notes), timed_out, aborted)
+            return Ended(128 + signal.SIGKILL, "; ".join(notes), timed_out, aborted)
         if code < 0:
             notes.append(f"killed by {signal.Signals(-code).name}")
             code = 128 - code  # as a shell reports it
-        return _Ended(code, "; ".join(notes), timed_out, aborted)
+        return Ended(code, "; ".join(notes), timed_out, aborted)
 
     async def _until_done(
         self,

@@ -20,6 +20,7 @@ import logging
 import socket
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import ParseResult
 
 from drover import __version__
@@ -46,8 +47,15 @@ class Reporter:
         clock: Clock,
         heartbeat_interval: float,
         spool_file: Path,
+        *,
+        hostname: str | None = None,
+        kind: Literal["agent", "ssh-target"] = "agent",
+        via: str | None = None,
     ) -> None:
         self.host = host
+        self._hostname = hostname or socket.gethostname()
+        self._kind = kind
+        self._via = via
         self._bus = bus
         self._clock = clock
         self.heartbeat_interval = heartbeat_interval
@@ -175,7 +183,7 @@ class Reporter:
         nc = self._bus.nc
         record = HostRecord(
             host=self.host,
-            hostname=socket.gethostname(),
+            hostname=self._hostname,
             agent_version=__version__,
             started_at=self.started_at,
             heartbeat_at=self._clock.now(),
@@ -184,6 +192,8 @@ class Reporter:
             address=nc.client_ip,
             connected_since=self._connection[1],
             bus_server=_server_of(nc.connected_url),
+            kind=self._kind,
+            via=self._via,
         )
         await self._bus.put(subjects.STATE_BUCKET, subjects.host_key(self.host), encode(record))
 

@@ -43,6 +43,9 @@ class HostRecord(Message):
     address: str | None = None
     connected_since: AwareDatetime | None = None
     bus_server: str | None = None
+    # `ssh-target`: a host without an agent, reported by the agent of host `via` (agent/ssh).
+    kind: Literal["agent", "ssh-target"] = "agent"
+    via: HostId | None = None
 
 
 class ServiceState(Message):
@@ -84,6 +87,21 @@ class DesiredService(Message):
     max_attempts: int = 5
 
 
+class SshTarget(Message):
+    """A host this host's agent manages over SSH (config: hosts.<id>.ssh)."""
+
+    host: HostId
+    address: str
+    port: int
+    user: str
+    host_key: str  # as in known_hosts: type and base64
+    key: str | None = None  # a secret reference (model/secret.py), resolved by the agent
+    password: str | None = None  # likewise
+    sudo: bool = False
+    check_interval: float = 10.0
+    connect_timeout: float = 10.0
+
+
 class DesiredState(Message):
     """Everything one host should run, at one config revision. Written by the server only."""
 
@@ -91,6 +109,9 @@ class DesiredState(Message):
     host: HostId
     revision: str
     services: list[DesiredService]
+    # The hosts without an agent this host's agent manages. Added within v1: an older agent
+    # ignores them, and they show as never seen.
+    targets: list[SshTarget] = Field(default_factory=list)
     # When the server signed it: an agent takes none older than the one it holds, so an old
     # desired state put back on the bus (signed, but stale) changes nothing.
     issued_at: AwareDatetime | None = None

@@ -99,6 +99,8 @@ def load_files(files: Mapping[str, bytes], revision: str) -> FleetConfig:
     problems.extend(_duplicate_policy_names(parsed))
     if check_groups:
         problems.extend(_unknown_groups(parsed))
+    if not problems:
+        problems.extend(_unreachable_targets(parsed))
     if problems:
         raise ConfigError(problems)
     config = _merge(models, revision, dict(_rule_locations(parsed)))
@@ -286,6 +288,25 @@ def _unknown_groups(files: Sequence[_File]) -> Iterator[ConfigProblem]:
                 line, column = (_entry(groups, index) or [0, 0])[:2]
                 message = f"{where}.groups[{index}]: unknown group {group!r}"
                 yield _at(file.path, (line, column), message)
+
+
+def _unreachable_targets(files: Sequence[_File]) -> Iterator[ConfigProblem]:
+    """An ssh target's `via` must be a host with an agent: not itself, not another target."""
+    targets = {
+        name
+        for file in files
+        for name, spec in _section(file, "hosts").items()
+        if isinstance(spec, CommentedMap) and isinstance(spec.get("ssh"), CommentedMap)
+    }
+    for file in files:
+        for name, spec in _section(file, "hosts").items():
+            ssh = spec.get("ssh") if isinstance(spec, CommentedMap) else None
+            if not isinstance(ssh, CommentedMap) or ssh.get("via") not in targets:
+                continue
+            line, column = (_entry(ssh, "via") or [0, 0, 0, 0])[2:4]
+            via = ssh["via"]
+            why = "itself" if via == name else "another ssh target, which runs no agent"
+            yield _at(file.path, (line, column), f"hosts.{name}.ssh.via: {via!r} is {why}")
 
 
 def _group_references(file: _File) -> Iterator[tuple[str, CommentedSeq, int]]:

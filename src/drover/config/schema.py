@@ -55,7 +55,7 @@ from drover.model.approval import (
 )
 from drover.model.command import CommandSpec
 from drover.model.names import HostId, Name
-from drover.model.secret import EnvName, EnvValue
+from drover.model.secret import EnvName, EnvValue, SecretRef
 from drover.model.status import Policy, TargetStatus
 
 
@@ -214,8 +214,38 @@ class Application(_Strict):
         return self
 
 
+class SshTargetSpec(_Strict):
+    """A host that cannot run an agent, managed over SSH by the agent of `via`. It is a host of
+    the fleet like any other (kind `ssh-target`): placed by its id and labels, acted on under
+    the same permissions and approvals. Its credentials are secret references, resolved on
+    `via`; its host key is known in advance (no trust on first use)."""
+
+    via: HostId = Field(description="the host whose agent reaches it")
+    address: str | None = Field(default=None, description="name or IP; default: the host id")
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
+    host_key: str = Field(
+        pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}$",
+        description="its public host key, as in known_hosts: type and base64",
+    )
+    key: SecretRef | None = Field(default=None, description="the private key, a secret")
+    password: SecretRef | None = Field(default=None, description="a secret")
+    sudo: bool = Field(default=False, description="run systemctl and commands with sudo -n")
+    check_interval: float = Field(default=10.0, ge=1, le=3600, description="systemd units")
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _has_credentials(self) -> SshTargetSpec:
+        if self.key is None and self.password is None:
+            raise ValueError("an ssh target needs 'key' or 'password' (a secret reference)")
+        return self
+
+
 class HostSpec(_Strict):
     labels: dict[str, str] = Field(default_factory=dict)
+    ssh: SshTargetSpec | None = Field(
+        default=None, description="no agent: managed over SSH (kind ssh-target)"
+    )
 
 
 class GroupSpec(_Strict):

@@ -16,7 +16,7 @@ import nats.js.errors
 from drover.bus import subjects
 from drover.bus.connection import Bus
 from drover.bus.errors import MalformedMessage
-from drover.bus.messages import DesiredService, DesiredState, decode, encode
+from drover.bus.messages import DesiredService, DesiredState, SshTarget, decode, encode
 from drover.bus.trust import signing
 from drover.bus.trust.keys import KeyPair
 from drover.config.placement import applications_on
@@ -76,7 +76,23 @@ def desired_for_host(
         for claim in claims
         if not claim.vanished
     ]
-    return DesiredState(host=host, revision=config.revision, services=services)
+    targets = [
+        SshTarget(
+            host=name,
+            address=spec.ssh.address or name,
+            port=spec.ssh.port,
+            user=spec.ssh.user,
+            host_key=spec.ssh.host_key,
+            key=spec.ssh.key.secret if spec.ssh.key else None,
+            password=spec.ssh.password.secret if spec.ssh.password else None,
+            sudo=spec.ssh.sudo,
+            check_interval=spec.ssh.check_interval,
+            connect_timeout=spec.ssh.connect_timeout,
+        )
+        for name, spec in sorted(config.hosts.items())
+        if spec.ssh is not None and spec.ssh.via == host
+    ]
+    return DesiredState(host=host, revision=config.revision, services=services, targets=targets)
 
 
 # Overrides made through another server reach this one only through the system of record.

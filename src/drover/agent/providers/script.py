@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from drover.agent.errors import UnknownService
@@ -34,6 +34,9 @@ from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
 
 log = logging.getLogger(__name__)
+
+# Runs one of a service's scripts ("status", "start", "stop") to its end or its timeout.
+RunScript = Callable[[str, list[str], DesiredService], Awaitable["ScriptRun"]]
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of a run's output kept (the end of it)
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL, and the bound on reaping after SIGKILL
@@ -194,14 +197,14 @@ class ScriptService:
         spec: DesiredService,
         clock: Clock,
         notify: StateListener,
-        running: set[int],
+        run: RunScript,
         lock: asyncio.Lock,
         previous: ServiceState | None = None,
     ) -> None:
         self.spec = spec
         self._clock = clock
         self._notify = notify
-        self._running = running
+        self._run_script = run
         # One lock per service name, shared with the object this one replaces on a spec
         # change: runs of the old and the new definition never overlap.
         self._lock = lock
@@ -308,14 +311,19 @@ class ScriptService:
             "start": self.spec.start_command,
             "stop": self.spec.stop_command,
         }[what]
-        return await run_script(what, argv, self.spec, self._running)
+        return await self._run_script(what, argv, self.spec)
 
 
 class ScriptProvider:
+    """Script services run here, or — given `run` — elsewhere (an SSH target's, agent/ssh)."""
+
     name = "script"
 
-    def __init__(self, host: str, clock: Clock, tg: asyncio.TaskGroup) -> None:
+    def __init__(
+        self, host: str, clock: Clock, tg: asyncio.TaskGroup, run: RunScript | None = None
+    ) -> None:
         self._host = host
+        self._run = run or self._run_here
         self._clock = clock
         self._tg = tg
         self._services: dict[tuple[str, str], ScriptService] = {}
@@ -329,6 +337,9 @@ class ScriptProvider:
 
     def _notify(self, state: ServiceState) -> None:
         self._listeners(state)
+
+    async def _run_here(self, what: str, argv: list[str], spec: DesiredService) -> ScriptRun:
+        return await run_script(what, argv, spec, self._running)
 
     async def apply(self, desired: Sequence[DesiredService]) -> None:
         wanted = {(d.application, d.service): d for d in desired if d.provider == self.name}
@@ -345,7 +356,7 @@ class ScriptProvider:
                 previous = current.state
             lock = self._locks.setdefault(key, asyncio.Lock())
             service = ScriptService(
-                self._host, spec, self._clock, self._notify, self._running, lock, previous
+                self._host, spec, self._clock, self._notify, self._run, lock, previous
             )
             self._services[key] = service
             service.watch(self._tg)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Path
 from pydantic import (
@@ -94,6 +94,10 @@ class HostOut(Body):
     state_since: datetime
     state_cause: str
     hostname: str
+    kind: Literal["agent", "ssh-target"] = Field(
+        default="agent", description="ssh-target: no agent; managed over SSH by `via`'s"
+    )
+    via: HostId | None = Field(default=None, description="ssh-target: the host that reaches it")
     agent_version: str
     started_at: datetime
     last_heartbeat: datetime

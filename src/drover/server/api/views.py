@@ -60,6 +60,8 @@ def host_view(
         state_since=status.since,
         state_cause=status.cause,
         hostname=record.hostname,
+        kind=record.kind,
+        via=record.via,
         agent_version=record.agent_version,
         started_at=record.started_at,
         last_heartbeat=record.heartbeat_at,
