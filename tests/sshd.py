@@ -9,8 +9,10 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,8 +35,19 @@ class Sshd:
     client_key: Path  # the private key the server lets in
     process: subprocess.Popen[bytes]
 
+    enter: tuple[str, ...] = ()
+
     @classmethod
-    def start(cls, root: Path, max_sessions: int = 10) -> Sshd:
+    def start(
+        cls,
+        root: Path,
+        max_sessions: int = 10,
+        enter: Sequence[str] = (),
+        privsep: Path = Path("/run/sshd"),
+    ) -> Sshd:
+        """`enter`: a command prefix that runs it in other namespaces (a systemd's, with
+        `nsenter`), whose privilege separation directory is `privsep` as seen from here; `root`
+        must then be seen alike from both sides."""
         if not SSHD.exists() or shutil.which("ssh-keygen") is None:
             raise SshdUnavailable("no /usr/sbin/sshd (Debian package openssh-server)")
         root.mkdir(parents=True, exist_ok=True)
@@ -64,10 +77,10 @@ class Sshd:
             "MaxStartups 100\n"
             "LogLevel VERBOSE\n"
         )
-        Path("/run/sshd").mkdir(exist_ok=True)  # its privilege separation directory
+        privsep.mkdir(exist_ok=True)
         with (root / "sshd.log").open("wb") as log:  # sshd has its own copy
             process = subprocess.Popen(
-                [str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=log
+                [*enter, str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=log
             )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -81,7 +94,7 @@ class Sshd:
             process.kill()
             raise SshdUnavailable("sshd did not listen within 10 s")
         host_key = " ".join((root / "host.pub").read_text().split()[:2])
-        return cls(root, port, user, host_key, root / "client", process)
+        return cls(root, port, user, host_key, root / "client", process, tuple(enter))
 
     def target(self, host: str, **fields: object) -> SshTarget:
         """A target (as the config gives it) on this sshd, its key a file: secret."""
@@ -107,6 +120,9 @@ class Sshd:
         return len([line for line in out.splitlines() if line.strip()])
 
     def stop(self) -> None:
+        if self.enter:  # `process` is nsenter: sshd is its child, in the other namespaces
+            config = self.root / "sshd_config"
+            subprocess.run(["pkill", "-f", f"sshd -D -e -f {config}"], check=False)
         self.process.terminate()
         try:
             self.process.wait(10)
@@ -114,10 +130,11 @@ class Sshd:
             self.process.kill()
 
 
-def start_or_skip(root: Path, max_sessions: int = 10) -> Sshd:
-    """Start one, or skip the test saying why; in CI (CI=true) fail instead of skipping."""
+def start_or_skip(root: Path, **options: Any) -> Sshd:
+    """Start one (Sshd.start's `options`), or skip the test saying why; in CI (CI=true) fail
+    instead of skipping."""
     try:
-        return Sshd.start(root, max_sessions)
+        return Sshd.start(root, **options)
     except SshdUnavailable as err:
         if os.environ.get("CI") == "true":
             pytest.fail(f"sshd is needed in CI: {err}")

@@ -64,6 +64,26 @@ def test_host_values_are_shown_literally() -> None:
     assert "[bold]" in text
 
 
+def test_a_host_without_an_agent_shows_its_gateway_instead() -> None:
+    host = {
+        "host": "nas-01",
+        "online": True,
+        "state": "online",
+        "state_since": "2026-11-23T12:00:00Z",
+        "services": [],
+        "kind": "ssh-target",
+        "via": "gw-01",
+        "agent_version": "0.9.0",
+        "last_heartbeat": None,
+        "desired_revision": None,
+    }
+
+    text = shown(render.hosts_table([host]))
+
+    assert "ssh via gw-01" in text
+    assert "0.9.0" not in text
+
+
 def test_service_names_and_statuses_are_shown_literally() -> None:
     place = {
         "host": "[red]web",

@@ -323,4 +323,19 @@ class Agent:
             "Actions this agent ran since it started (not those answered from its ledger).",
         )
         executed.add_metric([], self.executor.executions)
-        return [services, executed]
+        figures: list[Metric] = [services, executed]
+        if self.targets is not None:
+            pool = self.targets.pool
+            targets = gauge("drover_agent_ssh_targets", "SSH targets this agent manages.")
+            targets.add_metric([], len(self.targets.agents))
+            open_now = gauge(
+                "drover_agent_ssh_connections",
+                f"SSH connections to its targets open now (at most {pool.limit}).",
+            )
+            open_now.add_metric([], pool.open_count)
+            opened = CounterMetricFamily(
+                "drover_agent_ssh_connections_opened", "SSH connections made to its targets."
+            )
+            opened.add_metric([], pool.opened)
+            figures += [targets, open_now, opened]
+        return figures

@@ -52,6 +52,8 @@ class AgentConfig(BaseModel):
     # HOST:PORT of a local Prometheus endpoint (GET /metrics); None: none.
     metrics_listen: str | None = None
     log_format: Literal["text", "json"] = "text"
+    # SSH connections to the targets this agent manages (agent/ssh), open at once at most.
+    ssh_max_connections: int = Field(16, ge=1, le=10_000)
 
     @field_validator("metrics_listen")
     @classmethod

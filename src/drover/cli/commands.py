@@ -163,6 +163,7 @@ def agent(flags: dict[str, object], config_file: Path | None) -> None:
         metrics_listen=(
             agent_settings.listen_address(config.metrics_listen) if config.metrics_listen else None
         ),
+        ssh_max_connections=config.ssh_max_connections,
     )
     drover_logging.configure(config.log_level, config.log_format)
     from drover.agent.enrollment import NotEnrolled

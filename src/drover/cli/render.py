@@ -90,7 +90,10 @@ def hosts_table(hosts: list[dict[str, Any]]) -> Table:
                 LIFECYCLE_STYLE.get(h["state"], ""),
             ),
             f"{running}/{len(h['services'])} running",
-            _text(h["agent_version"]),
+            # A host without an agent: the agent of `via` stands for it.
+            _text(
+                f"ssh via {h['via']}" if h.get("kind") == "ssh-target" else h["agent_version"]
+            ),
             _text(_short_time(h["last_heartbeat"])),
             _text((h["desired_revision"] or "-")[:12]),
         )

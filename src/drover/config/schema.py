@@ -31,6 +31,7 @@ and a name defined in two files is an error that points at both.
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatchcase
 from typing import Annotated, Literal
 
@@ -55,7 +56,7 @@ from drover.model.approval import (
 )
 from drover.model.command import CommandSpec
 from drover.model.names import HostId, Name
-from drover.model.secret import EnvName, EnvValue, SecretRef
+from drover.model.secret import EnvName, EnvValue, SecretOnly
 from drover.model.status import Policy, TargetStatus
 
 
@@ -214,6 +215,20 @@ class Application(_Strict):
         return self
 
 
+_HOST_KEY = re.compile(
+    r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}$"
+)
+
+
+def _host_key(value: str) -> str:
+    if not _HOST_KEY.match(value):
+        raise ValueError(
+            "expected a public host key as known_hosts has it: its type and base64, such as "
+            "'ssh-ed25519 AAAAC3…' (ssh-keyscan prints it)"
+        )
+    return value
+
+
 class SshTargetSpec(_Strict):
     """A host that cannot run an agent, managed over SSH by the agent of `via`. It is a host of
     the fleet like any other (kind `ssh-target`): placed by its id and labels, acted on under
@@ -224,12 +239,11 @@ class SshTargetSpec(_Strict):
     address: str | None = Field(default=None, description="name or IP; default: the host id")
     port: int = Field(default=22, ge=1, le=65535)
     user: str = Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
-    host_key: str = Field(
-        pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}$",
-        description="its public host key, as in known_hosts: type and base64",
+    host_key: Annotated[str, AfterValidator(_host_key)] = Field(
+        description="its public host key, as in known_hosts: type and base64"
     )
-    key: SecretRef | None = Field(default=None, description="the private key, a secret")
-    password: SecretRef | None = Field(default=None, description="a secret")
+    key: SecretOnly | None = Field(default=None, description="the private key, a secret")
+    password: SecretOnly | None = Field(default=None, description="a secret")
     sudo: bool = Field(default=False, description="run systemctl and commands with sudo -n")
     check_interval: float = Field(default=10.0, ge=1, le=3600, description="systemd units")
     connect_timeout: float = Field(default=10.0, gt=0, le=300)

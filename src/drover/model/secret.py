@@ -84,6 +84,18 @@ def _env_value(value: object) -> object:
     )
 
 
+def _secret_only(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError(
+            "a credential is never written into the config: give where it is, "
+            "{secret: scheme:reference}, such as {secret: file:/etc/drover/ssh/key}"
+        )
+    return value
+
+
+# A credential: only ever a reference.
+SecretOnly = Annotated[SecretRef, BeforeValidator(_secret_only)]
+
 # What the kernel can pass to exec: no '=' in a variable's name, no NUL in its value.
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 EnvValue = Annotated[str | SecretRef, BeforeValidator(_env_value)]
