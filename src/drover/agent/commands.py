@@ -12,7 +12,7 @@
   agent's own group, which for a root agent is root's.
 - In `/`, with a clean environment (PATH, HOME, USER, LOGNAME, LANG, the command's `env` and
   DROVER_*), never the agent's own, which may hold its credentials. The `env` values that are
-  secret references are resolved here, as it starts (agent/secrets.py), and masked in the
+  secret references are resolved here, as it starts (ops/secrets.py), and masked in the
   output sent to the server.
 
 A command that cannot start (no such program, no such user, not permitted) fails with the reason;
@@ -35,7 +35,7 @@ from typing import Any
 from drover.agent.abort import Abort
 from drover.agent.lifeline import die_with_the_agent
 from drover.agent.output import OutputPublisher
-from drover.agent.secrets import Redactor, Secrets, SecretUnavailable, installed
+from drover.ops.secrets import Redactor, Secrets, SecretUnavailable, installed
 from drover.bus.connection import Bus
 from drover.bus.messages import CommandRun
 from drover.model.command import param_environment

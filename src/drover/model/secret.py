@@ -8,7 +8,7 @@ The config names a secret where an environment variable's value would go:
 
 `scheme:reference` — `env:NAME` is a variable of the agent's own environment, `file:/path` a
 file on the host (its content, less one trailing newline), any other scheme a backend installed
-on the host (agent/secrets.py). The agent resolves the reference when it starts the process that
+on the host (ops/secrets.py). The agent resolves the reference when it starts the process that
 needs it, on the host that runs it: the value is never in the config repository, on the bus, in
 the server's database or in a log. The config, the bus and the database carry the reference.
 """

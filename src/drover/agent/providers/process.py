@@ -25,7 +25,7 @@ from drover.agent.providers.base import (
     OperationFailed,
     StateListener,
 )
-from drover.agent.secrets import SecretUnavailable, installed
+from drover.ops.secrets import SecretUnavailable, installed
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from drover.agent.errors import UnknownService
 from drover.agent.providers.base import Listeners, OperationFailed, StateListener
-from drover.agent.secrets import Redactor, SecretUnavailable, installed
+from drover.ops.secrets import Redactor, SecretUnavailable, installed
 from drover.bus.messages import DesiredService, ServiceState, tail
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus

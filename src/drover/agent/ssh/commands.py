@@ -17,7 +17,7 @@ import asyncssh
 
 from drover.agent.abort import Abort
 from drover.agent.commands import CommandRunner, Ended
-from drover.agent.secrets import Redactor, SecretUnavailable
+from drover.ops.secrets import Redactor, SecretUnavailable
 from drover.agent.ssh import remote
 from drover.agent.ssh.connections import SshPool, SshUnavailable
 from drover.bus.connection import Bus

@@ -7,7 +7,7 @@ use, the new one waits. So a gateway with a thousand targets holds no more than 
 connections and SSH sessions, whatever the config asks.
 
 A target's host key is given in the config and is the only one accepted: there is no trust on
-first use. Its credentials are secret references (agent/secrets.py), resolved as the connection
+first use. Its credentials are secret references (ops/secrets.py), resolved as the connection
 is made and not kept.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from drover.agent.secrets import Secrets, SecretUnavailable, installed
+from drover.ops.secrets import Secrets, SecretUnavailable, installed
 from drover.bus.messages import SshTarget
 from drover.ops.cancels import bounded
 

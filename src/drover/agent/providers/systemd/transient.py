@@ -17,7 +17,7 @@ differs:
   result and exit code that systemd signalled as it ended.
 - no `Restart=`: a crash shows as `failed`, and the reconciler decides on the restart.
 - a unit of that name that drover did not create (one with a unit file) is never touched.
-- secrets (agent/secrets.py) are not given as `Environment=`, which any local user can read
+- secrets (ops/secrets.py) are not given as `Environment=`, which any local user can read
   over D-Bus (`systemctl show`). The agent resolves them into an environment file of its own
   (0600, in `<data dir>/secrets`) named in `EnvironmentFiles=`, and removes the file once the
   start job is done: systemd has read it by then. A restart therefore goes through drover
@@ -51,7 +51,7 @@ from drover.agent.providers.systemd.mapping import (
     map_status,
 )
 from drover.agent.providers.systemd.provider import SystemdProvider, _Unit
-from drover.agent.secrets import SecretUnavailable, installed
+from drover.ops.secrets import SecretUnavailable, installed
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.names import is_name

@@ -1,4 +1,5 @@
-"""Secrets, resolved on this host as a process that needs them starts (model/secret.py).
+"""Secrets, resolved where they are needed (model/secret.py): by an agent as a process that
+needs them starts, or as it connects to an SSH target; by the server as it sends an alert.
 
 A reference `scheme:reference` goes to the backend of its scheme:
 

@@ -1,4 +1,4 @@
-"""The agent's secret backends and the masking of values in output (agent/secrets.py)."""
+"""The agent's secret backends and the masking of values in output (ops/secrets.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drover.agent import secrets
-from drover.agent.secrets import MASK, Redactor, Secrets, SecretUnavailable
+from drover.ops import secrets
+from drover.ops.secrets import MASK, Redactor, Secrets, SecretUnavailable
 
 
 async def test_env_and_file_references_resolve_to_their_values(
