@@ -99,6 +99,7 @@ class Fleet:
             bus_replicas=self.bus_replicas,
             auth=auth or AuthSettings(),
             bus_authority=self._authority_dir,
+            alert_every=0.5,
         )
 
     async def start_peer(

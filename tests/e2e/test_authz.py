@@ -269,6 +269,18 @@ TABLE: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/hosts/{host}/revoke"): Row(
         unscoped(AD), "/api/v1/hosts/nobody/revoke", ok=(404,)
     ),
+    ("GET", "/api/v1/alerts"): Row(unscoped(R), "/api/v1/alerts"),
+    ("GET", "/api/v1/silences"): Row(unscoped(R), "/api/v1/silences"),
+    ("POST", "/api/v1/silences"): Row(
+        unscoped(AD),
+        "/api/v1/silences",
+        {"rule": "host-lost", "duration_s": 60, "reason": "patching"},
+        ok=(201,),
+    ),
+    # No such silence: 404 says so (past the check).
+    ("DELETE", "/api/v1/silences/{silence_id}"): Row(
+        unscoped(AD), "/api/v1/silences/nothing", ok=(404,)
+    ),
 }
 
 

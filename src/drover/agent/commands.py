@@ -35,11 +35,11 @@ from typing import Any
 from drover.agent.abort import Abort
 from drover.agent.lifeline import die_with_the_agent
 from drover.agent.output import OutputPublisher
-from drover.ops.secrets import Redactor, Secrets, SecretUnavailable, installed
 from drover.bus.connection import Bus
 from drover.bus.messages import CommandRun
 from drover.model.command import param_environment
 from drover.ops.cancels import bounded
+from drover.ops.secrets import Redactor, Secrets, SecretUnavailable, installed
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from drover.cli import approvals, commands, enrollment, outposts, people, sim
+from drover.cli import alerts, approvals, commands, enrollment, outposts, people, sim
 from drover.cli.client import CliError
 
 app = typer.Typer(
@@ -540,6 +540,54 @@ def hosts_reject(host: HostArg, key: KeyArg, server: ServerOpt = DEFAULT_SERVER)
 def hosts_revoke(host: HostArg, server: ServerOpt = DEFAULT_SERVER) -> None:
     """Cut a host off the bus at once; it may enroll again with a token or an approval."""
     enrollment.revoke(server, host)
+
+
+alerts_app = typer.Typer(
+    help="Alerts the config's rules find now; silences that hold them back for a while."
+)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.callback(invoke_without_command=True)
+def alerts_list(
+    ctx: typer.Context, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False
+) -> None:
+    """The alerts holding now: sent, pending their rule's `after`, or silenced."""
+    if ctx.invoked_subcommand is None:
+        alerts.listed(server, as_json)
+
+
+@alerts_app.command("silence")
+def alerts_silence(
+    duration: Annotated[str, typer.Option("--for", help="how long: 30m, 4h, 2d")],
+    reason: Annotated[str, typer.Option(help="why, for the record")],
+    rule: Annotated[str | None, typer.Option(help="only this rule's alerts")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="only alerts whose key matches this glob: web-*, h1/shop/*")
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hold back matching alerts until the silence expires (admin); prints its id."""
+    alerts.silence(server, rule, key, duration, reason, as_json)
+
+
+@alerts_app.command("silences")
+def alerts_silences(
+    everything: Annotated[bool, typer.Option("--all", help="ended and expired too")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Silences in force (or all of them)."""
+    alerts.silences(server, everything, as_json)
+
+
+@alerts_app.command("unsilence")
+def alerts_unsilence(
+    silence_id: Annotated[str, typer.Argument(metavar="ID")], server: ServerOpt = DEFAULT_SERVER
+) -> None:
+    """End a silence before it expires (admin)."""
+    alerts.unsilence(server, silence_id)
 
 
 @bus_app.command("init")

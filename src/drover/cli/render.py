@@ -91,9 +91,7 @@ def hosts_table(hosts: list[dict[str, Any]]) -> Table:
             ),
             f"{running}/{len(h['services'])} running",
             # A host without an agent: the agent of `via` stands for it.
-            _text(
-                f"ssh via {h['via']}" if h.get("kind") == "ssh-target" else h["agent_version"]
-            ),
+            _text(f"ssh via {h['via']}" if h.get("kind") == "ssh-target" else h["agent_version"]),
             _text(_short_time(h["last_heartbeat"])),
             _text((h["desired_revision"] or "-")[:12]),
         )

@@ -30,7 +30,7 @@ from drover.model.names import is_name
 Position = tuple[int, int]  # 0-based line and column, as ruamel stores them
 LocItem = str | int
 
-_SECTIONS = ("applications", "hosts", "groups", "access")
+_SECTIONS = ("applications", "hosts", "groups", "access", "alerts", "channels")
 # Parsing and validation recurse with every level; a file nested deeper than Python's stack
 # allows is a mistake in that file, not a crash of whoever reads it.
 _TOO_DEEP = "nesting too deep: lists and mappings nested more levels than can be read"
@@ -101,6 +101,7 @@ def load_files(files: Mapping[str, bytes], revision: str) -> FleetConfig:
         problems.extend(_unknown_groups(parsed))
     if not problems:
         problems.extend(_unreachable_targets(parsed))
+        problems.extend(_unknown_channels(parsed))
     if problems:
         raise ConfigError(problems)
     config = _merge(models, revision, dict(_rule_locations(parsed)))
@@ -309,6 +310,21 @@ def _unreachable_targets(files: Sequence[_File]) -> Iterator[ConfigProblem]:
             yield _at(file.path, (line, column), f"hosts.{name}.ssh.via: {via!r} is {why}")
 
 
+def _unknown_channels(files: Sequence[_File]) -> Iterator[ConfigProblem]:
+    """Every channel an alert rule names is defined in some file."""
+    defined = {name for file in files for name in _section(file, "channels")}
+    for file in files:
+        for name, rule in _section(file, "alerts").items():
+            channels = rule.get("channels") if isinstance(rule, CommentedMap) else None
+            if not isinstance(channels, CommentedSeq):
+                continue
+            for index, channel in enumerate(channels):
+                if channel not in defined:
+                    line, column = (_entry(channels, index) or [0, 0])[:2]
+                    message = f"alerts.{name}.channels[{index}]: unknown channel {channel!r}"
+                    yield _at(file.path, (line, column), message)
+
+
 def _group_references(file: _File) -> Iterator[tuple[str, CommentedSeq, int]]:
     """Every place that names a group: an application's `groups`, and its rules'."""
     for app, spec in _section(file, "applications").items():
@@ -390,5 +406,7 @@ def _merge(
         hosts={name: host for model in models for name, host in model.hosts.items()},
         groups={name: group for model in models for name, group in model.groups.items()},
         access={group: binds for model in models for group, binds in model.access.items()},
+        alerts={name: rule for model in models for name, rule in model.alerts.items()},
+        channels={name: spec for model in models for name, spec in model.channels.items()},
         rule_locations=rule_locations,
     )

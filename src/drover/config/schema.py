@@ -366,6 +366,98 @@ class AccessBinding(_Strict):
         return Grant(self.role, tuple(self.applications), tuple(self.environments))
 
 
+class WebhookChannel(_Strict):
+    """An HTTP POST of a JSON body: {"alerts": [{"rule", "key", "state", "summary", "since"}]}."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    headers: dict[str, EnvValue] = Field(
+        default_factory=dict, description="values, or {secret: …} (an Authorization header)"
+    )
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+class SmtpChannel(_Strict):
+    """A mail per round of news, to every address of `to`."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    username: str | None = None
+    password: SecretOnly | None = None
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+class ChannelSpec(_Strict):
+    """Where alerts go: one of `webhook` or `smtp`."""
+
+    webhook: WebhookChannel | None = None
+    smtp: SmtpChannel | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ChannelSpec:
+        if (self.webhook is None) == (self.smtp is None):
+            raise ValueError("a channel is one of 'webhook' or 'smtp'")
+        return self
+
+
+AlertCondition = Literal[
+    "host_lost",
+    "service_failed",
+    "service_drifted",
+    "action_failure_rate",
+    "stream_backlog",
+    "stall",
+]
+# condition → the fields it takes beyond the common ones, and those it needs
+_CONDITION_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    "host_lost": ({"hosts"}, set()),
+    "service_failed": ({"hosts", "applications"}, set()),
+    "service_drifted": ({"hosts", "applications"}, set()),
+    "action_failure_rate": ({"applications", "above", "window", "min_actions"}, {"above"}),
+    "stream_backlog": ({"stream", "above"}, {"stream", "above"}),
+    "stall": ({"window"}, set()),
+}
+
+
+class AlertRule(_Strict):
+    """A condition that, once it has held `after` seconds, is sent to `channels`; again every
+    `renotify` seconds while it holds (0: never again), and once more when it clears.
+
+    host_lost: a host not online (offline or lost). service_failed / service_drifted: a
+    service failed, or not where its target says. action_failure_rate: more than `above` (0–1)
+    of the host results of the last `window` seconds failed (at least `min_actions` results).
+    stream_backlog: a consumer of `stream` with more than `above` messages waiting. stall: a
+    consumer of the server's found stalled in the last `window` seconds."""
+
+    when: AlertCondition
+    channels: list[Name] = Field(min_length=1)
+    after: float = Field(default=0.0, ge=0, le=7 * 24 * 3600, description="seconds")
+    renotify: float = Field(default=4 * 3600.0, ge=0, le=30 * 24 * 3600, description="seconds")
+    hosts: list[str] = Field(default_factory=list, description="host id globs; default: all")
+    applications: list[Name] = Field(default_factory=list, description="default: all")
+    above: float | None = Field(default=None, ge=0)
+    window: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600, description="seconds")
+    min_actions: int = Field(default=5, ge=1)
+    stream: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+
+    @model_validator(mode="after")
+    def _fits_its_condition(self) -> AlertRule:
+        allowed, required = _CONDITION_FIELDS[self.when]
+        given = {name for name in self.model_fields_set if name in _CONDITION_OPTIONS}
+        if missing := sorted(required - given):
+            raise ValueError(f"{self.when} needs {_names(missing)}")
+        if stray := sorted(given - allowed):
+            raise ValueError(f"{_names(stray)} not used by {self.when}")
+        if self.when == "action_failure_rate" and (self.above or 0) > 1:
+            raise ValueError("action_failure_rate: 'above' is a share, from 0 to 1")
+        return self
+
+
+_CONDITION_OPTIONS = {"hosts", "applications", "above", "window", "min_actions", "stream"}
+
+
 class ConfigFile(_Strict):
     """What one YAML file may contain."""
 
@@ -374,6 +466,8 @@ class ConfigFile(_Strict):
     groups: dict[Name, GroupSpec] = Field(default_factory=dict)
     approvals: list[ApprovalRule] = Field(default_factory=list)
     access: dict[GroupName, list[AccessBinding]] = Field(default_factory=dict)
+    alerts: dict[Name, AlertRule] = Field(default_factory=dict)
+    channels: dict[Name, ChannelSpec] = Field(default_factory=dict)
 
 
 class FleetConfig(_Strict):
@@ -387,6 +481,8 @@ class FleetConfig(_Strict):
     approvals: list[ApprovalPolicy] = Field(default_factory=list)
     # Group → what its members may do (drover.model.access), from every file's `access:`.
     access: dict[GroupName, list[AccessBinding]] = Field(default_factory=dict)
+    alerts: dict[Name, AlertRule] = Field(default_factory=dict)
+    channels: dict[Name, ChannelSpec] = Field(default_factory=dict)
     # Where each discovery rule is written, (file, line, column) by `rule_key`: a rule that
     # turns out to match nothing is reported at its place, long after loading.
     rule_locations: dict[str, tuple[str, int, int]] = Field(default_factory=dict)

@@ -28,6 +28,7 @@ from drover.ops.clock import Clock, SystemClock
 from drover.ops.counters import Counters
 from drover.ops.loops import forever, unless_stopped, until_success
 from drover.ops.metrics import Metrics
+from drover.server.alerts.alerter import Alerter
 from drover.server.api.app import create_app
 from drover.server.approvals import Approvals
 from drover.server.auth.service import Access, build_access
@@ -52,6 +53,7 @@ from drover.store.database import open_database
 from drover.store.enrollment import EnrollmentStore
 from drover.store.output import OutputStore
 from drover.store.overrides import OverrideStore
+from drover.store.silences import SilenceStore
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class ServerSettings:
     config_poll_interval: float = 5.0
     answer_grace: timedelta = DEFAULT_ANSWER_GRACE
     output_limit: int = DEFAULT_OUTPUT_LIMIT  # bytes of a command's output kept per host
+    alert_every: float = 15.0  # seconds between rounds of the alert rules (server/alerts)
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     bus: BusSettings = field(default_factory=lambda: BusSettings(name="drover-server"))
@@ -187,6 +190,18 @@ class Server:
             self.settings.enrollment,
         )
         approvals = Approvals(approval_store, store, audit, self.clock, orchestrator.wake)
+        silences = SilenceStore(engine)
+        alerter = Alerter(
+            lambda: self.config.active,
+            self.fleet,
+            store,
+            silences,
+            self.bus,
+            self.metrics,
+            self.counters,
+            self.clock,
+            self.settings.alert_every,
+        )
         output = OutputCollector(OutputStore(engine), self.bus, self.clock)
         ctx = ServerContext(
             self.bus,
@@ -207,6 +222,8 @@ class Server:
             enrollment=enrollment,
             desired=self.desired,
             metrics=self.metrics,
+            silences=silences,
+            alerter=alerter,
         )
         self.http = HttpServer(
             create_app(ctx), self.settings.listen_host, self.settings.listen_port
@@ -233,6 +250,7 @@ class Server:
                         ("server.sessions", access.sessions.purge_ended),
                         ("server.lifecycle", self._sweep_lifecycle),
                         ("server.account", enrollment.keep_account_current),
+                        ("server.alerts", partial(self.lease.while_held, alerter.run)),
                     )
                 ]
             )

@@ -10,6 +10,7 @@ from drover.bus.connection import Bus
 from drover.ops.clock import Clock
 from drover.ops.counters import Counters
 from drover.ops.metrics import Metrics
+from drover.server.alerts.alerter import Alerter
 from drover.server.approvals import Approvals
 from drover.server.auth.service import Access
 from drover.server.configsync import ConfigSync
@@ -23,6 +24,7 @@ from drover.server.output_collector import OutputCollector
 from drover.server.overrides import Overrides
 from drover.store.actions import ActionStore
 from drover.store.audit import AuditLog
+from drover.store.silences import SilenceStore
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class ServerContext:
     enrollment: Enrollment  # hosts' bus credentials: tokens, requests, renewals, revocations
     desired: DesiredPublisher  # writes each host's desired state
     metrics: Metrics  # this process's, for /metrics
+    silences: SilenceStore  # alerts held back (server/alerts)
+    alerter: Alerter | None = None  # sends alerts (runs while this server holds the lease)
     # Set when the server begins to stop: /healthz fails so balancers send new connections
     # elsewhere, and each answer closes its connection (server/app.py).
     draining: asyncio.Event = field(default_factory=asyncio.Event)

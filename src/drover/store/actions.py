@@ -137,6 +137,22 @@ class ActionStore:
         """An ActionStore with an engine of its own (closed by `close`)."""
         return cls(await open_database(url))
 
+    async def outcomes_since(
+        self, since: datetime, applications: Sequence[str] = ()
+    ) -> dict[str, int]:
+        """How many host results of each outcome finished at `since` or later (of these
+        applications' actions, or all)."""
+        query = (
+            select(action_hosts.c.outcome, func.count())
+            .select_from(action_hosts.join(actions, actions.c.id == action_hosts.c.action_id))
+            .where(action_hosts.c.finished_at >= since)
+            .group_by(action_hosts.c.outcome)
+        )
+        if applications:
+            query = query.where(actions.c.application.in_(list(applications)))
+        async with self._engine.connect() as conn:
+            return {outcome: count for outcome, count in await conn.execute(query)}
+
     async def close(self) -> None:
         await self._engine.dispose()
 

@@ -301,3 +301,19 @@ host_keys = Table(
     Index("ix_host_keys_host", "host"),
     Index("ix_host_keys_state", "state"),
 )
+
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("rule", String(64)),  # null: any rule
+    Column("key", String(300)),  # a glob over the alert's key (a host, host/app/service); null: any
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),  # ended early by someone
+    Column("ended_by", String(200)),
+    Index("ix_silences_expires_at", "expires_at"),
+)

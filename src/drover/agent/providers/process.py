@@ -25,12 +25,12 @@ from drover.agent.providers.base import (
     OperationFailed,
     StateListener,
 )
-from drover.ops.secrets import SecretUnavailable, installed
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
 from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
+from drover.ops.secrets import SecretUnavailable, installed
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 from drover.agent.errors import UnknownService
 from drover.agent.providers.base import Listeners, OperationFailed, StateListener
-from drover.ops.secrets import Redactor, SecretUnavailable, installed
 from drover.bus.messages import DesiredService, ServiceState, tail
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus, TargetStatus
 from drover.ops.cancels import bounded
 from drover.ops.clock import Clock
+from drover.ops.secrets import Redactor, SecretUnavailable, installed
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ import asyncssh
 
 from drover.agent.abort import Abort
 from drover.agent.commands import CommandRunner, Ended
-from drover.ops.secrets import Redactor, SecretUnavailable
 from drover.agent.ssh import remote
 from drover.agent.ssh.connections import SshPool, SshUnavailable
 from drover.bus.connection import Bus
 from drover.bus.messages import CommandRun, SshTarget
 from drover.model.command import param_environment
+from drover.ops.secrets import Redactor, SecretUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from drover.ops.secrets import Secrets, SecretUnavailable, installed
 from drover.bus.messages import SshTarget
 from drover.ops.cancels import bounded
+from drover.ops.secrets import Secrets, SecretUnavailable, installed
 
 log = logging.getLogger(__name__)
 

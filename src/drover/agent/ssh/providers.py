@@ -29,13 +29,13 @@ from drover.agent.providers.base import (
 )
 from drover.agent.providers.script import OUTPUT_LIMIT, RunScript, ScriptRun
 from drover.agent.providers.systemd.mapping import Mapped, map_status
-from drover.ops.secrets import Redactor, SecretUnavailable, installed
 from drover.agent.ssh import remote
 from drover.agent.ssh.connections import SshPool, SshUnavailable
 from drover.bus.messages import DesiredService, ServiceState, SshTarget, tail
 from drover.model.action import ActionKind
 from drover.model.status import ServiceStatus
 from drover.ops.clock import Clock
+from drover.ops.secrets import Redactor, SecretUnavailable, installed
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from drover import __version__
 from drover.ops.logging import correlated
+from drover.server.api.alert_routes import alerting
 from drover.server.api.approval_routes import approvals
 from drover.server.api.auth_routes import auth, oidc
 from drover.server.api.enrollment_routes import enrollment
@@ -51,6 +52,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(overview)
     app.include_router(events)
     app.include_router(enrollment)
+    app.include_router(alerting)
     app.include_router(operations)
     mount_gui(app)
 

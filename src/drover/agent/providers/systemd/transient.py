@@ -51,12 +51,12 @@ from drover.agent.providers.systemd.mapping import (
     map_status,
 )
 from drover.agent.providers.systemd.provider import SystemdProvider, _Unit
-from drover.ops.secrets import SecretUnavailable, installed
 from drover.bus.messages import DesiredService, ServiceState
 from drover.model.action import ActionKind
 from drover.model.names import is_name
 from drover.model.status import ServiceStatus, TargetStatus
 from drover.ops.clock import Clock
+from drover.ops.secrets import SecretUnavailable, installed
 
 log = logging.getLogger(__name__)
 
