@@ -8,14 +8,14 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import Field
 
 from drover.model.access import Permission
 from drover.model.names import Name
 from drover.server.api.access import Caller, authorize
 from drover.server.api.deps import Ctx
-from drover.server.api.schemas import Body, ErrorOut
+from drover.server.api.schemas import Body, ErrorOut, Text
 from drover.server.errors import NotFound
 from drover.store.audit import AuditEntry
 from drover.store.silences import Silence
@@ -35,13 +35,16 @@ class AlertOut(Body):
     silenced_by: str | None = Field(description="the silence holding it back")
 
 
+SilenceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
 class SilenceIn(Body):
     rule: Name | None = Field(default=None, description="null: every rule")
-    key: str | None = Field(
+    key: Text | None = Field(
         default=None, min_length=1, max_length=300, description="a glob over alert keys"
     )
     duration_s: int = Field(gt=0, le=int(MAX_SILENCE.total_seconds()))
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class SilenceOut(Body):
@@ -118,7 +121,7 @@ async def create_silence(body: SilenceIn, ctx: Ctx, caller: Caller) -> SilenceOu
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**REFUSALS, 404: {"model": ErrorOut}},
 )
-async def end_silence(silence_id: str, ctx: Ctx, caller: Caller) -> None:
+async def end_silence(silence_id: SilenceId, ctx: Ctx, caller: Caller) -> None:
     """End a silence before it expires."""
     await authorize(ctx, caller, Permission.ADMIN)
     now = ctx.clock.now()

@@ -50,6 +50,8 @@ def _value_text(value: object) -> object:
     return value
 
 
+# Text a person wrote, checked as `_text` checks it.
+Text = Annotated[str, AfterValidator(_text)]
 MAX_PARAMS = 64
 ParamKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_text)]
 ParamIn = Annotated[
