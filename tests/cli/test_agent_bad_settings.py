@@ -39,7 +39,7 @@ BAD_FILES = {
         "heartbeat = 5\n",
         "agent.toml:1:1: unknown key 'heartbeat'; expected one of nats, host_id, data_dir, "
         "log_level, systemd, systemd_bus_address, systemd_root, heartbeat_interval, drain_timeout, "
-        "metrics_listen, log_format",
+        "metrics_listen, log_format, ssh_max_connections",
     ),
     "TOML that does not parse": ('host_id = "h1\n', "agent.toml:1:14: Illegal character '\\n'"),
 }
