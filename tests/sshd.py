@@ -44,6 +44,7 @@ class Sshd:
         max_sessions: int = 10,
         enter: Sequence[str] = (),
         privsep: Path = Path("/run/sshd"),
+        passwords: bool = False,
     ) -> Sshd:
         """`enter`: a command prefix that runs it in other namespaces (a systemd's, with
         `nsenter`), whose privilege separation directory is `privsep` as seen from here; `root`
@@ -70,7 +71,7 @@ class Sshd:
             f"PidFile {root / 'sshd.pid'}\n"
             "UsePAM no\n"
             "StrictModes no\n"  # the test's own directories
-            "PasswordAuthentication no\n"
+            f"PasswordAuthentication {'yes' if passwords else 'no'}\n"
             "KbdInteractiveAuthentication no\n"
             "PermitRootLogin prohibit-password\n"
             f"MaxSessions {max_sessions}\n"

@@ -25,6 +25,7 @@ import pytest
 
 from drover.bus.embedded import EmbeddedNats
 from tests.conftest import eventually
+from tests.e2e.test_actions import run_action
 from tests.harness import Fleet, fleet_of
 from tests.postgres import PostgresCluster
 
@@ -95,19 +96,8 @@ async def fleet(
 
 
 async def run(fleet: Fleet, command: str) -> dict[str, Any]:
-    assert fleet.http is not None
     body = {"kind": "command", "application": "shop", "command": command, "hosts": ["h1"]}
-    created = await fleet.http.post("/api/v1/actions", json=body)
-    assert created.status_code == 202, created.text
-    action_id = created.json()["id"]
-    final: dict[str, Any] = {}
-
-    async def done() -> bool:
-        final.update(await fleet.get(f"/api/v1/actions/{action_id}"))
-        return bool(final["state"] != "running")
-
-    await eventually(done, timeout=30)
-    return final
+    return await run_action(fleet, body)
 
 
 async def test_secrets_reach_their_processes_and_are_stored_and_logged_nowhere(

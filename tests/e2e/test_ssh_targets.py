@@ -16,6 +16,7 @@ import pytest
 from drover.bus.embedded import EmbeddedNats
 from drover.bus.trust.jwt import decode as decode_jwt
 from tests.conftest import eventually
+from tests.e2e.test_actions import run_action
 from tests.harness import Fleet, fleet_of
 from tests.sshd import Sshd, start_or_skip
 
@@ -89,21 +90,6 @@ async def fleet(
         yield running
 
 
-async def run(fleet: Fleet, body: dict[str, Any]) -> dict[str, Any]:
-    assert fleet.http is not None
-    created = await fleet.http.post("/api/v1/actions", json=body)
-    assert created.status_code == 202, created.text
-    action_id = created.json()["id"]
-    final: dict[str, Any] = {}
-
-    async def done() -> bool:
-        final.update(await fleet.get(f"/api/v1/actions/{action_id}"))
-        return bool(final["state"] != "running")
-
-    await eventually(done, timeout=60)
-    return final
-
-
 async def test_a_host_without_an_agent_is_enrolled_checked_and_acted_on_over_ssh(
     fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -156,18 +142,18 @@ async def test_a_host_without_an_agent_is_enrolled_checked_and_acted_on_over_ssh
 
     # An action on its service, and commands, run over SSH.
     restart = {"kind": "restart", "application": "store", "service": "backup"}
-    restarted = await run(fleet, restart | {"hosts": ["nas-01"]})
+    restarted = await run_action(fleet, restart | {"hosts": ["nas-01"]})
     [result] = restarted["hosts"]
     assert result["outcome"] == "succeeded", result
     assert (tmp_path / "backup.journal").read_text() == "start drover\nstop\nstart drover\n"
 
     command = {"kind": "command", "application": "store", "hosts": ["nas-01"]}
-    reported = await run(fleet, command | {"command": "report"})
+    reported = await run_action(fleet, command | {"command": "report"})
     [result] = reported["hosts"]
     assert (result["outcome"], result["output"]) == ("succeeded", "on nas-01: ***\n"), result
     assert (tmp_path / "proof").read_text() == f"{TOKEN}\n"
 
-    hung = await run(fleet, command | {"command": "hang"})
+    hung = await run_action(fleet, command | {"command": "hang"})
     [result] = hung["hosts"]
     assert result["outcome"] == "failed"
     assert "timed out after 1s" in result["output"], result

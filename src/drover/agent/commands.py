@@ -119,7 +119,7 @@ class CommandRunner:
         async with asyncio.TaskGroup() as tg:
             sending = tg.create_task(output.run())
             try:
-                ended = await self._execute(
+                ended = await self._start(
                     action_id, application, run, redactor, output.feed, abort or Abort()
                 )
             finally:
@@ -146,7 +146,7 @@ class CommandRunner:
             aborted=ended.aborted,
         )
 
-    async def _execute(
+    async def _start(
         self,
         action_id: str,
         application: str,
@@ -155,25 +155,45 @@ class CommandRunner:
         sink: Callable[[bytes], None],
         abort: Abort,
     ) -> Ended:
+        """Unless aborted already, resolve its secrets (masked in its output from here on)
+        and execute it."""
         if abort.requested:  # it came between the ledger's begin and here
             return Ended(None, f"aborted by {abort.by} before it started", aborted=True)
         try:
-            identity = identity_of(run.run_as)
             secret = await self._secrets.environment(run.secrets)
-        except CannotRun as err:
-            return Ended(None, str(err))
         except SecretUnavailable as err:
             return Ended(None, f"cannot run {run.argv[0]}: {err}")
         redactor.add(secret.values())
+        try:
+            return await self._execute(
+                action_id, application, run, secret, redactor.feeding(sink), abort
+            )
+        finally:
+            del secret  # held no longer than the start takes
+
+    async def _execute(
+        self,
+        action_id: str,
+        application: str,
+        run: CommandRun,
+        secret: dict[str, str],
+        sink: Callable[[bytes], None],
+        abort: Abort,
+    ) -> Ended:
+        """Run it here, with its resolved `secret` variables, its output to `sink`."""
+        try:
+            identity = identity_of(run.run_as)
+        except CannotRun as err:
+            return Ended(None, str(err))
         env = environment(action_id, application, run, identity, self._host, secret)
         try:
             process = await _spawn(run, identity, env)
         except CannotRun as err:
             return Ended(None, str(err))
         finally:
-            del secret, env  # held no longer than the start takes
+            del env
         log.info("action %s: %s started (pid %d)", action_id, run.name, process.pid)
-        return await self._supervise(process, run.timeout_s, redactor.feeding(sink), abort)
+        return await self._supervise(process, run.timeout_s, sink, abort)
 
     async def _supervise(
         self,

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from drover.agent.ssh.connections import SshPool
 from tests.sshd import Sshd, start_or_skip
 
 pytestmark = pytest.mark.ssh
@@ -17,3 +18,17 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def pools() -> AsyncIterator[Callable[..., SshPool]]:
+    """Makes pools (SshPool's arguments), every one closed at the end, failed test or not."""
+    made: list[SshPool] = []
+
+    def make(*args: object, **kwargs: object) -> SshPool:
+        made.append(SshPool(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for pool in made:
+        await pool.close()

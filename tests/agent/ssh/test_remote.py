@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from tests.conftest import eventually
 from tests.sshd import Sshd
 
 pytestmark = pytest.mark.ssh
+
+Pools = Callable[..., SshPool]
 
 ARGV_AND_ENV = (
     "import json, os, sys; "
@@ -37,11 +40,11 @@ async def output_of(
 
 
 async def test_the_argv_arrives_exactly_and_the_environment_by_stdin_not_the_command_line(
-    sshd: Sshd,
+    sshd: Sshd, pools: Pools
 ) -> None:
     awkward = ["two words", "'single'", '"double"', "$HOME", "`id`", "a\nb", "", "-n", "*"]
     env = {"T_SECRET": "it's $a `secret`\nwith two lines", "T_PLAIN": "x"}
-    pool = SshPool(2)
+    pool = pools(2)
     target = sshd.target("t1")
     finished, out = await output_of(
         pool, target, [sys.executable, "-c", ARGV_AND_ENV, *awkward], env=env, timeout=10
@@ -49,11 +52,10 @@ async def test_the_argv_arrives_exactly_and_the_environment_by_stdin_not_the_com
     assert finished == remote.Finished(0)
     assert json.loads(out) == [awkward, env]
     assert "secret" not in remote.command_line(["x"], env)
-    await pool.close()
 
 
-async def test_exit_codes_and_output_in_the_order_written(sshd: Sshd) -> None:
-    pool = SshPool(1)
+async def test_exit_codes_and_output_in_the_order_written(sshd: Sshd, pools: Pools) -> None:
+    pool = pools(1)
     target = sshd.target("t1")
     script = "echo out; echo err >&2; echo out again; exit 3"
     finished, out = await output_of(pool, target, ["sh", "-c", script], timeout=10)
@@ -62,11 +64,12 @@ async def test_exit_codes_and_output_in_the_order_written(sshd: Sshd) -> None:
     assert (finished.exit_code, finished.signal) == (128 + 9, "KILL")
     finished, out = await output_of(pool, target, ["/nonexistent/program"], timeout=10)
     assert finished.exit_code == 127 and b"not found" in out
-    await pool.close()
 
 
-async def test_a_timeout_or_an_abort_ends_the_remote_process(sshd: Sshd, tmp_path: Path) -> None:
-    pool = SshPool(1)
+async def test_a_timeout_or_an_abort_ends_the_remote_process(
+    sshd: Sshd, tmp_path: Path, pools: Pools
+) -> None:
+    pool = pools(1)
     target = sshd.target("t1")
     for case in ("timeout", "abort"):
         pid_file = tmp_path / f"{case}.pid"
@@ -83,7 +86,6 @@ async def test_a_timeout_or_an_abort_ends_the_remote_process(sshd: Sshd, tmp_pat
         assert out == b"started\n"
         pid = int(pid_file.read_text())
         await eventually(functools.partial(_gone, pid), timeout=10)
-    await pool.close()
 
 
 def _gone(pid: int) -> bool:
@@ -94,8 +96,8 @@ def _gone(pid: int) -> bool:
     return False
 
 
-async def test_many_targets_share_at_most_the_connections_allowed(sshd: Sshd) -> None:
-    pool = SshPool(2, idle=0.5)
+async def test_many_targets_share_at_most_the_connections_allowed(sshd: Sshd, pools: Pools) -> None:
+    pool = pools(2, idle=0.5)
     targets = [sshd.target(f"t{n}") for n in range(6)]
     seen: list[int] = []
 
@@ -121,15 +123,14 @@ async def test_many_targets_share_at_most_the_connections_allowed(sshd: Sshd) ->
     await eventually(lambda: pool.open_count == 0, timeout=15)
     tidy.cancel()
     await eventually(lambda: sshd.connections() == 0, timeout=10)
-    await pool.close()
 
 
 async def test_a_wrong_host_key_bad_credentials_or_no_server_say_so(
-    sshd: Sshd, tmp_path: Path
+    sshd: Sshd, tmp_path: Path, pools: Pools
 ) -> None:
     other = Sshd.start(tmp_path / "other")
     other.stop()
-    pool = SshPool(2)
+    pool = pools(2)
     cases = {
         "its host key is not the one the config gives": sshd.target("a", host_key=other.host_key),
         "permission denied": sshd.target("b", key=f"file:{other.client_key}"),
@@ -146,4 +147,3 @@ async def test_a_wrong_host_key_bad_credentials_or_no_server_say_so(
         assert str(caught.value).startswith(f"cannot connect to {where}: "), caught.value
         assert reason in str(caught.value)
     assert pool.open_count == 0
-    await pool.close()

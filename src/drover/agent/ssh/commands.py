@@ -22,7 +22,6 @@ from drover.agent.ssh.connections import SshPool, SshUnavailable
 from drover.bus.connection import Bus
 from drover.bus.messages import CommandRun, SshTarget
 from drover.model.command import param_environment
-from drover.ops.secrets import Redactor, SecretUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +37,10 @@ class SshCommandRunner(CommandRunner):
         action_id: str,
         application: str,
         run: CommandRun,
-        redactor: Redactor,
+        secret: dict[str, str],
         sink: Callable[[bytes], None],
         abort: Abort,
     ) -> Ended:
-        if abort.requested:
-            return Ended(None, f"aborted by {abort.by} before it started", aborted=True)
-        try:
-            secret = await self._secrets.environment(run.secrets)
-        except SecretUnavailable as err:
-            return Ended(None, f"cannot run {run.argv[0]}: {err}")
-        redactor.add(secret.values())
         env = {
             **run.env,
             **secret,
@@ -58,7 +50,6 @@ class SshCommandRunner(CommandRunner):
             "DROVER_COMMAND": run.name,
             **param_environment(run.params),
         }
-        del secret
         try:
             async with self._pool.session(self._target) as connection:
                 log.info("action %s: %s starting on %s", action_id, run.name, self._target.host)
@@ -69,7 +60,7 @@ class SshCommandRunner(CommandRunner):
                     sudo=self._target.sudo,
                     run_as=run.run_as,
                     timeout=run.timeout_s,
-                    sink=redactor.feeding(sink),
+                    sink=sink,
                     abort=abort,
                 )
         except SshUnavailable as err:

@@ -6,13 +6,15 @@ exactly the argv, as locally. Environment variables are not put on that command 
 target's process list would show them, nor asked for with SSH's `env` request, which sshd refuses
 unless configured to accept them: the command line is
 
-    [sudo -n --] sh -c 'echo $$ >&2; exec 2>&1; set -a; . /dev/stdin; set +a; exec "$@"' \
-        drover ARGV...
+    [sudo -n --] sh -c 'echo "drover-pid $$" >&2; exec 2>&1; set -a; . /dev/stdin; set +a;
+        exec "$@"' drover ARGV...
 
 and the variables, as quoted `NAME='value'` lines, go to its standard input, which reaches its
 end before the command starts (as /dev/null would). Standard error joins standard output on
 the target, in one pipe, so the output comes in the order it was written. Before that, the
-shell says its pid on standard error: `exec` keeps it, so it is the command's.
+shell says its pid on standard error (`drover-pid N`): `exec` keeps it, so it is the command's.
+What comes on standard error before it (sshd's "Could not chdir to home directory", sudo's
+refusal) is output too.
 
 A run that outlives its timeout, or is aborted, is stopped by that pid: SIGTERM to its process
 group (or to it, if it leads none), SIGKILL KILL_GRACE seconds later, each from a session of its
@@ -35,7 +37,8 @@ import asyncssh
 from drover.agent.abort import Abort
 from drover.ops.cancels import bounded
 
-PRELUDE = 'echo $$ >&2; exec 2>&1; set -a; . /dev/stdin; set +a; exec "$@"'
+PID_MARK = "drover-pid "
+PRELUDE = f'echo "{PID_MARK}$$" >&2; exec 2>&1; set -a; . /dev/stdin; set +a; exec "$@"'
 ABORT_POLL = 0.1
 READ_BYTES = 65536
 KILL_GRACE = 5.0  # after SIGTERM, before SIGKILL
@@ -123,13 +126,17 @@ async def _errors(
     sink: Callable[[bytes], None],
     pid: asyncio.Future[int | None],
 ) -> None:
-    """The pid the prelude says first; anything else (sudo's refusal, a shell's complaint
-    before the prelude ran) is output."""
-    first = await stream.readline()
-    said = first.strip()
-    pid.set_result(int(said) if said.isdigit() else None)
-    if not said.isdigit():
-        sink(first)
+    """The pid the prelude says; what comes before it (sudo's refusal, sshd's complaint about
+    a home directory) is output."""
+    mark = PID_MARK.encode()
+    while line := await stream.readline():
+        said = line.rstrip(b"\n")
+        if said.startswith(mark) and said[len(mark) :].isdigit():
+            pid.set_result(int(said[len(mark) :]))
+            break
+        sink(line)
+    if not pid.done():
+        pid.set_result(None)
     await _pump(stream, sink)
 
 

@@ -76,11 +76,16 @@ class Targets:
 
     async def run(self) -> None:
         """A loop: an agent for each desired target, and none for the others."""
+        # Run again after a failure (forever()): the agents of the last run ended with it.
+        self._running = {h: r for h, r in self._running.items() if not r.task.done()}
+        self._changed.set()
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.pool.close_idle(), name="ssh.close_idle")
+            tidying: asyncio.Task[None] | None = None  # only with targets: most agents have none
             while True:
                 await self._changed.wait()
                 self._changed.clear()
+                if self._wanted and tidying is None:
+                    tidying = tg.create_task(self.pool.close_idle(), name="ssh.close_idle")
                 for host, running in list(self._running.items()):
                     if self._wanted.get(host) != running.target:
                         await self._stop(host)

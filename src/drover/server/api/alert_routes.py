@@ -5,6 +5,7 @@ until it expires; making and ending one is audited."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -131,14 +132,4 @@ async def end_silence(silence_id: SilenceId, ctx: Ctx, caller: Caller) -> None:
 
 
 def _view(silence: Silence) -> SilenceOut:
-    return SilenceOut(
-        id=silence.id,
-        rule=silence.rule,
-        key=silence.key,
-        reason=silence.reason,
-        created_by=silence.created_by,
-        created_at=silence.created_at,
-        expires_at=silence.expires_at,
-        ended_at=silence.ended_at,
-        ended_by=silence.ended_by,
-    )
+    return SilenceOut.model_validate(asdict(silence))
