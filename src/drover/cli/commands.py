@@ -86,6 +86,7 @@ def server(
     bus: BusOptions | None = None,
     log_format: str = "text",
     drain_grace: float = 5.0,
+    canary_every: float = 300.0,
 ) -> None:
     level = options.log_level(level)
     host, port = options.listen_address(listen)
@@ -118,6 +119,7 @@ def server(
         bus_authority=bus.authority,
         enrollment=EnrollmentSettings(agent_nats_urls=bus.agent_urls),
         drain_grace=drain_grace,
+        canary_every=canary_every,
     )
     drover_logging.configure(level, log_format)
     try:

@@ -179,6 +179,15 @@ def server(
             "balancer to take it out (0: none in front)",
         ),
     ] = 5.0,
+    canary_every: Annotated[
+        float,
+        typer.Option(
+            envvar="DROVER_CANARY_EVERY",
+            min=0,
+            max=86400,
+            help="seconds between canary pings through the whole action path (0: none)",
+        ),
+    ] = 300.0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
     log_format: Annotated[
         LogFormat, typer.Option(help="text, or json for log collectors")
@@ -264,6 +273,7 @@ def server(
         bus,
         log_format.value,
         drain_grace,
+        canary_every,
     )
 
 

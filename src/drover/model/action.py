@@ -16,6 +16,13 @@ class ActionKind(StrEnum):
     PING = "ping"
 
 
+# What a host result says when the server marked it `expired` for want of an answer: the host
+# may have been down, or the path lost the request or its answer; no cause is known.
+NO_ANSWER = "no answer from the host by the deadline"  # the expiry sweep (store/actions.py)
+SENT_NO_ANSWER = "sent, but no answer by its deadline"  # a rollout's batch (model/rollout.py)
+UNANSWERED = (NO_ANSWER, SENT_NO_ANSWER)
+
+
 class HostOutcome(StrEnum):
     """The state of one action on one host."""
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from drover.model.action import HostOutcome
+from drover.model.action import SENT_NO_ANSWER, HostOutcome
 from drover.model.status import ServiceStatus, TargetStatus, has_drift
 from drover.model.strategy import Strategy
 
@@ -175,7 +175,7 @@ def decide(
     if halt := _halt(rollout, view, now):
         return halt
     if overdue := tuple(h for h in view.running if now >= view.expiry(h)):
-        return Expire(overdue, "sent, but no answer by its deadline")
+        return Expire(overdue, SENT_NO_ANSWER)
     if rollout.state in HALTED or not view.unsent:
         return Wait(view.first_expiry(), f"{rollout.state}: {view.waiting_for_running()}")
     return _advance(rollout, view, health, now)

@@ -93,6 +93,37 @@ class Metrics:
             buckets=ACTION_BUCKETS,
             registry=registry,
         )
+        # Service level indicators (server): the action API's answers, the canary's runs.
+        self.action_api = Counter(
+            "drover_sli_action_api_requests",
+            "Requests to the action API (/api/v1/actions…), by result: ok (any answer but a "
+            "5xx), error (a 5xx, or no answer). Availability: ok / all.",
+            ["result"],
+            registry=registry,
+        )
+        self.host_results = Counter(
+            "drover_sli_host_results",
+            "Host results of finished actions, by result: completed (succeeded), identified (ended "
+            "otherwise with a known cause: failed, refused, interrupted, cancelled, skipped, or "
+            "expired as the agent saw it), unexplained (expired with no answer from the host). "
+            "Reliability: (completed + identified) / all.",
+            ["result"],
+            registry=registry,
+        )
+        self.canary_runs = Counter(
+            "drover_canary_runs",
+            "Canary pings through the whole action path, by outcome: ok, failed (ended "
+            "otherwise, its cause recorded), lost (not final by its deadline). "
+            "Reliability: (ok + failed) / all.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.canary_seconds = Histogram(
+            "drover_canary_duration_seconds",
+            "A canary ping from its submission to its final outcome.",
+            buckets=ACTION_BUCKETS,
+            registry=registry,
+        )
         self.bus_connected: Callable[[], bool] = lambda: False
         # The process's event loop: its tasks are counted, also from the agent's scrape thread.
         self.loop: asyncio.AbstractEventLoop | None = None

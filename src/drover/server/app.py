@@ -33,6 +33,7 @@ from drover.server.api.app import create_app
 from drover.server.approvals import Approvals
 from drover.server.auth.service import Access, build_access
 from drover.server.auth.settings import AuthSettings
+from drover.server.canary import Canary
 from drover.server.configsync import ConfigFailure, ConfigSync
 from drover.server.context import ServerContext
 from drover.server.desired import DesiredPublisher
@@ -68,6 +69,7 @@ class ServerSettings:
     answer_grace: timedelta = DEFAULT_ANSWER_GRACE
     output_limit: int = DEFAULT_OUTPUT_LIMIT  # bytes of a command's output kept per host
     alert_every: float = 15.0  # seconds between rounds of the alert rules (server/alerts)
+    canary_every: float = 300.0  # seconds between canary pings (server/canary.py); 0: none
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     bus: BusSettings = field(default_factory=lambda: BusSettings(name="drover-server"))
@@ -116,6 +118,7 @@ class Server:
             self._config_rejected,
         )
         self.http: HttpServer | None = None
+        self.canary: Canary | None = None  # set once it runs
         self._audit: AuditLog | None = None
         self.access: Access | None = None  # once running: users and tokens, e.g. to bootstrap
         self.enrollment: Enrollment | None = None  # once running: hosts' bus credentials
@@ -191,6 +194,15 @@ class Server:
         )
         approvals = Approvals(approval_store, store, audit, self.clock, orchestrator.wake)
         silences = SilenceStore(engine)
+        canary = self.canary = Canary(
+            orchestrator,
+            store,
+            self.fleet,
+            lambda: self.config.active,
+            self.clock,
+            self.metrics,
+            self.settings.canary_every,
+        )
         alerter = Alerter(
             lambda: self.config.active,
             self.fleet,
@@ -251,6 +263,7 @@ class Server:
                         ("server.lifecycle", self._sweep_lifecycle),
                         ("server.account", enrollment.keep_account_current),
                         ("server.alerts", partial(self.lease.while_held, alerter.run)),
+                        ("server.canary", partial(self.lease.while_held, canary.run)),
                     )
                 ]
             )

@@ -51,7 +51,7 @@ from drover.bus.messages import (
 from drover.bus.trust import signing
 from drover.bus.trust.keys import KeyPair
 from drover.config.schema import FleetConfig
-from drover.model.action import ActionKind, HostOutcome
+from drover.model.action import UNANSWERED, ActionKind, HostOutcome
 from drover.model.approval import Approval, Subject, applicable, kind_label, open_request
 from drover.model.command import CommandInvocation, ParamError, invoke
 from drover.model.rollout import (
@@ -76,7 +76,13 @@ from drover.ops.logging import CORRELATION, correlated
 from drover.server.errors import Conflict, NotFound, Unprocessable, no_active_config
 from drover.server.fleet import FleetView
 from drover.server.targeting import Target, resolve
-from drover.store.actions import AbortSend, Action, ActionStore, CancelChange, HostResult
+from drover.store.actions import (
+    AbortSend,
+    Action,
+    ActionStore,
+    CancelChange,
+    HostResult,
+)
 from drover.store.actions import Dispatch as Send
 from drover.store.approvals import ApprovalStore
 from drover.store.audit import AuditEntry, AuditLog
@@ -475,6 +481,8 @@ class Orchestrator:
                         self._bus.metrics.actions.labels(action.kind.value, final.value).observe(
                             (now - began).total_seconds()
                         )
+                        for host in action.hosts:
+                            self._bus.metrics.host_results.labels(_how_it_ended(host)).inc()
                     return None
             reloaded = await self._store.get(action.id)
             assert reloaded is not None
@@ -784,6 +792,15 @@ def _log_late(result: ActionResult) -> None:
             result.host,
             result.outcome,
         )
+
+
+def _how_it_ended(result: HostResult) -> str:
+    """A final host result, for the reliability indicator (ops/metrics.py)."""
+    if result.outcome is HostOutcome.SUCCEEDED:
+        return "completed"
+    if result.outcome is HostOutcome.EXPIRED and result.output in UNANSWERED:
+        return "unexplained"
+    return "identified"
 
 
 def _check_command_fields(

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from drover.model.action import ActionKind, ActionState, HostOutcome, action_state
+from drover.model.action import NO_ANSWER, ActionKind, ActionState, HostOutcome, action_state
 from drover.model.approval import Approval
 from drover.model.command import CommandInvocation
 from drover.model.rollout import CancelRequest, RolloutState
@@ -454,7 +454,7 @@ class ActionStore:
                 )
                 .values(
                     outcome=HostOutcome.EXPIRED.value,
-                    output="no answer from the host by the deadline",
+                    output=NO_ANSWER,
                     finished_at=now,
                     updated_at=now,
                 )

@@ -66,11 +66,17 @@ def create_app(ctx: ServerContext) -> FastAPI:
         correlation = given if _CORRELATION.fullmatch(given) else uuid.uuid4().hex
         source = request.client.host if request.client else ""
         token = ORIGIN.set(Origin(source, correlation))
+        # The action API's availability (an SLI): a 5xx, or no answer at all, counts against.
+        measured = request.url.path.startswith("/api/v1/actions")
+        answered = False
         try:
             with correlated(correlation):
                 response = await call_next(request)
+            answered = response.status_code < 500
         finally:
             ORIGIN.reset(token)
+            if measured:
+                ctx.metrics.action_api.labels("ok" if answered else "error").inc()
         response.headers[REQUEST_ID] = correlation
         if ctx.draining.is_set():
             # A kept-alive connection would hold its client to this server until it is gone:

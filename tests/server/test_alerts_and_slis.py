@@ -1,5 +1,6 @@
 """What the alert conditions find in given facts: the action failure rate and its floor, and
-stalls the server's consumers counted (ops/metrics.py) within a rule's window."""
+stalls the server's consumers counted (ops/metrics.py) within a rule's window; and how each
+final host result counts for the reliability indicator."""
 
 from __future__ import annotations
 
@@ -54,3 +55,22 @@ def test_a_stall_counted_by_a_consumer_is_an_alert_for_the_rules_window() -> Non
     assert found("s", rule, later) == []  # past its window
     alerter._count_stalls(NOW + timedelta(minutes=1))
     assert alerter._stalled == stalled
+
+
+def test_each_final_host_result_counts_once_for_the_reliability_indicator() -> None:
+    from drover.model.action import NO_ANSWER, SENT_NO_ANSWER, HostOutcome
+    from drover.server.orchestrator import _how_it_ended
+    from drover.store.actions import HostResult
+
+    def result(outcome: HostOutcome, output: str = "") -> HostResult:
+        return HostResult("h1", outcome, None, None, None, None, output)
+
+    assert _how_it_ended(result(HostOutcome.SUCCEEDED)) == "completed"
+    for known in (HostOutcome.FAILED, HostOutcome.INTERRUPTED, HostOutcome.CANCELLED):
+        assert _how_it_ended(result(known, "exit 3")) == "identified"
+    # Expired as the agent saw it (it says so), or with no answer at all.
+    assert _how_it_ended(result(HostOutcome.EXPIRED, "deadline passed before it started")) == (
+        "identified"
+    )
+    assert _how_it_ended(result(HostOutcome.EXPIRED, NO_ANSWER)) == "unexplained"
+    assert _how_it_ended(result(HostOutcome.EXPIRED, SENT_NO_ANSWER)) == "unexplained"
