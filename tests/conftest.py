@@ -12,6 +12,8 @@ import pytest
 
 from drover.bus.embedded import BusSecurity, EmbeddedNats
 from tests.postgres import PostgresCluster, start_or_skip
+from tests.sshd import Sshd
+from tests.sshd import start_or_skip as start_sshd_or_skip
 
 # A service that proves each real start independently of drover: it appends a line to its
 # journal (fsynced) every time it starts, then idles until it is stopped.
@@ -96,3 +98,13 @@ async def eventually(
             return
         await asyncio.sleep(interval)
     pytest.fail(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """A real OpenSSH sshd (tests/sshd.py) on a free loopback port, stopped at the end."""
+    server = start_sshd_or_skip(tmp_path / "sshd")
+    try:
+        yield server
+    finally:
+        server.stop()

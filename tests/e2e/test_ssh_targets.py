@@ -7,7 +7,7 @@ run on it — secrets masked, a timeout ending the remote process — under its 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from drover.bus.trust.jwt import decode as decode_jwt
 from tests.conftest import eventually
 from tests.e2e.test_actions import run_action
 from tests.harness import Fleet, fleet_of
-from tests.sshd import Sshd, start_or_skip
+from tests.sshd import Sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -69,15 +69,6 @@ def config(tmp: Path, sshd: Sshd) -> dict[str, str]:
             """
         ),
     }
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    server = start_or_skip(tmp_path / "sshd")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -1,23 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from drover.agent.ssh.connections import SshPool
-from tests.sshd import Sshd, start_or_skip
-
-pytestmark = pytest.mark.ssh
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    server = start_or_skip(tmp_path / "sshd")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
