@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,22 @@ from drover.bus.connection import BusSettings
 from drover.bus.embedded import EmbeddedNats
 from drover.cli.dev import enroll_local_agent
 from drover.model.access import Grant, Role
-from drover.ops.clock import Clock
+from drover.ops.clock import Clock, SystemClock
 from drover.server.app import Server, ServerSettings
 from drover.server.auth.settings import AuthSettings
 from tests.busauth import enroll_directly
+
+
+class ShiftedClock(SystemClock):
+    """The system's time plus `offset`: moved forward, it lets a short wait stand for a long
+    one wherever drover reads the time (deadlines, heartbeats, host lifecycle, schedules).
+    nats-server's own timers (ack waits, pings, the duplicate window) run on real time."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
 
 
 @dataclass
@@ -101,6 +113,7 @@ class Fleet:
             bus_authority=self._authority_dir,
             alert_every=0.5,
             canary_every=0,  # tests that count actions must not meet a canary's; see test_canary
+            schedule_tick=0.3,
         )
 
     async def start_peer(

@@ -271,6 +271,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ),
     ("GET", "/api/v1/alerts"): Row(unscoped(R), "/api/v1/alerts"),
     ("GET", "/api/v1/silences"): Row(unscoped(R), "/api/v1/silences"),
+    ("GET", "/api/v1/schedules"): Row(unscoped(R), "/api/v1/schedules"),
     ("POST", "/api/v1/silences"): Row(
         unscoped(AD),
         "/api/v1/silences",

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ import pytest
 from drover.bus.embedded import BusSecurity, EmbeddedNats
 from drover.bus.trust.outposts import make_bundle
 from drover.bus.trust.pki import ensure_server_certificate
-from drover.ops.clock import SystemClock
 from drover.outpost.app import Outpost, OutpostSettings
 from tests.chaos.proxy import Proxy
 
@@ -26,18 +24,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.outpost)
-
-
-class ShiftedClock(SystemClock):
-    """The system's time plus `offset`: moved forward, it lets a short cut stand for a long
-    one wherever drover reads the time (deadlines, heartbeats, host lifecycle). nats-server's
-    own timers (ack waits, pings, the duplicate window) run on real time."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def now(self) -> datetime:
-        return super().now() + self.offset
 
 
 @pytest.fixture

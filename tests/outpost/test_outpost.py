@@ -46,8 +46,8 @@ from drover.sim.provider import SimulatedProvider
 from tests.busauth import superuser_client
 from tests.chaos.conftest import cycles, executions, journaled_command, report
 from tests.conftest import eventually
-from tests.harness import Fleet, fleet_of
-from tests.outpost.conftest import ShiftedClock, Site, site_of
+from tests.harness import Fleet, ShiftedClock, fleet_of
+from tests.outpost.conftest import Site, site_of
 from tests.reports import events_stored
 
 HOSTS = ("far-1", "far-2")

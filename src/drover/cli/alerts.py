@@ -1,4 +1,5 @@
-"""Alerts from the command line: what holds now, and silences (through the API)."""
+"""Alerts and schedules from the command line: what holds now, silences, and when each
+schedule is next due with what came of its recent runs (through the API)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,27 @@ def silences(server_url: str, everything: bool, as_json: bool) -> None:
 def unsilence(server_url: str, silence_id: str) -> None:
     ApiClient(server_url).delete(f"/api/v1/silences/{silence_id}")
     print(f"silence {silence_id} ended")
+
+
+def schedules(server_url: str, as_json: bool) -> None:
+    found = ApiClient(server_url).get("/api/v1/schedules")
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    rows = []
+    for s in found:
+        last = s["runs"][0] if s["runs"] else None
+        said = f"{last['state']} ({last['due_at']})" if last else "-"
+        missed = sum(1 for run in s["runs"] if run["state"] == "missed")
+        rows.append(
+            [
+                s["name"],
+                f"{s['cron']} {s['timezone']}",
+                f"{s['kind']} {s['application']}",
+                s["next_due"],
+                said,
+                str(missed),
+            ]
+        )
+    columns = ["schedule", "cron", "action", "next due", "last run", "missed (recent)"]
+    render.console().print(render.titled_table("schedules", columns, rows))

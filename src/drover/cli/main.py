@@ -600,6 +600,12 @@ def alerts_unsilence(
     alerts.unsilence(server, silence_id)
 
 
+@app.command("schedules")
+def schedules_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """The config's schedules: when each is next due, and its recent runs (missed ones too)."""
+    alerts.schedules(server, as_json)
+
+
 @bus_app.command("init")
 def bus_init(
     dir: Annotated[Path, typer.Option("--dir", help="where to keep the keys")] = Path(

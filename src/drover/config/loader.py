@@ -30,7 +30,7 @@ from drover.model.names import is_name
 Position = tuple[int, int]  # 0-based line and column, as ruamel stores them
 LocItem = str | int
 
-_SECTIONS = ("applications", "hosts", "groups", "access", "alerts", "channels")
+_SECTIONS = ("applications", "hosts", "groups", "access", "alerts", "channels", "schedules")
 # Parsing and validation recurse with every level; a file nested deeper than Python's stack
 # allows is a mistake in that file, not a crash of whoever reads it.
 _TOO_DEEP = "nesting too deep: lists and mappings nested more levels than can be read"
@@ -102,6 +102,7 @@ def load_files(files: Mapping[str, bytes], revision: str) -> FleetConfig:
     if not problems:
         problems.extend(_unreachable_targets(parsed))
         problems.extend(_unknown_channels(parsed))
+        problems.extend(_unknown_applications(parsed))
     if problems:
         raise ConfigError(problems)
     config = _merge(models, revision, dict(_rule_locations(parsed)))
@@ -325,6 +326,18 @@ def _unknown_channels(files: Sequence[_File]) -> Iterator[ConfigProblem]:
                     yield _at(file.path, (line, column), message)
 
 
+def _unknown_applications(files: Sequence[_File]) -> Iterator[ConfigProblem]:
+    """Every application a schedule names is defined in some file."""
+    defined = {name for file in files for name in _section(file, "applications")}
+    for file in files:
+        for name, spec in _section(file, "schedules").items():
+            if not isinstance(spec, CommentedMap) or spec.get("application") in defined:
+                continue
+            line, column = (_entry(spec, "application") or [0, 0, 0, 0])[2:4]
+            message = f"schedules.{name}.application: unknown application {spec['application']!r}"
+            yield _at(file.path, (line, column), message)
+
+
 def _group_references(file: _File) -> Iterator[tuple[str, CommentedSeq, int]]:
     """Every place that names a group: an application's `groups`, and its rules'."""
     for app, spec in _section(file, "applications").items():
@@ -408,5 +421,6 @@ def _merge(
         access={group: binds for model in models for group, binds in model.access.items()},
         alerts={name: rule for model in models for name, rule in model.alerts.items()},
         channels={name: spec for model in models for name, spec in model.channels.items()},
+        schedules={name: spec for model in models for name, spec in model.schedules.items()},
         rule_locations=rule_locations,
     )

@@ -41,6 +41,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -56,6 +57,7 @@ from drover.model.approval import (
 )
 from drover.model.command import CommandSpec
 from drover.model.names import HostId, Name
+from drover.model.schedule import Window, cron_problem, zone_problem
 from drover.model.secret import EnvName, EnvValue, SecretOnly
 from drover.model.status import Policy, TargetStatus
 
@@ -324,6 +326,10 @@ class ApprovalRule(_Strict):
     from_groups: list[GroupOfPeople] = Field(
         default_factory=list, description="approvers must be in one of these; empty: anyone"
     )
+    preapproved: list[Window] = Field(
+        default_factory=list,
+        description="windows in which the actions of schedules need no approval under it",
+    )
     open_for: float = Field(
         default=DEFAULT_OPEN_FOR_S,
         ge=1,
@@ -341,6 +347,7 @@ class ApprovalRule(_Strict):
             required=self.required,
             from_groups=tuple(self.from_groups),
             open_for_s=self.open_for,
+            preapproved=tuple(self.preapproved),
         )
 
 
@@ -458,6 +465,48 @@ class AlertRule(_Strict):
 _CONDITION_OPTIONS = {"hosts", "applications", "above", "window", "min_actions", "stream"}
 
 
+class ScheduleSpec(_Strict):
+    """An action requested at the times `cron` says, in `timezone` (model/schedule.py).
+
+    A run found due more than `late` seconds after its time — drover was not running then —
+    is recorded missed and not run: only the latest one due may still run, if it is not late."""
+
+    cron: str
+    timezone: str = "UTC"
+    kind: ActionKind
+    application: Name
+    service: Name | None = None
+    hosts: list[HostId] = Field(default_factory=list, description="default: all it runs on")
+    groups: list[Name] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    command: Name | None = Field(default=None, description="kind command: which")
+    params: dict[str, str | int | bool] = Field(default_factory=dict)
+    deadline: float = Field(default=600.0, gt=0, le=24 * 3600, description="seconds")
+    late: float = Field(default=300.0, gt=0, le=24 * 3600, description="seconds")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if problem := cron_problem(value):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if problem := zone_problem(value):
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _command_fields(self) -> ScheduleSpec:
+        if self.kind is ActionKind.COMMAND and self.command is None:
+            raise ValueError("kind command needs 'command': which of the application's commands")
+        if self.kind is not ActionKind.COMMAND and (self.command or self.params):
+            raise ValueError("'command' and 'params' go with kind command only")
+        return self
+
+
 class ConfigFile(_Strict):
     """What one YAML file may contain."""
 
@@ -468,6 +517,7 @@ class ConfigFile(_Strict):
     access: dict[GroupName, list[AccessBinding]] = Field(default_factory=dict)
     alerts: dict[Name, AlertRule] = Field(default_factory=dict)
     channels: dict[Name, ChannelSpec] = Field(default_factory=dict)
+    schedules: dict[Name, ScheduleSpec] = Field(default_factory=dict)
 
 
 class FleetConfig(_Strict):
@@ -483,6 +533,7 @@ class FleetConfig(_Strict):
     access: dict[GroupName, list[AccessBinding]] = Field(default_factory=dict)
     alerts: dict[Name, AlertRule] = Field(default_factory=dict)
     channels: dict[Name, ChannelSpec] = Field(default_factory=dict)
+    schedules: dict[Name, ScheduleSpec] = Field(default_factory=dict)
     # Where each discovery rule is written, (file, line, column) by `rule_key`: a rule that
     # turns out to match nothing is reported at its place, long after loading.
     rule_locations: dict[str, tuple[str, int, int]] = Field(default_factory=dict)

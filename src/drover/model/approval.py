@@ -28,6 +28,8 @@ from fnmatch import fnmatchcase
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drover.model.schedule import Window
+
 EVERY: tuple[str, ...] = ("*",)
 DEFAULT_OPEN_FOR_S = 24 * 3600.0
 MAX_OPEN_FOR_S = 30 * 24 * 3600.0
@@ -64,6 +66,8 @@ class ApprovalPolicy(BaseModel):
         default=(), description="approvers must be in one of these; empty: any approver"
     )
     open_for_s: float = Field(default=DEFAULT_OPEN_FOR_S, gt=0, le=MAX_OPEN_FOR_S)
+    # When the actions of schedules need no approval under it (model/schedule.py).
+    preapproved: tuple[Window, ...] = ()
 
     def covers(self, subject: Subject) -> bool:
         return (

@@ -46,6 +46,7 @@ from drover.server.live import LiveEvents
 from drover.server.orchestrator import DEFAULT_ANSWER_GRACE, DEFAULT_OUTPUT_LIMIT, Orchestrator
 from drover.server.output_collector import OutputCollector
 from drover.server.overrides import Overrides
+from drover.server.scheduler import Scheduler
 from drover.store.actions import ActionStore
 from drover.store.approvals import ApprovalStore
 from drover.store.audit import AuditEntry, AuditLog
@@ -54,6 +55,7 @@ from drover.store.database import open_database
 from drover.store.enrollment import EnrollmentStore
 from drover.store.output import OutputStore
 from drover.store.overrides import OverrideStore
+from drover.store.schedules import ScheduleStore
 from drover.store.silences import SilenceStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class ServerSettings:
     output_limit: int = DEFAULT_OUTPUT_LIMIT  # bytes of a command's output kept per host
     alert_every: float = 15.0  # seconds between rounds of the alert rules (server/alerts)
     canary_every: float = 300.0  # seconds between canary pings (server/canary.py); 0: none
+    schedule_tick: float = 5.0  # seconds between looks at the schedules (server/scheduler.py)
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     bus: BusSettings = field(default_factory=lambda: BusSettings(name="drover-server"))
@@ -194,6 +197,14 @@ class Server:
         )
         approvals = Approvals(approval_store, store, audit, self.clock, orchestrator.wake)
         silences = SilenceStore(engine)
+        schedules = ScheduleStore(engine)
+        scheduler = Scheduler(
+            orchestrator,
+            schedules,
+            lambda: self.config.active,
+            self.clock,
+            self.settings.schedule_tick,
+        )
         canary = self.canary = Canary(
             orchestrator,
             store,
@@ -236,6 +247,7 @@ class Server:
             metrics=self.metrics,
             silences=silences,
             alerter=alerter,
+            schedules=schedules,
         )
         self.http = HttpServer(
             create_app(ctx), self.settings.listen_host, self.settings.listen_port
@@ -264,6 +276,7 @@ class Server:
                         ("server.account", enrollment.keep_account_current),
                         ("server.alerts", partial(self.lease.while_held, alerter.run)),
                         ("server.canary", partial(self.lease.while_held, canary.run)),
+                        ("server.schedules", partial(self.lease.while_held, scheduler.run)),
                     )
                 ]
             )

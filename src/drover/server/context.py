@@ -24,6 +24,7 @@ from drover.server.output_collector import OutputCollector
 from drover.server.overrides import Overrides
 from drover.store.actions import ActionStore
 from drover.store.audit import AuditLog
+from drover.store.schedules import ScheduleStore
 from drover.store.silences import SilenceStore
 
 
@@ -48,6 +49,7 @@ class ServerContext:
     desired: DesiredPublisher  # writes each host's desired state
     metrics: Metrics  # this process's, for /metrics
     silences: SilenceStore  # alerts held back (server/alerts)
+    schedules: ScheduleStore  # when each schedule was due, and what came of it
     alerter: Alerter | None = None  # sends alerts (runs while this server holds the lease)
     # Set when the server begins to stop: /healthz fails so balancers send new connections
     # elsewhere, and each answer closes its connection (server/app.py).

@@ -68,6 +68,7 @@ from drover.model.rollout import (
     decide,
     held_since,
 )
+from drover.model.schedule import SCHEDULE_PREFIX, in_any
 from drover.model.status import Convergence, ServiceStatus, TargetStatus
 from drover.model.strategy import Strategy, plan
 from drover.ops.cancels import bounded
@@ -309,6 +310,8 @@ class Orchestrator:
         environment = app.environment if app is not None else "default"
         subject = Subject(application, environment, kind)
         policies = applicable(config.approvals, subject)
+        if requested_by.startswith(SCHEDULE_PREFIX):  # a schedule's, inside a policy's window
+            policies = tuple(p for p in policies if not in_any(p.preapproved, now))
         return open_request(action_id, subject, policies, requested_by, now) if policies else None
 
     def wake(self) -> None:

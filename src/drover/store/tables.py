@@ -317,3 +317,15 @@ silences = Table(
     Column("ended_by", String(200)),
     Index("ix_silences_expires_at", "expires_at"),
 )
+
+
+schedule_runs = Table(
+    "schedule_runs",
+    metadata,
+    Column("schedule", String(64), primary_key=True),
+    Column("due_at", UTCDateTime, primary_key=True),
+    Column("state", String(16), nullable=False),  # ran, missed, refused
+    Column("action_id", String(64)),  # ran: the action it made
+    Column("note", Text, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)

@@ -26,6 +26,7 @@ from drover.server.api.output_routes import output
 from drover.server.api.overview_routes import overview
 from drover.server.api.people_routes import people
 from drover.server.api.routes import api, system
+from drover.server.api.schedule_routes import scheduling
 from drover.server.context import ServerContext
 from drover.server.errors import ServerError
 from drover.store.audit import ORIGIN, Origin
@@ -53,6 +54,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(events)
     app.include_router(enrollment)
     app.include_router(alerting)
+    app.include_router(scheduling)
     app.include_router(operations)
     mount_gui(app)
 
