@@ -41,7 +41,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
@@ -57,7 +56,7 @@ from drover.model.approval import (
 )
 from drover.model.command import CommandSpec
 from drover.model.names import HostId, Name
-from drover.model.schedule import Window, cron_problem, zone_problem
+from drover.model.schedule import Cron, TimeZone, Window
 from drover.model.secret import EnvName, EnvValue, SecretOnly
 from drover.model.status import Policy, TargetStatus
 
@@ -471,8 +470,8 @@ class ScheduleSpec(_Strict):
     A run found due more than `late` seconds after its time — drover was not running then —
     is recorded missed and not run: only the latest one due may still run, if it is not late."""
 
-    cron: str
-    timezone: str = "UTC"
+    cron: Cron
+    timezone: TimeZone = "UTC"
     kind: ActionKind
     application: Name
     service: Name | None = None
@@ -483,20 +482,6 @@ class ScheduleSpec(_Strict):
     params: dict[str, str | int | bool] = Field(default_factory=dict)
     deadline: float = Field(default=600.0, gt=0, le=24 * 3600, description="seconds")
     late: float = Field(default=300.0, gt=0, le=24 * 3600, description="seconds")
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if problem := cron_problem(value):
-            raise ValueError(problem)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        if problem := zone_problem(value):
-            raise ValueError(problem)
-        return value
 
     @model_validator(mode="after")
     def _command_fields(self) -> ScheduleSpec:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 SCHEDULE_PREFIX = "schedule:"  # what a scheduled action says requested it
 MAX_DUE = 1000  # due times looked at in one go (a schedule every minute, down for 16 h)
@@ -63,28 +64,30 @@ def next_due(expression: str, zone: str, after: datetime) -> datetime:
     return next_time
 
 
+def _cron(value: str) -> str:
+    if problem := cron_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+def _zone(value: str) -> str:
+    if problem := zone_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+TimeZone = Annotated[str, AfterValidator(_zone)]
+
+
 class Window(BaseModel):
     """A window that opens at each time `cron` says (in `timezone`) and stays open `duration`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    cron: str
+    cron: Cron
     duration: float = Field(gt=0, le=7 * 24 * 3600, description="seconds")
-    timezone: str = "UTC"
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if problem := cron_problem(value):
-            raise ValueError(problem)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        if problem := zone_problem(value):
-            raise ValueError(problem)
-        return value
+    timezone: TimeZone = "UTC"
 
     def holds(self, at: datetime) -> bool:
         """Whether `at` falls in a window: the latest opening at or before it, plus duration."""
