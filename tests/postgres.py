@@ -87,42 +87,30 @@ class PostgresCluster:
     def new_database(self) -> str:
         """A fresh, empty database of its own; its SQLAlchemy URL."""
         name = f"t{os.getpid()}_{next(_numbers)}"
-        _run(
-            [
-                str(self._bin / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                USER,
-                "-d",
-                "postgres",
-                "-c",
-                f"CREATE DATABASE {name}",
-            ]
-        )
+        _run([*self._client("psql", "postgres"), "-c", f"CREATE DATABASE {name}"])
         return self.url(name)
 
     def dump(self, url: str) -> bytes:
         """Everything the database of `url` holds, as pg_dump writes it (SQL)."""
+        database = url.rsplit("/", 1)[1]
         done = subprocess.run(
-            [
-                str(self._bin / "pg_dump"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                USER,
-                "-d",
-                url.rsplit("/", 1)[1],
-            ],
-            capture_output=True,
-            check=True,
-            timeout=60,
+            self._client("pg_dump", database), capture_output=True, check=True, timeout=60
         )
         return done.stdout
+
+    def _client(self, tool: str, database: str) -> list[str]:
+        """A client tool's argv, connected to `database` of this cluster."""
+        return [
+            str(self._bin / tool),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            USER,
+            "-d",
+            database,
+        ]
 
     @property
     def log(self) -> Path:
